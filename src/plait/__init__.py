@@ -1,0 +1,38 @@
+"""Plait: multimodal deep learning, from a table of text, images and audio to a model.
+
+    import plait
+    run = plait.train("my.yaml")
+    model = plait.load(run.model_dir)
+    model.predict(df)
+
+Names are imported lazily so `import plait` (and `plait --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "train": "plait.api",
+    "evaluate": "plait.api",
+    "predict": "plait.api",
+    "load": "plait.predictor",
+    "Predictor": "plait.predictor",
+    "PlaitConfig": "plait.config",
+    "run_demo": "plait.demo",
+    "PlaitError": "plait.errors",
+    "ConfigError": "plait.errors",
+    "DataError": "plait.errors",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'plait' has no attribute {name!r}")

@@ -1,0 +1,483 @@
+"""The one config schema of Plait.
+
+Every choice a user can make lives here, validated by pydantic, with each default in
+exactly one place. A config is loaded from YAML, resolved (relative paths made absolute),
+passed explicitly to the parts that need it and saved beside every run and model, so a run
+can be reproduced and a saved model rebuilt without the original file.
+
+Example (the smallest useful config)::
+
+    data:
+      train: data/train.csv
+      label: genre
+    modalities:
+      review: {kind: text, column: review_text}
+      poster: {kind: image, column: poster_path}
+    fusion: {method: gated}
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from plait.errors import ConfigError
+
+# ----------------------------------------------------------------------------- encoders
+
+ScratchTextEncoder = Literal["text_cnn", "text_gru", "text_transformer"]
+ScratchImageEncoder = Literal["image_cnn", "image_lenet"]
+ScratchAudioEncoder = Literal["audio_cnn", "audio_transformer", "audio_lenet"]
+EncoderType = Literal[
+    "text_cnn",
+    "text_gru",
+    "text_transformer",
+    "image_cnn",
+    "image_lenet",
+    "audio_cnn",
+    "audio_transformer",
+    "audio_lenet",
+    "huggingface",
+]
+
+
+class _Strict(BaseModel):
+    """Base for every config block: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EncoderConfig(_Strict):
+    """Which network turns one modality into features.
+
+    Args:
+        type: a from-scratch encoder (`text_cnn`, `text_gru`, `text_transformer`,
+            `image_cnn`, `image_lenet`, `audio_cnn`, `audio_lenet`, `audio_transformer`) or
+            `huggingface` for a pretrained model named by `model`.
+        model: Hugging Face hub name (`sentence-transformers/all-MiniLM-L6-v2`) or local
+            folder; only for `type: huggingface`.
+        dim: output width of a from-scratch encoder (pretrained ones keep their own).
+        layers: depth of a from-scratch encoder (conv blocks, GRU or Transformer layers).
+        heads: attention heads of a from-scratch Transformer.
+        dropout: dropout inside the encoder.
+        freeze: keep pretrained weights fixed (`unfreeze_last` layers excepted).
+        unfreeze_last: with `freeze: true`, train the last N transformer layers anyway.
+        pooling: how the sequence becomes one vector: `mean` (masked), `cls`, `max`,
+            or `auto` (the model's own pooler if it has one, else mean).
+    """
+
+    type: EncoderType
+    model: str | None = None
+    dim: int = Field(128, gt=0)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    freeze: bool = False
+    unfreeze_last: int = Field(0, ge=0)
+    pooling: Literal["auto", "mean", "cls", "max"] = "auto"
+
+    @model_validator(mode="after")
+    def _model_only_for_hub(self) -> EncoderConfig:
+        if self.type == "huggingface" and not self.model:
+            raise ValueError("encoder type 'huggingface' needs `model:` (hub name or local path)")
+        if self.type != "huggingface" and self.model:
+            raise ValueError(
+                f"`model: {self.model}` is only used with `type: huggingface`, not `{self.type}`"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- modalities
+
+
+class TextModality(_Strict):
+    """A text column. Scratch encoders use Plait's own vocabulary, hub encoders their tokenizer."""
+
+    kind: Literal["text"] = "text"
+    column: str
+    encoder: EncoderConfig = EncoderConfig(type="text_cnn")
+    max_length: int = Field(64, ge=1, description="tokens kept per text")
+    lowercase: bool = True
+    strip_html: bool = False
+    vocab_size: int = Field(20000, ge=16, description="scratch encoders: most frequent words kept")
+    min_freq: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _text_encoder(self) -> TextModality:
+        if self.encoder.type not in ("text_cnn", "text_gru", "text_transformer", "huggingface"):
+            raise ValueError(f"encoder `{self.encoder.type}` cannot encode text")
+        return self
+
+
+class ImageModality(_Strict):
+    """An image column of file paths (relative to the manifest) or, in a DataFrame, arrays."""
+
+    kind: Literal["image"] = "image"
+    column: str
+    encoder: EncoderConfig = EncoderConfig(type="image_cnn")
+    size: int = Field(64, ge=8, description="images are resized to size x size")
+    channels: Literal[1, 3] = 3
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    augment: bool = True
+    max_pixels: int = Field(
+        89_478_485, gt=0, description="decompression-bomb limit, as Pillow's default"
+    )
+
+    @model_validator(mode="after")
+    def _image_encoder(self) -> ImageModality:
+        if self.encoder.type not in ("image_cnn", "image_lenet", "huggingface"):
+            raise ValueError(f"encoder `{self.encoder.type}` cannot encode images")
+        return self
+
+
+class AudioModality(_Strict):
+    """An audio column of file paths; decoded with soundfile, mixed to mono, resampled."""
+
+    kind: Literal["audio"] = "audio"
+    column: str
+    encoder: EncoderConfig = EncoderConfig(type="audio_cnn")
+    sample_rate: int = Field(16000, gt=0)
+    duration: float = Field(2.0, gt=0, description="seconds; clips are padded or cropped")
+    n_mels: int = Field(64, ge=8)
+    n_fft: int = Field(512, ge=32)
+    hop_length: int = Field(160, ge=1)
+    spec_augment: bool = False
+    time_masks: int = Field(2, ge=0)
+    freq_masks: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _audio_encoder(self) -> AudioModality:
+        if self.encoder.type not in (
+            "audio_cnn",
+            "audio_lenet",
+            "audio_transformer",
+            "huggingface",
+        ):
+            raise ValueError(f"encoder `{self.encoder.type}` cannot encode audio")
+        return self
+
+
+ModalityConfig = Annotated[TextModality | ImageModality | AudioModality, Field(discriminator="kind")]
+
+# ------------------------------------------------------------------------------- fusion
+
+FusionMethod = Literal[
+    "concat", "sum", "gated", "attention", "cross_attention", "tensor", "low_rank", "late"
+]
+
+
+class FusionConfig(_Strict):
+    """How modalities are combined. One block for all methods; each reads what it needs.
+
+    Args:
+        method: `concat`, `sum`, `gated`, `attention`, `cross_attention`, `tensor`,
+            `low_rank` or `late`.
+        dim: width of the fused vector (and of each modality's projection).
+        dropout: dropout on the fused vector.
+        modality_dropout: training only: chance to hide each modality of a sample (never
+            all of them), so the model learns to cope when one is missing.
+        heads / layers: `cross_attention` depth and heads.
+        rank: `low_rank` factor rank.
+        tensor_dim: `tensor` / `low_rank` per-modality width before the outer product
+            (the tensor has (tensor_dim + 1) ** n_modalities entries).
+    """
+
+    method: FusionMethod = "concat"
+    dim: int = Field(128, gt=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    modality_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    heads: int = Field(4, ge=1)
+    layers: int = Field(1, ge=1)
+    rank: int = Field(4, ge=1)
+    tensor_dim: int = Field(16, ge=1)
+
+
+# --------------------------------------------------------------------------------- head
+
+
+class HeadConfig(_Strict):
+    """The task and its loss.
+
+    Args:
+        task: `classification` (one class per row), `multilabel` (any subset of labels;
+            the label column holds `a|b|c` or several label columns are given), or
+            `regression` (one or more numeric columns).
+        hidden: width of the MLP hidden layer; 0 for a single linear layer.
+        label_smoothing: classification only.
+        class_weights: `none`, `balanced` (inverse frequency in the training split).
+        loss: regression loss, `mse` or `huber`.
+    """
+
+    task: Literal["classification", "multilabel", "regression"] = "classification"
+    hidden: int = Field(128, ge=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weights: Literal["none", "balanced"] = "none"
+    loss: Literal["mse", "huber"] = "mse"
+    label_separator: str = "|"
+
+
+# --------------------------------------------------------------------------------- data
+
+
+class SplitConfig(_Strict):
+    """How validation and test rows are taken when no separate files are given.
+
+    `group` keeps every value of `data.group` in one split only (one speaker never in both
+    train and test); `stratified` keeps class proportions; `random` is plain shuffling.
+    """
+
+    method: Literal["random", "stratified", "group"] = "stratified"
+    valid: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+class DataConfig(_Strict):
+    """Where the rows are and what the columns mean.
+
+    `train` is required; with no `valid`/`test` file those splits are cut from it by
+    `split`. Paths inside a manifest are relative to the manifest's own folder.
+    """
+
+    train: str
+    valid: str | None = None
+    test: str | None = None
+    label: str | list[str]
+    id: str | None = None
+    group: str | None = None
+    split: SplitConfig = SplitConfig()
+    on_error: Literal["raise", "skip"] = "raise"
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class TrainingConfig(_Strict):
+    """Optimisation and the Lightning trainer.
+
+    `threads: 0` picks a measured default for this machine (see README, "CPU threads").
+    `strategy: ddp` with `devices: 2` runs two processes (gloo on CPU, NCCL on GPU).
+    """
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0, description="0 disables clipping")
+    accumulate: int = Field(1, ge=1)
+    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    early_stopping: int = Field(0, ge=0, description="patience in epochs; 0 disables")
+    monitor: str = "valid/loss"
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    threads: int = Field(0, ge=0)
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    devices: int | Literal["auto"] = 1
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    progress: bool = True
+    tensorboard: bool = True
+
+
+class EvaluationConfig(_Strict):
+    """What the report contains."""
+
+    report: bool = True
+    plots: bool = True
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+class PlaitConfig(_Strict):
+    """A whole run: data, one entry per modality, fusion, head, training, evaluation."""
+
+    name: str = "plait-run"
+    output_dir: str = "runs"
+    data: DataConfig
+    modalities: dict[str, ModalityConfig]
+    fusion: FusionConfig = FusionConfig()
+    head: HeadConfig = HeadConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> PlaitConfig:
+        if not self.modalities:
+            raise ValueError("`modalities` is empty: declare at least one text/image/audio column")
+        if self.head.task != "multilabel" and self.head.task != "regression":
+            if isinstance(self.data.label, list) and len(self.data.label) > 1:
+                raise ValueError(
+                    "several `data.label` columns need `head.task: multilabel` or `regression`"
+                )
+        if self.data.split.method == "group" and not self.data.group:
+            raise ValueError("`data.split.method: group` needs `data.group: <column>`")
+        return self
+
+    @property
+    def label_columns(self) -> list[str]:
+        return [self.data.label] if isinstance(self.data.label, str) else list(self.data.label)
+
+    # ------------------------------------------------------------------ YAML round trip
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> PlaitConfig:
+        """Load and validate a YAML file; `overrides` are `a.b.c=value` strings.
+
+        Relative data paths are resolved against the YAML file's folder, so a config works
+        from any working directory.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+        for item in overrides or []:
+            apply_override(raw, item)
+        config = cls.from_dict(raw, source=str(path))
+        return config.resolve_paths(path.parent)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> PlaitConfig:
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(explain_validation_error(exc, source)) from None
+
+    def resolve_paths(self, base: Path) -> PlaitConfig:
+        """Make data paths absolute against `base` (the config file's folder)."""
+        data = self.data.model_copy()
+        for key in ("train", "valid", "test"):
+            value = getattr(data, key)
+            if value and not Path(value).is_absolute():
+                setattr(data, key, str((base / value).resolve()))
+        out = Path(self.output_dir)
+        output_dir = str(out if out.is_absolute() else (base / out).resolve())
+        return self.model_copy(update={"data": data, "output_dir": output_dir})
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        if path is not None:
+            from plait.utils.io import atomic_write_text
+
+            atomic_write_text(Path(path), text)
+        return text
+
+
+# ------------------------------------------------------------------------- error text
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one `training.lr=0.01` style override to a raw config mapping (YAML-typed)."""
+    if "=" not in item:
+        raise ConfigError(f"override `{item}` must look like key.path=value")
+    key, value = item.split("=", 1)
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override `{item}`: `{part}` is not a section")
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def _model_of(annotation: Any) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is dict and len(args) == 2:
+        return _DictOf(args[1])
+    for arg in args:
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+class _DictOf:
+    """Marker: the next location part is a free dict key (a modality name)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.model_fields: dict[str, Any] = {}
+
+
+def explain_validation_error(exc: ValidationError, source: str) -> str:
+    """Turn pydantic's errors into lines that name the key and suggest a fix."""
+    lines = [f"{source}: {exc.error_count()} problem(s) in the config"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = _display_loc(loc)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            valid = _valid_keys(loc)
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            listing = f" Valid keys here: {', '.join(sorted(valid))}." if valid else ""
+            lines.append(f"  - unknown key `{key}`.{hint}{listing}")
+            continue
+        if err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            options = [o.strip().strip("'") for o in str(expected).replace(" or ", ",").split(",")]
+            got = str(err.get("input"))
+            close = difflib.get_close_matches(got, options, n=1, cutoff=0.5)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            lines.append(f"  - `{key}`: `{got}` is not one of {expected}.{hint}")
+            continue
+        if err["type"] == "missing":
+            lines.append(f"  - `{key}` is required but missing")
+            continue
+        got = err.get("input")
+        shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+        lines.append(f"  - `{key}`: {message}{shown}")
+    return "\n".join(lines)
+
+
+def _display_loc(loc: tuple[Any, ...]) -> str:
+    """`modalities.review.text.column` -> `modalities.review.column` (drop the union tag)."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 2 and parts[0] == "modalities" and parts[2] in _KINDS:
+        del parts[2]
+    return ".".join(parts)
+
+
+_KINDS = {"text": TextModality, "image": ImageModality, "audio": AudioModality}
+
+
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the block that holds `loc[-1]`, for 'did you mean' hints."""
+    model: Any = PlaitConfig
+    parts = list(loc[:-1])
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        fields = getattr(model, "model_fields", {})
+        if isinstance(model, _DictOf):
+            # skip the dict key (modality name); the value may be a tagged union
+            model = model.value
+            i += 1
+            if i < len(parts) and parts[i] in ("text", "image", "audio"):
+                model = _KINDS[parts[i]]
+                i += 1
+            continue
+        if part in fields:
+            model = _model_of(fields[part].annotation)
+        else:
+            return []
+        i += 1
+    fields = getattr(model, "model_fields", None)
+    return list(fields) if fields else []

@@ -1,0 +1,244 @@
+"""Audio: decoding with soundfile, mono mixdown, resampling, log-mel features, SpecAugment.
+
+No torchaudio: the mel filterbank is built here (HTK mel scale, mel = 2595 log10(1 + f/700),
+triangular filters of unit peak between 0 Hz and Nyquist) and the spectrogram comes from
+`torch.stft`. Pretrained encoders use their own Hugging Face feature extractor instead.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import Tensor
+
+from plait.config import AudioModality
+from plait.data.processor import Processor, resolve_path
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode a file to float32 mono at `sample_rate`: [samples].
+
+    Raises:
+        ValueError: missing file, undecodable content or a file with 0 frames.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"audio file not found: {path}")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # [frames, channels]
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"cannot decode audio file {path}: {exc}") from None
+    if data.shape[0] == 0:
+        raise ValueError(f"audio file {path} is empty (0 frames)")
+    return resample(data.mean(axis=1), rate, sample_rate)
+
+
+def check_audio(path: str | Path) -> None:
+    """Cheap up-front validation: the header parses, frames > 0, the first block decodes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"audio file not found: {path}")
+    try:
+        info = sf.info(str(path))
+        if info.frames == 0:
+            raise ValueError(f"audio file {path} is empty (0 frames)")
+        with sf.SoundFile(str(path)) as handle:
+            block = handle.read(min(info.frames, 4096), dtype="float32")
+    except ValueError:
+        raise
+    except (sf.SoundFileError, RuntimeError, TypeError) as exc:
+        raise ValueError(f"cannot decode audio file {path}: {exc}") from None
+    if len(block) == 0:
+        raise ValueError(f"audio file {path} is empty (0 frames)")
+
+
+def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """[samples] at `orig_rate` -> [samples'] float32 at `target_rate` (polyphase if scipy)."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if orig_rate == target_rate or len(wave) == 0:
+        return wave
+    try:
+        from scipy.signal import resample_poly
+    except ImportError:  # linear interpolation keeps Plait working without scipy
+        n_out = max(1, round(len(wave) * target_rate / orig_rate))
+        times = np.arange(n_out) * (orig_rate / target_rate)
+        return np.interp(times, np.arange(len(wave)), wave).astype(np.float32)
+    g = math.gcd(int(orig_rate), int(target_rate))
+    return resample_poly(wave, target_rate // g, orig_rate // g).astype(np.float32)
+
+
+# ------------------------------------------------------------------------ log-mel
+
+
+def hz_to_mel(hz: Any) -> Any:
+    """HTK mel scale."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: Any) -> Any:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_frequencies(n_mels: int, sample_rate: int) -> np.ndarray:
+    """Centre frequency (Hz) of each of the `n_mels` filters: [n_mels]."""
+    points = mel_to_hz(np.linspace(0.0, hz_to_mel(sample_rate / 2), n_mels + 2))
+    return points[1:-1]
+
+
+@lru_cache(maxsize=16)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> Tensor:
+    """Triangular filters: [n_mels, n_fft // 2 + 1], each peaking at 1 at its centre."""
+    bins = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)  # [F] Hz of each FFT bin
+    points = mel_to_hz(np.linspace(0.0, hz_to_mel(sample_rate / 2), n_mels + 2))
+    lower, centre, upper = points[:-2, None], points[1:-1, None], points[2:, None]
+    rising = (bins[None, :] - lower) / np.maximum(centre - lower, 1e-10)
+    falling = (upper - bins[None, :]) / np.maximum(upper - centre, 1e-10)
+    weights = np.clip(np.minimum(rising, falling), 0.0, None)
+    return torch.from_numpy(weights.astype(np.float32))
+
+
+def log_mel(wave: Tensor, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> Tensor:
+    """[samples] -> log(mel power + 1e-6): [n_mels, frames], frames = samples // hop + 1."""
+    window = torch.hann_window(n_fft, device=wave.device)
+    spec = torch.stft(
+        wave.float(),
+        n_fft=n_fft,
+        hop_length=hop_length,
+        window=window,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )  # [F, frames]
+    power = spec.abs().pow(2)
+    mel = mel_filterbank(sample_rate, n_fft, n_mels).to(wave.device) @ power  # [n_mels, frames]
+    return torch.log(mel + 1e-6)
+
+
+def spec_augment(
+    features: Tensor, time_masks: int, freq_masks: int, generator: torch.Generator
+) -> Tensor:
+    """Zero random bands (each up to ~10% of its axis) of [n_mels, frames] features."""
+    out = features.clone()
+    for axis, count in ((1, time_masks), (0, freq_masks)):
+        length = out.shape[axis]
+        max_width = max(1, int(0.1 * length))
+        for _ in range(count):
+            width = int(torch.randint(0, max_width + 1, (), generator=generator))
+            start = int(torch.randint(0, max(1, length - width + 1), (), generator=generator))
+            if axis == 1:
+                out[:, start : start + width] = 0.0
+            else:
+                out[start : start + width, :] = 0.0
+    return out
+
+
+# ----------------------------------------------------------------------- processor
+
+
+class AudioProcessor(Processor):
+    """Audio cell -> features.
+
+    Scratch encoders: {"features": [1, n_mels, frames]}, log-mel normalised per utterance,
+    SpecAugment in training when `config.spec_augment`. Hub encoders: the feature
+    extractor's own keys at its own sampling rate (`input_values` [+ `attention_mask`] for
+    wav2vec2/HuBERT, `input_values` for AST, `input_features` for Whisper).
+    Clips are cropped to `config.duration` (random window in training, centre in eval);
+    scratch clips are also zero-padded to it, hub clips are padded by the collate.
+    """
+
+    kind = "audio"
+
+    def __init__(self, config: AudioModality, hub_model: str | None = None) -> None:
+        super().__init__(config, hub_model)
+        self.extractor: Any = None
+        self.sample_rate = config.sample_rate
+        if hub_model:
+            from transformers import AutoFeatureExtractor
+
+            self.extractor = AutoFeatureExtractor.from_pretrained(hub_model)
+            self.sample_rate = int(getattr(self.extractor, "sampling_rate", config.sample_rate))
+        self._placeholder: dict[str, Tensor] | None = None
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per clip after cropping/padding."""
+        return max(1, round(self.config.duration * self.sample_rate))
+
+    @property
+    def num_frames(self) -> int:
+        """Frames of the scratch log-mel features."""
+        return self.num_samples // self.config.hop_length + 1
+
+    # --------------------------------------------------------------------- per sample
+    def load(self, value: Any, base_dir: Path) -> np.ndarray:
+        if isinstance(value, np.ndarray | list | Tensor):
+            wave = np.asarray(value, dtype=np.float32)
+            if wave.ndim == 2:  # [channels, samples] or [samples, channels]
+                wave = wave.mean(axis=int(np.argmin(wave.shape)))
+            if wave.ndim != 1 or wave.size == 0:
+                raise ValueError(f"audio array must be a non-empty waveform, got {wave.shape}")
+            if not np.isfinite(wave).all():
+                raise ValueError("audio array contains NaN or infinite values")
+            return resample(wave, self.config.sample_rate, self.sample_rate)
+        return load_audio(resolve_path(value, base_dir), self.sample_rate)
+
+    def check(self, value: Any, base_dir: Path) -> None:
+        if isinstance(value, np.ndarray | list | Tensor):
+            self.load(value, base_dir)
+        else:
+            check_audio(resolve_path(value, base_dir))
+
+    def crop(self, wave: np.ndarray, train: bool, generator: torch.Generator) -> np.ndarray:
+        """Crop to `num_samples` (random offset in training, centre otherwise)."""
+        excess = len(wave) - self.num_samples
+        if excess <= 0:
+            return wave
+        if train:
+            start = int(torch.randint(0, excess + 1, (), generator=generator))
+        else:
+            start = excess // 2
+        return wave[start : start + self.num_samples]
+
+    def transform(
+        self, raw: np.ndarray, train: bool, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        wave = self.crop(raw, train, generator)
+        if self.extractor is not None:
+            return self._hub_features(wave)
+        padded = np.zeros(self.num_samples, dtype=np.float32)
+        padded[: len(wave)] = wave
+        cfg = self.config
+        mel = log_mel(
+            torch.from_numpy(padded), self.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels
+        )
+        mel = (mel - mel.mean()) / (mel.std() + 1e-5)  # [n_mels, frames]
+        if train and cfg.spec_augment:
+            mel = spec_augment(mel, cfg.time_masks, cfg.freq_masks, generator)
+        return {"features": mel.unsqueeze(0)}  # [1, n_mels, frames]
+
+    def _hub_features(self, wave: np.ndarray) -> dict[str, Tensor]:
+        minimum = min(self.num_samples, self.sample_rate // 10)  # conv front-ends need ~25 ms
+        if len(wave) < minimum:
+            wave = np.pad(wave, (0, minimum - len(wave)))
+        kwargs: dict[str, Any] = {"sampling_rate": self.sample_rate, "return_tensors": "pt"}
+        if getattr(self.extractor, "return_attention_mask", False):
+            kwargs["return_attention_mask"] = True
+        encoded = self.extractor(wave, **kwargs)
+        return {k: v[0] for k, v in encoded.items() if isinstance(v, Tensor)}
+
+    def placeholder(self) -> dict[str, Tensor]:
+        if self.extractor is None:
+            return {"features": torch.zeros(1, self.config.n_mels, self.num_frames)}
+        if self._placeholder is None:
+            silence = np.zeros(self.num_samples, dtype=np.float32)
+            self._placeholder = self._hub_features(silence)
+        return {k: v.clone() for k, v in self._placeholder.items()}
+
+    def _hub_object(self) -> Any:
+        return self.extractor

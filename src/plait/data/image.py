@@ -1,0 +1,241 @@
+"""Images: robust decoding with Pillow, resizing, normalising and seeded augmentation.
+
+Real-world image folders hold phone photos with EXIF rotation, palette and transparent PNGs,
+CMYK JPEGs, 16-bit scans and the odd broken or gigantic file. `load_image` turns all of them
+into plain RGB (or L) or a clear reason why not; `ImageProcessor` makes the tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+
+from plait.config import ImageModality
+from plait.data.processor import Processor, resolve_path
+
+_OPEN_LOCK = threading.Lock()
+_HIGH_DEPTH = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def load_image(path: str | Path, max_pixels: int, channels: int = 3) -> Image.Image:
+    """Decode an image file fully and return it upright as RGB (`channels=3`) or L (1).
+
+    Raises:
+        ValueError: missing file, not an image, truncated/corrupt data, or more than
+            `max_pixels` pixels (a decompression bomb, or a huge image: raise the limit).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _ImageError(f"image file not found: {path}")
+    try:
+        # Pillow warns between its own limit and twice it; we enforce `max_pixels` instead.
+        # catch_warnings is process-global, hence the lock (open only parses the header).
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened:
+            _check_pixels(opened.size, max_pixels, path)
+            opened.load()
+            image = ImageOps.exif_transpose(opened) or opened
+            image = to_mode(image, channels)
+            if image is opened:  # closing `opened` would invalidate its pixel data
+                image = image.copy()
+    except _ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise _ImageError(f"image {path} is too large for Pillow's safety limit: {exc}") from None
+    except Image.UnidentifiedImageError:
+        raise _ImageError(f"not a readable image file: {path}") from None
+    except (OSError, SyntaxError, EOFError, ValueError, IndexError) as exc:  # corrupt data
+        raise _ImageError(f"corrupt or truncated image {path}: {exc}") from None
+    return image
+
+
+class _ImageError(ValueError):
+    """A reason already phrased for the user (passed through unchanged)."""
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int, path: Any) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise _ImageError(
+            f"image {path} is {width}x{height} = {width * height} pixels, over the "
+            f"max_pixels limit of {max_pixels} (a decompression-bomb guard; raise "
+            f"`max_pixels` for this modality if the image is genuine)"
+        )
+
+
+def to_mode(image: Image.Image, channels: int = 3) -> Image.Image:
+    """Any Pillow mode -> RGB or L. Transparency is composited on white; 16-bit and float
+    images are scaled to 8 bits rather than clipped (Pillow's own convert would clip)."""
+    target = "RGB" if channels == 3 else "L"
+    if image.mode in _HIGH_DEPTH:
+        array = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":
+            scale = 255.0 if array.size and np.nanmax(array) <= 1.0 else 1.0
+        else:
+            peak = float(array.max()) if array.size else 0.0
+            scale = 1.0 / 257.0 if peak > 255 else 1.0
+        array = np.clip(np.nan_to_num(array * scale), 0, 255).astype(np.uint8)
+        image = Image.fromarray(array, mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image if image.mode == target else image.convert(target)
+
+
+def array_to_image(array: np.ndarray, channels: int = 3) -> Image.Image:
+    """An in-memory HxW or HxWxC array (uint8 0-255, or float in 0-1 or 0-255) -> image."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ValueError(f"image array must be HxW or HxWxC (C = 1, 3 or 4), got {array.shape}")
+    if array.dtype != np.uint8:
+        array = array.astype(np.float64)
+        if not np.isfinite(array).all():
+            raise ValueError("image array contains NaN or infinite values")
+        if array.size and array.max() <= 1.0:
+            array = array * 255.0
+        array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+    mode = "L" if array.ndim == 2 else ("RGB" if array.shape[-1] == 3 else "RGBA")
+    return to_mode(Image.fromarray(array, mode=mode), channels)
+
+
+class ImageProcessor(Processor):
+    """Image cell -> {"pixel_values": [C, size, size] float}, normalised by mean/std.
+
+    Scratch encoders use `config.size`, `config.mean`/`config.std` (default 0.5/0.5). A hub
+    encoder's own size and mean/std are read from its `AutoImageProcessor` (falling back to
+    the config when it cannot be loaded) and kept in the saved state.
+    Training-time augmentation (when `config.augment`): random resized crop (scale 0.8-1,
+    aspect 3/4-4/3), horizontal flip, brightness x U(0.9, 1.1) - all from the generator.
+    """
+
+    kind = "image"
+
+    def __init__(self, config: ImageModality, hub_model: str | None = None) -> None:
+        super().__init__(config, hub_model)
+        self.hub_processor: Any = None
+        self.channels = config.channels
+        self.size = config.size
+        default = [0.5] * self.channels
+        self.mean = list(config.mean or default)
+        self.std = list(config.std or default)
+        if hub_model:
+            self.channels = 3
+            self._read_hub(hub_model)
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            if len(self.mean) == 1 and len(self.std) == 1:
+                self.mean, self.std = self.mean * self.channels, self.std * self.channels
+            else:
+                raise ValueError(
+                    f"image column '{config.column}': mean/std need {self.channels} values"
+                )
+
+    def _read_hub(self, model: str) -> None:
+        try:
+            from transformers import AutoImageProcessor
+
+            self.hub_processor = AutoImageProcessor.from_pretrained(model)
+        except Exception as exc:  # offline, no image processor in the repo, ...
+            warnings.warn(
+                f"could not load the image processor of '{model}' ({exc}); using size "
+                f"{self.size} and mean/std from the config",
+                stacklevel=2,
+            )
+            if self.config.mean is None:
+                self.mean, self.std = [0.5] * 3, [0.5] * 3
+            return
+        hub = self.hub_processor
+        size = _hub_size(getattr(hub, "crop_size", None)) or _hub_size(getattr(hub, "size", None))
+        self.size = size or self.size
+        mean, std = getattr(hub, "image_mean", None), getattr(hub, "image_std", None)
+        if mean is not None and std is not None and getattr(hub, "do_normalize", True):
+            self.mean = [float(v) for v in np.broadcast_to(mean, (3,))]
+            self.std = [float(v) for v in np.broadcast_to(std, (3,))]
+
+    # --------------------------------------------------------------------- per sample
+    def load(self, value: Any, base_dir: Path) -> Image.Image:
+        if isinstance(value, np.ndarray):
+            return array_to_image(value, self.channels)
+        return load_image(resolve_path(value, base_dir), self.config.max_pixels, self.channels)
+
+    def transform(
+        self, raw: Image.Image, train: bool, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        size = (self.size, self.size)
+        brightness = 1.0
+        if train and self.config.augment:
+            box = _random_box(raw.size, generator)
+            image = raw.resize(size, Image.Resampling.BILINEAR, box=box)
+            if _uniform(generator) < 0.5:
+                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            brightness = 0.9 + 0.2 * _uniform(generator)
+        else:
+            image = raw.resize(size, Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.float32) / 255.0  # [H, W] or [H, W, C]
+        pixels = torch.from_numpy(array.copy()).reshape(self.size, self.size, self.channels)
+        pixels = (pixels.permute(2, 0, 1) * brightness).clamp_(0.0, 1.0)  # [C, H, W]
+        mean = torch.tensor(self.mean).view(-1, 1, 1)
+        std = torch.tensor(self.std).view(-1, 1, 1)
+        return {"pixel_values": (pixels - mean) / std}
+
+    def placeholder(self) -> dict[str, Tensor]:
+        return {"pixel_values": torch.zeros(self.channels, self.size, self.size)}
+
+    # ---------------------------------------------------------------- save / restore
+    def state_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "channels": self.channels, "mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.size = int(state.get("size", self.size))
+        self.channels = int(state.get("channels", self.channels))
+        self.mean = list(state.get("mean", self.mean))
+        self.std = list(state.get("std", self.std))
+
+    def _hub_object(self) -> Any:
+        return self.hub_processor
+
+
+def _hub_size(size: Any) -> int | None:
+    """A hub processor's size (int, dict or SizeDict) -> one square side, or None."""
+    if size is None:
+        return None
+    if isinstance(size, int):
+        return size
+    get = size.get if isinstance(size, dict) else lambda k: getattr(size, k, None)
+    for key in ("height", "shortest_edge", "width"):
+        value = get(key)
+        if value:
+            return int(value)
+    return None
+
+
+def _uniform(generator: torch.Generator) -> float:
+    return float(torch.rand((), generator=generator))
+
+
+def _random_box(
+    size: tuple[int, int], generator: torch.Generator
+) -> tuple[float, float, float, float]:
+    """A crop covering 80-100% of the area with aspect ratio in [3/4, 4/3]."""
+    width, height = size
+    area = width * height * (0.8 + 0.2 * _uniform(generator))
+    ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * _uniform(generator))
+    w = min(width, math.sqrt(area * ratio))
+    h = min(height, math.sqrt(area / ratio))
+    left = (width - w) * _uniform(generator)
+    top = (height - h) * _uniform(generator)
+    return (left, top, left + w, top + h)

@@ -1,0 +1,329 @@
+"""Label spaces for classification, multilabel and regression.
+
+A `LabelSpace` is fitted on the training split only, checks every other row against it
+(unknown classes, missing values, text in numeric columns) and encodes/decodes targets.
+It is JSON-able, so a saved model maps its outputs back to label names without any data.
+
+Label values are compared as strings ("3", 3 and 3.0 are the same class), so integer
+labels read from CSV, Parquet or JSON stay usable; integer-like classes sort numerically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from plait.errors import RowProblem
+
+TASKS = ("classification", "multilabel", "regression")
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f"}
+
+
+def label_key(value: Any) -> str | None:
+    """A cell -> its class name, or None when missing (None, NaN, blank)."""
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return None
+        if float(value).is_integer():
+            return str(int(value))
+        return str(float(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    text = str(value).strip()
+    return text or None
+
+
+def _sorted_classes(names: Sequence[str]) -> list[str]:
+    def is_int(s: str) -> bool:
+        return s.lstrip("-").isdigit()
+
+    if names and all(is_int(n) for n in names):
+        return sorted(names, key=int)
+    return sorted(names)
+
+
+class LabelSpace:
+    """What the model predicts.
+
+    Attributes:
+        task: `classification`, `multilabel` or `regression`.
+        columns: the label column(s) in the manifest.
+        names: one name per model output (classes, labels or regression targets).
+        counts: training-split count per name (classification: rows per class;
+            multilabel: rows where the label is on).
+        separator: multilabel with one column: the string joining labels (`a|b`).
+        mean / std: regression standardisation (None when not standardised).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        columns: Sequence[str],
+        names: Sequence[str],
+        counts: Sequence[int] | None = None,
+        separator: str = "|",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        num_rows: int = 0,
+    ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; use one of {TASKS}")
+        self.task = task
+        self.columns = list(columns)
+        self.names = list(names)
+        self.counts = [int(c) for c in counts] if counts is not None else [0] * len(self.names)
+        self.separator = separator
+        self.mean = None if mean is None else [float(v) for v in mean]
+        self.std = None if std is None else [float(v) for v in std]
+        self.num_rows = int(num_rows)
+        self.index = {name: i for i, name in enumerate(self.names)}
+
+    # ------------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        columns: Sequence[str],
+        task: str,
+        separator: str = "|",
+        standardize: bool = True,
+    ) -> LabelSpace:
+        """Learn the label space from the training rows; invalid cells are ignored here
+        (they are reported by `validate`)."""
+        columns = list(columns)
+        if task == "classification":
+            if len(columns) != 1:
+                raise ValueError("classification takes exactly one label column")
+            keys = [k for k in map(label_key, frame[columns[0]]) if k is not None]
+            counter = Counter(keys)
+            names = _sorted_classes(list(counter))
+            return cls(task, columns, names, [counter[n] for n in names], num_rows=len(keys))
+        if task == "multilabel":
+            if len(columns) == 1:
+                counter: Counter[str] = Counter()
+                for value in frame[columns[0]]:
+                    counter.update(set(_split(value, separator)))
+                names = sorted(counter)
+                counts = [counter[n] for n in names]
+            else:
+                names = list(columns)
+                counts = [sum(_flag(v) is True for v in frame[c]) for c in columns]
+            return cls(task, columns, names, counts, separator=separator, num_rows=len(frame))
+        # regression
+        values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        mean = std = None
+        if standardize:
+            mean = np.nanmean(values, axis=0) if len(values) else np.zeros(len(columns))
+            std = np.nanstd(values, axis=0) if len(values) else np.ones(len(columns))
+            mean = np.nan_to_num(mean)
+            std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+        return cls(
+            task,
+            columns,
+            columns,
+            [len(frame)] * len(columns),
+            mean=mean,
+            std=std,
+            num_rows=len(frame),
+        )
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.names)
+
+    # ------------------------------------------------------------------ validation
+    def validate(
+        self, frame: pd.DataFrame, file: str, positions: Sequence[int] | None = None
+    ) -> list[RowProblem]:
+        """One RowProblem per bad label cell. `positions` are 0-based table positions of
+        `frame`'s rows (default: `frame`'s index), reported as 1-based row numbers."""
+        positions = list(frame.index if positions is None else positions)
+        problems = []
+        for column in self.columns:
+            for pos, value in zip(positions, frame[column], strict=True):
+                reason = self.check_value(value, column)
+                if reason:
+                    problems.append(RowProblem(file, int(pos) + 1, column, reason))
+        return problems
+
+    def check_value(self, value: Any, column: str) -> str | None:
+        """Why this label cell is invalid, or None when it is fine."""
+        if self.task == "classification":
+            key = label_key(value)
+            if key is None:
+                return "missing label"
+            if key not in self.index:
+                return f"unknown label '{key}' (not in the training split's classes)"
+            return None
+        if self.task == "multilabel":
+            if len(self.columns) == 1:
+                unknown = [t for t in _split(value, self.separator) if t not in self.index]
+                if unknown:
+                    return f"unknown label(s) {unknown} (not in the training split)"
+                return None
+            flag = _flag(value)
+            if flag is None:
+                return (
+                    "missing label"
+                    if label_key(value) is None
+                    else (f"expected 0/1 for a multilabel column, got '{value}'")
+                )
+            return None
+        key = label_key(value)
+        if key is None:
+            return "missing label (NaN or empty)"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"wrong label type: '{value}' is not a number (regression target)"
+        if not math.isfinite(number):
+            return f"label is {number} (regression targets must be finite)"
+        return None
+
+    # ------------------------------------------------------------------- encoding
+    def encode(self, values: pd.DataFrame | pd.Series | Sequence[Any]) -> Tensor:
+        """Label cells -> targets: [N] long (classification), [N, L] float (multilabel),
+        [N, R] float, standardised (regression). `values` is a frame holding the label
+        columns, or a series/list when there is one column. Cells must be valid."""
+        frame = self._as_frame(values)
+        if self.task == "classification":
+            keys = [label_key(v) for v in frame[self.columns[0]]]
+            return torch.tensor([self.index[k] for k in keys], dtype=torch.long)
+        if self.task == "multilabel":
+            out = torch.zeros(len(frame), self.num_outputs)
+            if len(self.columns) == 1:
+                for i, value in enumerate(frame[self.columns[0]]):
+                    for tag in _split(value, self.separator):
+                        out[i, self.index[tag]] = 1.0
+            else:
+                for j, column in enumerate(self.columns):
+                    out[:, j] = torch.tensor([float(_flag(v)) for v in frame[column]])
+            return out
+        numbers = frame[self.columns].apply(pd.to_numeric, errors="coerce")
+        out = torch.tensor(numbers.to_numpy(dtype=np.float32))
+        if self.mean is not None and self.std is not None:
+            out = (out - torch.tensor(self.mean)) / torch.tensor(self.std)
+        return out
+
+    def _as_frame(self, values: Any) -> pd.DataFrame:
+        if isinstance(values, pd.DataFrame):
+            return values
+        if len(self.columns) != 1:
+            raise ValueError(f"pass a DataFrame with columns {self.columns}")
+        return pd.DataFrame({self.columns[0]: list(values)})
+
+    # ------------------------------------------------------------------- decoding
+    def decode(self, outputs: Tensor, threshold: float = 0.5) -> list[Any]:
+        """Model outputs -> label values per row.
+
+        classification: logits/probabilities [N, K] or class ids [N] -> class names;
+        multilabel: probabilities [N, L] -> list of names at or over `threshold`;
+        regression: [N, R] (standardised) -> lists of R floats in the original units.
+        """
+        outputs = outputs.detach().cpu()
+        if self.task == "classification":
+            ids = outputs.argmax(-1) if outputs.dim() == 2 else outputs
+            return [self.names[int(i)] for i in ids]
+        if self.task == "multilabel":
+            on = outputs >= threshold
+            return [[n for n, flag in zip(self.names, row, strict=True) if flag] for row in on]
+        return self.destandardize(outputs).tolist()
+
+    def destandardize(self, outputs: Any) -> Any:
+        """Regression outputs [N, R] (tensor or numpy array) -> original units, same type."""
+        if self.mean is None or self.std is None:
+            return outputs
+        if isinstance(outputs, Tensor):
+            std = torch.tensor(self.std, dtype=outputs.dtype, device=outputs.device)
+            mean = torch.tensor(self.mean, dtype=outputs.dtype, device=outputs.device)
+            return outputs * std + mean
+        array = np.asarray(outputs)
+        return array * np.asarray(self.std, dtype=array.dtype) + np.asarray(
+            self.mean, dtype=array.dtype
+        )
+
+    denormalize = destandardize
+
+    def class_weights(self, dataset: Any = None) -> Tensor | None:
+        """Balanced weights: classification [K] = N / (K * n_k); multilabel [L] positive
+        weights = negatives / positives; regression None.
+
+        Counts come from `dataset.labels` (encoded targets of the rows actually trained
+        on, e.g. `PreparedData.train`) when given, else from the fitted training split.
+        """
+        if self.task == "regression" or not self.names:
+            return None
+        targets = getattr(dataset, "labels", None)
+        if targets is not None and len(targets):
+            if self.task == "classification":
+                counts = torch.bincount(targets.long(), minlength=self.num_outputs).float()
+            else:
+                counts = targets.float().sum(0)
+            total = float(len(targets))
+        else:
+            counts = torch.tensor(self.counts, dtype=torch.float32)
+            total = float(max(self.num_rows, 1))
+        if self.task == "classification":
+            # an unseen class counts as 1 row (a finite, large weight)
+            return counts.sum() / (len(counts) * counts.clamp_min(1.0))
+        counts = counts.clamp_min(1.0)
+        return ((total - counts).clamp_min(0.0) / counts).clamp_min(1e-3)
+
+    # --------------------------------------------------------------------- saving
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "columns": self.columns,
+            "names": self.names,
+            "counts": self.counts,
+            "separator": self.separator,
+            "mean": self.mean,
+            "std": self.std,
+            "num_rows": self.num_rows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LabelSpace:
+        return cls(**data)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(self.names[:8]) + (" ..." if len(self.names) > 8 else "")
+        return f"LabelSpace({self.task}, {self.num_outputs} outputs: {shown})"
+
+
+def _split(value: Any, separator: str) -> list[str]:
+    """A one-column multilabel cell `a|b` -> ["a", "b"]; a missing cell is the empty set."""
+    key = label_key(value)
+    if key is None:
+        return []
+    return [t.strip() for t in key.split(separator) if t.strip()]
+
+
+def _flag(value: Any) -> bool | None:
+    """A 0/1 multilabel cell -> bool, or None when missing or not a flag."""
+    key = label_key(value)
+    if key is None:
+        return None
+    key = key.lower()
+    if key in _TRUE:
+        return True
+    if key in _FALSE:
+        return False
+    return None

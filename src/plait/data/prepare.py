@@ -1,0 +1,187 @@
+"""From a config to ready datasets: read, check columns, split, fit, validate.
+
+Order matters for honesty and speed: the split is made on the raw table (so which rows are
+bad never changes which split a row lands in), the label space and the text vocabulary are
+fitted on the training split only, and every row is validated before any training starts,
+so a broken file is reported with all its problems at once, not hours into a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from plait.config import PlaitConfig
+from plait.data.dataset import MultimodalDataset, handle_problems, validate_rows
+from plait.data.labels import LabelSpace, label_key
+from plait.data.manifest import Table, check_columns, read_table
+from plait.data.processor import Processor, build_processor
+from plait.data.splits import split_table
+from plait.errors import DataError, RowProblem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """Everything the trainer needs from the data layer."""
+
+    train: MultimodalDataset
+    valid: MultimodalDataset | None
+    test: MultimodalDataset | None
+    processors: dict[str, Processor]
+    labels: LabelSpace
+    problems: list[RowProblem] = field(default_factory=list)
+
+
+def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedData:
+    """Build train/valid/test datasets, fitted processors and the label space.
+
+    Raises:
+        DataError: missing columns; with `data.on_error: raise`, every bad row of every
+            table at once; or no training rows left.
+    """
+    progress = config.training.progress if progress is None else progress
+    data = config.data
+    train_table = read_table(data.train)
+    check_columns(train_table, config)
+    tables = {"train": train_table}
+    for split in ("valid", "test"):
+        source = getattr(data, split)
+        if source:
+            tables[split] = read_table(source)
+            check_columns(tables[split], config)
+
+    # (table, positions) for each split
+    parts: dict[str, tuple[Table, np.ndarray]] = {}
+    if "valid" in tables and "test" in tables:
+        parts["train"] = (train_table, np.arange(len(train_table)))
+    else:
+        split_cfg = data.split.model_copy(
+            update={
+                "valid": 0.0 if "valid" in tables else data.split.valid,
+                "test": 0.0 if "test" in tables else data.split.test,
+            }
+        )
+        keys = None
+        if config.head.task == "classification":
+            keys = [label_key(v) for v in train_table.frame[config.label_columns[0]]]
+        train_idx, valid_idx, test_idx = split_table(
+            train_table.frame, data.model_copy(update={"split": split_cfg}), keys
+        )
+        parts["train"] = (train_table, train_idx)
+        if "valid" not in tables and len(valid_idx):
+            parts["valid"] = (train_table, valid_idx)
+        if "test" not in tables and len(test_idx):
+            parts["test"] = (train_table, test_idx)
+    for split in ("valid", "test"):
+        if split in tables:
+            parts[split] = (tables[split], np.arange(len(tables[split])))
+
+    train_rows = train_table.frame.iloc[parts["train"][1]]
+    labels = LabelSpace.fit(
+        train_rows,
+        config.label_columns,
+        config.head.task,
+        separator=config.head.label_separator,
+    )
+    if labels.num_outputs == 0 or (config.head.task == "classification" and labels.num_outputs < 2):
+        found = ", ".join(labels.names) or "none"
+        raise DataError(
+            f"{train_table.name}: the training split needs at least 2 classes / 1 label "
+            f"in {config.label_columns}; found: {found}"
+        )
+    processors = {name: build_processor(m) for name, m in config.modalities.items()}
+
+    good: dict[str, np.ndarray] = {}
+    problems: list[RowProblem] = []
+    for split, (table, rows) in parts.items():
+        good[split], found = validate_rows(
+            table,
+            config,
+            processors,
+            labels,
+            rows,
+            on_error="collect",
+            progress=progress,
+            description=f"checking {split} rows",
+        )
+        problems += found
+    names = ", ".join(sorted({t.name for t, _ in parts.values()}))
+    total = sum(len(rows) for _, rows in parts.values())
+    handle_problems(problems, data.on_error, names, total)
+    if len(good["train"]) == 0:
+        raise DataError(f"{train_table.name}: no valid training rows left", problems)
+
+    for processor in processors.values():
+        processor.fit(train_table.frame[processor.column].iloc[good["train"]].tolist())
+
+    seed = config.training.seed
+
+    def dataset(split: str) -> MultimodalDataset | None:
+        if split not in parts or len(good[split]) == 0:
+            return None
+        table, _ = parts[split]
+        return _dataset(table, good[split], config, processors, labels, split == "train", seed)
+
+    train = dataset("train")
+    assert train is not None
+    return PreparedData(train, dataset("valid"), dataset("test"), processors, labels, problems)
+
+
+def prepare_inference(
+    table_source: str | Path | pd.DataFrame | Table,
+    config: PlaitConfig,
+    processors: dict[str, Processor],
+    labels: LabelSpace | None,
+    require_labels: bool = False,
+    progress: bool | None = None,
+) -> tuple[MultimodalDataset, list[RowProblem]]:
+    """A dataset over new rows for predict/evaluate, using already-fitted processors.
+
+    With `require_labels` the label columns must exist and be valid and the dataset
+    carries encoded labels (evaluate); otherwise labels are ignored (predict).
+    """
+    progress = config.training.progress if progress is None else progress
+    table = read_table(table_source)
+    check_columns(table, config, require_labels=require_labels)
+    use_labels = labels if require_labels else None
+    good, problems = validate_rows(
+        table,
+        config,
+        processors,
+        use_labels,
+        progress=progress,
+        description=f"checking {table.name}",
+    )
+    if len(good) == 0:
+        raise DataError(f"{table.name}: no valid rows to process", problems)
+    dataset = _dataset(table, good, config, processors, use_labels, False, config.training.seed)
+    return dataset, problems
+
+
+def _dataset(
+    table: Table,
+    rows: np.ndarray,
+    config: PlaitConfig,
+    processors: dict[str, Processor],
+    labels: LabelSpace | None,
+    train: bool,
+    seed: int,
+) -> MultimodalDataset:
+    frame = table.frame.iloc[rows]
+    encoded = labels.encode(frame[labels.columns]) if labels is not None else None
+    ids = None
+    if config.data.id:
+        ids = [_id(v) for v in frame[config.data.id]]
+    return MultimodalDataset(table, processors, rows, encoded, ids, train=train, seed=seed)
+
+
+def _id(value: Any) -> str:
+    key = label_key(value)
+    return "" if key is None else key

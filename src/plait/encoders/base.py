@@ -1,0 +1,41 @@
+"""The encoder contract: one modality's inputs -> a feature sequence and a pooled vector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class EncoderOutput:
+    sequence: Tensor  # [B, T, D] features per token / patch / frame
+    pooled: Tensor  # [B, D] one vector per sample
+    mask: Tensor  # [B, T] bool, True where `sequence` holds a real position
+
+
+class Encoder(nn.Module):
+    """Base class. Subclasses set `output_dim` and implement `forward(**inputs)`.
+
+    `inputs` are the tensors the modality's processor produced for the batch (see
+    `plait.data.batch.Batch`), so an encoder never parses raw data itself.
+    """
+
+    output_dim: int
+
+    def forward(self, **inputs: Tensor) -> EncoderOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def masked_mean(sequence: Tensor, mask: Tensor) -> Tensor:
+    """Mean over valid positions: [B, T, D], [B, T] -> [B, D]; an empty row gives zeros."""
+    weights = mask.to(sequence.dtype).unsqueeze(-1)  # [B, T, 1]
+    return (sequence * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+def masked_max(sequence: Tensor, mask: Tensor) -> Tensor:
+    """Max over valid positions: [B, T, D], [B, T] -> [B, D]; an empty row gives zeros."""
+    filled = sequence.masked_fill(~mask.unsqueeze(-1), torch.finfo(sequence.dtype).min)
+    pooled = filled.max(1).values  # [B, D]
+    return torch.where(mask.any(1, keepdim=True), pooled, torch.zeros_like(pooled))

@@ -1,0 +1,220 @@
+"""A trained model ready for use: predict, predict_proba, evaluate, save and load.
+
+Inference never builds a Lightning trainer: a loaded model is a plain module, the
+preprocessing state and a label space, so one row predicts in milliseconds.
+A saved model is a folder (no pickles)::
+
+    config.yaml          the resolved run config
+    model.safetensors    all weights, pretrained towers included
+    labels.json          the label space (classes / targets)
+    processors/<name>/   tokenizer, vocabulary or feature-extractor settings
+    hub/<name>/          Hugging Face architecture config, so the model rebuilds offline
+    metrics.json         test metrics at save time (when known)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_model, save_model
+from torch.utils.data import DataLoader
+
+from plait.build import build_model
+from plait.config import PlaitConfig
+from plait.data import LabelSpace, MultimodalDataset, prepare_inference, restore_processor
+from plait.data.batch import Batch
+from plait.errors import PlaitError
+from plait.evaluation import compute_metrics
+from plait.model import MultimodalModel
+from plait.utils.io import atomic_write_json, atomic_write_text
+
+
+class Predictor:
+    """Model + preprocessing + labels. Build with `plait.load(folder)` or from a run."""
+
+    def __init__(
+        self,
+        model: MultimodalModel,
+        config: PlaitConfig,
+        processors: dict[str, Any],
+        labels: LabelSpace,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.config = config
+        self.processors = processors
+        self.labels = labels
+        self.metrics = metrics or {}
+        self.last_problems: list = []
+
+    @property
+    def task(self) -> str:
+        return self.config.head.task
+
+    # ----------------------------------------------------------------- inference
+    def _batches(self, data: Any, require_labels: bool, batch_size: int) -> Iterator[Batch]:
+        """`data`: a path, DataFrame or an already prepared `MultimodalDataset`."""
+        if isinstance(data, MultimodalDataset):
+            dataset = data
+        else:
+            dataset, self.last_problems = prepare_inference(
+                data, self.config, self.processors, self.labels, require_labels=require_labels
+            )
+        loader = DataLoader(
+            dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate
+        )
+        yield from loader
+
+    @torch.inference_mode()
+    def outputs(
+        self, data: Any, *, require_labels: bool = False, batch_size: int = 64
+    ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+        """Raw model outputs: (ids, outputs [N, K] as probabilities or values, labels)."""
+        device = next(self.model.parameters()).device
+        ids: list[str] = []
+        outs: list[np.ndarray] = []
+        targets: list[np.ndarray] = []
+        for batch in self._batches(data, require_labels, batch_size):
+            batch = batch.to(device)
+            raw = self.model(batch.inputs, batch.presence)  # [B, K]
+            outs.append(_activate(raw, self.task).float().cpu().numpy())
+            ids.extend(batch.ids)
+            if batch.labels is not None:
+                targets.append(batch.labels.cpu().numpy())
+        width = self.labels.num_outputs
+        stacked = np.concatenate(outs) if outs else np.zeros((0, width), np.float32)
+        labels = np.concatenate(targets) if targets else None
+        return ids, stacked, labels
+
+    def predict_proba(self, data: Any, batch_size: int = 64) -> pd.DataFrame:
+        """Per-class probabilities (classification, multilabel) with an `id` column."""
+        if self.task == "regression":
+            raise PlaitError("predict_proba is for classification models; use predict")
+        ids, probs, _ = self.outputs(data, batch_size=batch_size)
+        frame = pd.DataFrame(probs, columns=[f"proba_{c}" for c in self.labels.names])
+        frame.insert(0, "id", ids)
+        return frame
+
+    def predict(self, data: Any, batch_size: int = 64) -> pd.DataFrame:
+        """Predictions with an `id` column; class models add one `proba_<class>` per class."""
+        ids, out, _ = self.outputs(data, batch_size=batch_size)
+        frame = pd.DataFrame({"id": ids})
+        if self.task == "classification":
+            frame["prediction"] = [self.labels.names[i] for i in out.argmax(1)] if len(out) else []
+            for j, name in enumerate(self.labels.names):
+                frame[f"proba_{name}"] = out[:, j]
+        elif self.task == "multilabel":
+            sep = self.config.head.label_separator
+            frame["prediction"] = [
+                sep.join(n for n, p in zip(self.labels.names, row, strict=True) if p >= 0.5)
+                for row in out
+            ]
+            for j, name in enumerate(self.labels.names):
+                frame[f"proba_{name}"] = out[:, j]
+        else:
+            values = self.labels.denormalize(out)
+            for j, name in enumerate(self.labels.names):
+                frame[name] = values[:, j]
+        return frame
+
+    def evaluate(self, data: Any, batch_size: int = 64) -> dict[str, Any]:
+        """Metrics on labelled data (same report format as training)."""
+        _, out, labels = self.outputs(data, require_labels=True, batch_size=batch_size)
+        if labels is None or len(labels) == 0:
+            raise PlaitError("no labelled rows to evaluate")
+        if self.task == "regression":
+            out, labels = self.labels.denormalize(out), self.labels.denormalize(labels)
+        return compute_metrics(self.task, labels, out, self.labels.names)
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.to_yaml(folder / "config.yaml")
+        save_model(self.model, str(folder / "model.safetensors"))
+        atomic_write_json(folder / "labels.json", self.labels.to_dict())
+        for name, processor in self.processors.items():
+            processor.save(folder / "processors" / name)
+            encoder = self.model.encoders[name]
+            if hasattr(encoder, "save_hub_files"):
+                encoder.save_hub_files(folder / "hub" / name)
+        if self.metrics:
+            atomic_write_json(folder / "metrics.json", self.metrics)
+        atomic_write_text(folder / "README.md", _model_card(self))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> Predictor:
+        folder = Path(folder)
+        if not (folder / "model.safetensors").is_file():
+            raise PlaitError(f"{folder} is not a saved Plait model (no model.safetensors)")
+        config = PlaitConfig.from_dict(
+            _load_yaml(folder / "config.yaml"), source=str(folder / "config.yaml")
+        )
+        config = _point_hub_encoders_at(config, folder)
+        labels = LabelSpace.from_dict(json.loads((folder / "labels.json").read_text()))
+        processors = {
+            name: restore_processor(modality, folder / "processors" / name)
+            for name, modality in config.modalities.items()
+        }
+        model = build_model(config, processors, labels.num_outputs, load_weights=False)
+        load_model(model, str(folder / "model.safetensors"), device=device)
+        metrics_path = folder / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        return cls(model.to(device), config, processors, labels, metrics)
+
+
+def load(path: str | Path, device: str = "cpu") -> Predictor:
+    """Load a saved model folder: `plait.load("runs/demo/model").predict(df)`."""
+    return Predictor.load(path, device=device)
+
+
+def _activate(raw: torch.Tensor, task: str) -> torch.Tensor:
+    if task == "classification":
+        return raw.softmax(-1)
+    if task == "multilabel":
+        return raw.sigmoid()
+    return raw
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def _point_hub_encoders_at(config: PlaitConfig, folder: Path) -> PlaitConfig:
+    """Rebuild pretrained towers from the copy of their config saved with the model."""
+    modalities = {}
+    for name, modality in config.modalities.items():
+        local = folder / "hub" / name
+        if modality.encoder.type == "huggingface" and local.is_dir():
+            encoder = modality.encoder.model_copy(update={"model": str(local)})
+            modality = modality.model_copy(update={"encoder": encoder})
+        modalities[name] = modality
+    return config.model_copy(update={"modalities": modalities})
+
+
+def _model_card(predictor: Predictor) -> str:
+    cfg = predictor.config
+    lines = [
+        f"# {cfg.name}",
+        "",
+        f"Plait model, task `{cfg.head.task}`, fusion `{cfg.fusion.method}`.",
+        "",
+        "| modality | kind | column | encoder |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, m in cfg.modalities.items():
+        enc = m.encoder.model or m.encoder.type
+        lines.append(f"| {name} | {m.kind} | {m.column} | {enc} |")
+    lines += ["", f"Outputs: {', '.join(map(str, predictor.labels.names))}", ""]
+    lines += ["```python", "import plait", 'model = plait.load("<this folder>")',
+              "model.predict(df)", "```", ""]
+    return "\n".join(lines)

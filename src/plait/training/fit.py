@@ -1,0 +1,224 @@
+"""One training run, end to end: data -> model -> Lightning fit -> saved model -> report.
+
+Run folder (`<output_dir>/<name>/`)::
+
+    config.yaml        resolved config (written before training starts)
+    checkpoints/       last.ckpt and best.ckpt, written atomically; `--resume` reads last
+    logs/              CSV and TensorBoard logs
+    bad_rows.csv       every rejected row (file, row, column, reason) when there were any
+    model/             the saved model (see plait.predictor)
+    report/            metrics.json + report.html
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from plait.build import build_model
+from plait.config import PlaitConfig
+from plait.data import PreparedData, prepare_data
+from plait.errors import PlaitError
+from plait.evaluation import load_history, write_report
+from plait.objectives import TaskLoss
+from plait.predictor import Predictor
+from plait.threads import configure_threads
+from plait.training.checkpoint_io import AtomicCheckpointIO
+from plait.training.datamodule import PlaitDataModule
+from plait.training.module import PlaitModule
+from plait.utils.io import atomic_write_json
+
+log = logging.getLogger("plait")
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    predictor: Predictor
+    metrics: dict[str, Any]
+    train_seconds: float
+    epochs_run: int
+    problems: list = field(default_factory=list)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.run_dir / "model"
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / "report" / "report.html"
+
+
+def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = None) -> RunResult:
+    """Train `config` and return the saved predictor with its test metrics.
+
+    With `resume=True` the run continues from `checkpoints/last.ckpt` in the same run
+    folder and ends exactly where an uninterrupted run would have.
+    """
+    run_dir = Path(run_dir or Path(config.output_dir) / config.name)
+    checkpoint_dir = run_dir / "checkpoints"
+    last = checkpoint_dir / "last.ckpt"
+    if resume and not last.is_file():
+        raise PlaitError(f"cannot resume: {last} does not exist (start without --resume)")
+    if not resume and last.is_file():
+        raise PlaitError(
+            f"{run_dir} already holds a run; pass --resume to continue it, "
+            "or choose another `name` / `output_dir`"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.to_yaml(run_dir / "config.yaml")
+    threads = configure_threads(config.training.threads)
+    pl.seed_everything(config.training.seed, workers=True, verbose=False)
+
+    data = prepare_data(config)
+    _write_problems(run_dir, data.problems)
+    model = build_model(config, data.processors, data.labels.num_outputs)
+    module = PlaitModule(model, _task_loss(config, data), config.training)
+    trainer = _trainer(config, run_dir, has_valid=data.valid is not None)
+    log.info("training %s with %d CPU threads", config.name, threads)
+
+    start = time.perf_counter()
+    trainer.fit(
+        module,
+        datamodule=PlaitDataModule(data, config.training),
+        ckpt_path=str(last) if resume else None,
+    )
+    train_seconds = time.perf_counter() - start
+    if trainer.interrupted:
+        raise KeyboardInterrupt(f"training interrupted; continue with --resume ({run_dir})")
+    if trainer.global_rank != 0:
+        return RunResult(run_dir, Predictor(model, config, data.processors, data.labels), {},
+                         train_seconds, trainer.current_epoch)
+
+    _load_best(module, checkpoint_dir / "best.ckpt")
+    predictor = Predictor(module.model.cpu(), config, data.processors, data.labels)
+    metrics = _evaluate(predictor, data)
+    metrics["train_seconds"] = round(train_seconds, 2)
+    metrics["params"] = sum(p.numel() for p in model.parameters())
+    metrics["epochs"] = trainer.current_epoch
+    metrics["threads"] = threads
+    predictor.metrics = metrics
+    predictor.save(run_dir / "model")
+    if config.evaluation.report:
+        write_report(
+            run_dir / "report",
+            metrics,
+            task=config.head.task,
+            history=load_history(run_dir / "logs"),
+            title=f"Plait report: {config.name}",
+            config_yaml=config.to_yaml(),
+        )
+    else:
+        atomic_write_json(run_dir / "report" / "metrics.json", metrics)
+    return RunResult(run_dir, predictor, metrics, train_seconds, trainer.current_epoch,
+                     data.problems)
+
+
+def _task_loss(config: PlaitConfig, data: PreparedData) -> TaskLoss:
+    weights = None
+    if config.head.task == "classification" and config.head.class_weights == "balanced":
+        weights = torch.as_tensor(data.labels.class_weights(data.train), dtype=torch.float32)
+    return TaskLoss(config.head, weights)
+
+
+def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
+    cfg = config.training
+    monitor = cfg.monitor if has_valid else None
+    mode = "max" if any(k in (monitor or "") for k in ("accuracy", "f1", "auroc")) else "min"
+    callbacks: list[pl.Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_top_k=1,
+            save_last=True,
+            enable_version_counter=False,
+        )
+    ]
+    if cfg.early_stopping and monitor:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stopping))
+    if cfg.progress:
+        callbacks.append(RichProgressBar(leave=True))
+    loggers: list[Any] = [CSVLogger(run_dir / "logs", name="csv", version="")]
+    if cfg.tensorboard:
+        loggers.append(TensorBoardLogger(run_dir / "logs", name="tensorboard", version=""))
+    strategy: Any = cfg.strategy
+    if cfg.strategy == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        backend = "nccl" if _uses_gpu(cfg.accelerator) else "gloo"
+        strategy = DDPStrategy(process_group_backend=backend)
+    return pl.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=strategy,
+        precision=_precision(cfg.precision, cfg.accelerator),
+        gradient_clip_val=cfg.grad_clip or None,
+        accumulate_grad_batches=cfg.accumulate,
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=cfg.progress,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0 if not has_valid else 1,
+        limit_val_batches=1.0 if has_valid else 0,
+        deterministic=False,
+        default_root_dir=run_dir,
+    )
+
+
+def _uses_gpu(accelerator: str) -> bool:
+    return accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def _precision(precision: str, accelerator: str) -> str:
+    """`auto`: bf16 mixed precision on GPUs that support it, fp16 mixed on older ones,
+    full fp32 on CPU (CPU autocast is slower than fp32 for these small models)."""
+    if precision != "auto":
+        return "32-true" if precision == "32" else precision
+    if _uses_gpu(accelerator):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def _load_best(module: PlaitModule, best: Path) -> None:
+    if best.is_file():
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+
+
+def _evaluate(predictor: Predictor, data: PreparedData) -> dict[str, Any]:
+    """Metrics on the test split (valid split when there is no test split)."""
+    for split, dataset in (("test", data.test), ("valid", data.valid)):
+        if dataset is not None and len(dataset) > 0:
+            metrics = predictor.evaluate(dataset)
+            metrics["split"] = split
+            return metrics
+    return {"split": None, "note": "no validation or test rows to evaluate on"}
+
+
+def _write_problems(run_dir: Path, problems: list) -> None:
+    path = run_dir / "bad_rows.csv"
+    if problems:
+        frame = pd.DataFrame(
+            [{"file": p.file, "row": p.row, "column": p.column, "reason": p.reason}
+             for p in problems]
+        )
+        frame.to_csv(path, index=False)
+        log.warning("%d bad rows skipped; see %s", len(problems), path)
+    elif path.exists():
+        path.unlink()

@@ -1,0 +1,118 @@
+"""The Lightning wrapper around a plain MultimodalModel: steps, optimiser, schedule."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from plait.config import TrainingConfig
+from plait.data.batch import Batch
+from plait.model import MultimodalModel
+from plait.objectives import TaskLoss
+
+
+class PlaitModule(pl.LightningModule):
+    """Trains `model` with `loss`; logs `train/loss`, `valid/loss` and a task metric.
+
+    The random state (torch and Python) is saved in every checkpoint and restored on
+    resume, so an interrupted run continues exactly as an uninterrupted one would.
+    """
+
+    def __init__(self, model: MultimodalModel, loss: TaskLoss, training: TrainingConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.training_config = training
+
+    def forward(self, batch: Batch) -> Tensor:
+        return self.model(batch.inputs, batch.presence)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        outputs = self(batch)  # [B, K]
+        loss = self.loss(outputs, batch.labels)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch))
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        outputs = self(batch)  # [B, K]
+        loss = self.loss(outputs, batch.labels)
+        size = len(batch)
+        self.log("valid/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
+        if self.loss.task == "classification":
+            accuracy = (outputs.argmax(1) == batch.labels).float().mean()
+            self.log("valid/accuracy", accuracy, prog_bar=True, batch_size=size, sync_dist=True)
+        elif self.loss.task == "regression":
+            mae = (outputs - batch.labels).abs().mean()
+            self.log("valid/mae", mae, prog_bar=True, batch_size=size, sync_dist=True)
+
+    def on_train_epoch_start(self) -> None:
+        # augmentation randomness is seeded from (seed, epoch, row): tell the dataset
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
+        return batch.to(device) if isinstance(batch, Batch) else batch
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        cfg = self.training_config
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.optimizer == "sgd":
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            )
+        else:
+            optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = warmup_schedule(total, int(cfg.warmup_ratio * total), cfg.scheduler)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------ exact resumption
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["plait_rng"] = {
+            "torch": torch.get_rng_state(),
+            "python": _to_lists(random.getstate()),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # applied in on_train_start, after Lightning's own start-up work has drawn from
+        # the global generator (sanity validation), exactly where the saved run stood
+        self._restored_rng = checkpoint.get("plait_rng")
+
+    def on_train_start(self) -> None:
+        state = getattr(self, "_restored_rng", None)
+        if state:
+            torch.set_rng_state(state["torch"].cpu())
+            random.setstate(_to_tuples(state["python"]))
+            self._restored_rng = None
+
+
+def warmup_schedule(total_steps: int, warmup_steps: int, kind: str):
+    """LR multiplier per step: linear warm-up, then cosine / linear decay or constant."""
+
+    def multiplier(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        if kind == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return multiplier
+
+
+def _to_lists(value: Any) -> Any:
+    return [_to_lists(v) for v in value] if isinstance(value, tuple | list) else value
+
+
+def _to_tuples(value: Any) -> Any:
+    return tuple(_to_tuples(v) for v in value) if isinstance(value, list) else value

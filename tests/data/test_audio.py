@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from plait.config import AudioModality
+from plait.data.audio import (
+    AudioProcessor,
+    check_audio,
+    load_audio,
+    log_mel,
+    mel_filterbank,
+    mel_frequencies,
+    resample,
+)
+
+
+def _peak_hz(wave: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(wave))
+    return float(np.fft.rfftfreq(len(wave), 1 / rate)[spectrum.argmax()])
+
+
+def test_stereo_44k_resampled_to_16k_keeps_pitch(media):
+    wave = load_audio(media / "stereo44k.wav", 16000)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert abs(len(wave) - 16000) <= 1
+    assert abs(_peak_hz(wave, 16000) - 440) <= 1
+
+
+def test_flac_and_linear_fallback(media):
+    wave = load_audio(media / "tone16k.flac", 8000)
+    assert abs(len(wave) - 4000) <= 1
+    assert abs(_peak_hz(wave, 8000) - 440) <= 2
+    up = resample(np.sin(np.linspace(0, 100, 1000)), 1000, 3000)
+    assert len(up) == 3000
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("empty.wav", "0 frames"), ("bad.wav", "cannot decode"), ("none.wav", "not found")],
+)
+def test_bad_audio(media, name, reason):
+    with pytest.raises(ValueError, match=reason):
+        load_audio(media / name, 16000)
+    with pytest.raises(ValueError, match=reason):
+        check_audio(media / name)
+
+
+def test_log_mel_shape_and_tone_bin():
+    rate, n_mels = 16000, 40
+    t = torch.arange(rate) / rate
+    wave = torch.sin(2 * torch.pi * 1000 * t)
+    mel = log_mel(wave, rate, n_fft=512, hop_length=160, n_mels=n_mels)
+    assert mel.shape == (n_mels, rate // 160 + 1)
+    expected = int(np.abs(mel_frequencies(n_mels, rate) - 1000).argmin())
+    assert int(mel.mean(1).argmax()) == expected
+    bank = mel_filterbank(rate, 512, n_mels)
+    assert bank.shape == (n_mels, 257) and bank.max() <= 1.0 + 1e-6
+
+
+def test_scratch_processor_pads_crops_and_normalises(media):
+    config = AudioModality(column="a", duration=1.0, n_mels=32, hop_length=160)
+    processor = AudioProcessor(config)
+    short = processor.load(str(media / "tone16k.flac"), media)  # 0.5 s -> padded
+    out = processor.transform(short, train=False, generator=torch.Generator())
+    assert out["features"].shape == (1, 32, 101) == processor.placeholder()["features"].shape
+    assert abs(out["features"].mean().item()) < 1e-4
+    assert abs(out["features"].std().item() - 1) < 1e-2
+
+    long = processor.load(str(media / "long16k.wav"), media)  # 3 s -> cropped
+    a = processor.transform(long, True, torch.Generator().manual_seed(0))["features"]
+    b = processor.transform(long, True, torch.Generator().manual_seed(0))["features"]
+    c = processor.transform(long, True, torch.Generator().manual_seed(5))["features"]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    centre = [processor.transform(long, False, torch.Generator().manual_seed(s)) for s in (1, 2)]
+    assert torch.equal(centre[0]["features"], centre[1]["features"])
+
+
+def test_spec_augment_only_in_training(media):
+    config = AudioModality(column="a", duration=0.5, n_mels=32, spec_augment=True, time_masks=2)
+    processor = AudioProcessor(config)
+    wave = processor.load(str(media / "tone16k.flac"), media)
+    plain = processor.transform(wave, False, torch.Generator().manual_seed(0))["features"]
+    masked = processor.transform(wave, True, torch.Generator().manual_seed(3))["features"]
+    again = processor.transform(wave, True, torch.Generator().manual_seed(3))["features"]
+    assert torch.equal(masked, again)
+    assert not torch.equal(plain, masked)
+    zero_cols = (masked[0] == 0).all(0).sum() + (masked[0] == 0).all(1).sum()
+    assert zero_cols > 0
+    assert (plain[0] == 0).all(0).sum() == 0
+
+
+def test_numpy_waveforms_use_config_rate():
+    processor = AudioProcessor(AudioModality(column="a", sample_rate=8000, duration=0.5))
+    wave = processor.load(np.zeros((2, 4000), dtype=np.float32), None)  # [channels, samples]
+    assert wave.shape == (4000,)
+    with pytest.raises(ValueError, match="NaN"):
+        processor.load(np.array([0.0, np.nan]), None)
+
+
+def test_hub_wav2vec2_extractor(tmp_path, media):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(tmp_path / "fe")
+    config = AudioModality(
+        column="a", duration=1.0, encoder={"type": "huggingface", "model": str(tmp_path / "fe")}
+    )
+    processor = AudioProcessor(config, hub_model=str(tmp_path / "fe"))
+    short = processor.transform(
+        processor.load(str(media / "tone16k.flac"), media), False, torch.Generator()
+    )
+    full = processor.transform(
+        processor.load(str(media / "long16k.wav"), media), False, torch.Generator()
+    )
+    assert set(short) == {"input_values", "attention_mask"}
+    assert short["input_values"].shape == (8000,) and full["input_values"].shape == (16000,)
+    batch = processor.collate([short, full, processor.placeholder()])
+    assert batch["input_values"].shape == (3, 16000)
+    assert batch["attention_mask"][0].sum() == 8000 and batch["attention_mask"][1].sum() == 16000
+
+    processor.save(tmp_path / "saved")
+    restored = AudioProcessor.load_state(tmp_path / "saved")
+    again = restored.transform(
+        restored.load(str(media / "tone16k.flac"), media), False, torch.Generator()
+    )
+    assert torch.equal(again["input_values"], short["input_values"])
+
+
+def test_hub_whisper_extractor(tmp_path):
+    from transformers import WhisperFeatureExtractor
+
+    WhisperFeatureExtractor().save_pretrained(tmp_path / "fe")
+    config = AudioModality(
+        column="a", encoder={"type": "huggingface", "model": str(tmp_path / "fe")}
+    )
+    processor = AudioProcessor(config, hub_model=str(tmp_path / "fe"))
+    out = processor.transform(np.zeros(8000, dtype=np.float32), False, torch.Generator())
+    assert set(out) == {"input_features"} and out["input_features"].shape == (80, 3000)
+
+
+def test_wav_written_by_soundfile_roundtrip(tmp_path):
+    sf.write(tmp_path / "x.wav", np.zeros(100, dtype=np.float32), 16000)
+    assert load_audio(tmp_path / "x.wav", 16000).shape == (100,)

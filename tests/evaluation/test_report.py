@@ -1,0 +1,151 @@
+"""Reports are self-contained, escaped, and their JSON twins are strict JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from plait.evaluation import (
+    classification_metrics,
+    comparison_table,
+    load_history,
+    multilabel_metrics,
+    regression_metrics,
+    render_rich_table,
+    write_comparison_report,
+    write_report,
+)
+
+PNG = '<img src="data:image/png;base64,'
+NASTY = "<b>&x"
+
+
+def _history() -> pd.DataFrame:
+    """Shaped like Lightning's CSVLogger output: sparse rows, NaN where not logged."""
+    nan = float("nan")
+    return pd.DataFrame(
+        {
+            "epoch": [0, 0, 0, 1, 1, 1],
+            "step": [5, 9, 9, 14, 19, 19],
+            "train/loss": [1.2, 1.0, nan, 0.8, 0.7, nan],
+            "valid/loss": [nan, nan, 0.9, nan, nan, 0.75],
+            "valid/accuracy": [nan, nan, 0.5, nan, nan, 0.6],
+            "never/logged": [nan] * 6,
+        }
+    )
+
+
+def _classification() -> dict:
+    y_true = np.array([0, 1, 2, 2, 1, 0])
+    proba = np.eye(3)[[0, 1, 2, 1, 1, 0]] * 0.7 + 0.1
+    return classification_metrics(y_true, proba, ["cat", NASTY, "dog"])
+
+
+def test_classification_report(tmp_path: Path) -> None:
+    path = write_report(
+        tmp_path / "run",
+        _classification(),
+        task="classification",
+        history=_history(),
+        title="My <run>",
+        extra_sections=[("Data", "<table><tr><td>rows</td><td>6</td></tr></table>")],
+        config_yaml="model:\n  name: <fusion>\n",
+    )
+    assert path == tmp_path / "run" / "report.html"
+    text = path.read_text()
+    # Learning curves (loss + metric), confusion matrix, per-class F1.
+    assert text.count(PNG) == 4
+    assert "&lt;b&gt;&amp;x" in text and NASTY not in text
+    assert "My &lt;run&gt;" in text
+    assert "<details>" in text and "name: &lt;fusion&gt;" in text
+    assert "<td>rows</td>" in text  # extra sections go in verbatim
+    assert "<link" not in text and "<script" not in text  # self-contained
+    loaded = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert loaded["confusion_matrix"] == _classification()["confusion_matrix"]
+    assert loaded["per_class"][NASTY]["support"] == 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.json", "report.html"]
+
+
+def test_nan_becomes_null(tmp_path: Path) -> None:
+    write_report(tmp_path, {"accuracy": float("nan"), "n": 3}, task="classification")
+    raw = (tmp_path / "metrics.json").read_text()
+    assert "NaN" not in raw
+    assert json.loads(raw) == {"accuracy": None, "n": 3}
+
+
+def test_empty_history_columns_are_skipped(tmp_path: Path) -> None:
+    history = _history()[["epoch", "step", "train/loss", "never/logged"]]
+    text = write_report(tmp_path, {"n": 1}, task="regression", history=history).read_text()
+    assert text.count(PNG) == 1  # only the loss chart: the metric columns are all empty
+
+
+def test_regression_and_multilabel_reports(tmp_path: Path) -> None:
+    y = np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 8.0]])
+    reg = regression_metrics(y, y * 1.1, ["price", "size"])
+    text = write_report(tmp_path / "reg", reg, task="regression").read_text()
+    assert text.count(PNG) == 1 and "Predicted vs true" in text and "Per target" in text
+
+    ml = multilabel_metrics(
+        np.array([[1, 0], [0, 1]]), np.array([[0.8, 0.3], [0.2, 0.6]]), [NASTY, "b"]
+    )
+    text = write_report(tmp_path / "ml", ml, task="multilabel").read_text()
+    assert text.count(PNG) == 1 and "&lt;b&gt;&amp;x" in text and NASTY not in text
+
+
+def _runs() -> dict:
+    return {
+        "text only": {"task": "classification", "accuracy": 0.7, "log_loss": 0.6, "params": 1000},
+        "<fusion>": {"accuracy": 0.8, "log_loss": 0.7, "train_seconds": 3.0, "n": 10},
+        "image only": {"accuracy": float("nan"), "f1_macro": 0.5, "precision_macro": 0.4},
+    }
+
+
+def test_comparison_table_columns() -> None:
+    table = comparison_table(_runs())
+    assert list(table.index) == ["text only", "<fusion>", "image only"]
+    assert list(table.columns) == ["accuracy", "f1_macro", "log_loss", "params", "train_seconds"]
+    assert table.loc["<fusion>", "accuracy"] == 0.8
+    assert np.isnan(table.loc["image only", "accuracy"])
+
+
+def test_comparison_report_marks_best(tmp_path: Path) -> None:
+    path = write_comparison_report(tmp_path, _runs(), "Baselines vs fusion", notes="seed 0 & 1")
+    text = path.read_text()
+    assert "<b>0.8000</b>" in text  # highest accuracy
+    assert "<b>0.6000</b>" in text  # lowest log loss
+    assert "<b>0.7000</b>" not in text
+    assert "&lt;fusion&gt;" in text and "seed 0 &amp; 1" in text
+    assert text.count(PNG) == 1
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert data["best"]["accuracy"] == ["<fusion>"]
+    assert data["best"]["log_loss"] == ["text only"]
+    assert data["rows"]["image only"]["accuracy"] is None
+
+
+def test_render_rich_table() -> None:
+    table = render_rich_table(comparison_table(_runs()), "Runs")
+    assert table.row_count == 3
+    console = Console(width=160, record=True)
+    console.print(table)
+    out = console.export_text()
+    assert "<fusion>" in out and "0.8000" in out
+
+
+def test_load_history_picks_newest_version(tmp_path: Path) -> None:
+    old = tmp_path / "lightning_logs" / "version_0" / "metrics.csv"
+    new = tmp_path / "lightning_logs" / "version_1" / "metrics.csv"
+    for path, loss in ((old, 9.0), (new, 1.0)):
+        path.parent.mkdir(parents=True)
+        path.write_text(f"epoch,step,train/loss,valid/loss\n0,4,{loss},\n0,4,,{loss}\n")
+    os.utime(old, (1_000_000, 1_000_000))
+    history = load_history(tmp_path)
+    assert history is not None
+    assert history["train/loss"].dropna().tolist() == [1.0]
+    assert history["valid/loss"].isna().sum() == 1
+    assert load_history(tmp_path / "nothing here") is None
+    assert load_history(new).equals(history)
