@@ -1,15 +1,19 @@
-"""CPU intra-op threads: time a training step of small BatchNorm CNNs at 1..N threads.
+"""CPU intra-op threads: time a training step of small BatchNorm CNNs at 1 and 2+ threads,
+on a quiet machine and with one busy process competing for a core.
 
     python bench/threads.py            # prints a table, writes bench/results/threads.json
 
 Why: Plait picks a default thread count (`plait.threads.default_threads`); this is the
-measurement behind it. Ratios are against 1 thread, measured in the same process.
+measurement behind it. Times are medians of interleaved repeats; ratios are against
+1 thread in the same condition, measured in the same process.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -41,6 +45,22 @@ def step_seconds(model: nn.Module, batch: torch.Tensor, repeats: int = 20) -> fl
     return (time.perf_counter() - start) / repeats
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
+def measure(cases: dict, counts: list[int], repeats: int = 3) -> dict[str, dict[int, float]]:
+    """Median step time per case and thread count, thread counts interleaved per repeat."""
+    samples: dict[str, dict[int, list[float]]] = {c: {n: [] for n in counts} for c in cases}
+    for _ in range(repeats):
+        for name, (model, batch) in cases.items():
+            for n in counts:
+                torch.set_num_threads(n)
+                samples[name][n].append(step_seconds(model, batch, repeats=8))
+    return {c: {n: statistics.median(v) for n, v in by_n.items()} for c, by_n in samples.items()}
+
+
 def main() -> None:
     torch.manual_seed(0)
     cases = {
@@ -51,13 +71,21 @@ def main() -> None:
     }
     counts = sorted({1, 2, os.cpu_count() or 1})
     rows = []
-    for name, (model, batch) in cases.items():
-        times = {}
-        for n in counts:
-            torch.set_num_threads(n)
-            times[n] = step_seconds(model, batch)
-        rows.append({"case": name, **{f"{n}t_ms": round(t * 1000, 2) for n, t in times.items()},
-                     **{f"{n}t_vs_1t": round(t / times[1], 3) for n, t in times.items()}})
+    for condition in ("quiet", "one busy process"):
+        busy = None
+        if condition != "quiet":
+            busy = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+            busy.start()
+        try:
+            timing = measure(cases, counts)
+        finally:
+            if busy is not None:
+                busy.terminate()
+        for name, times in timing.items():
+            rows.append({"condition": condition, "case": name,
+                         **{f"{n}t_ms": round(t * 1000, 1) for n, t in times.items()},
+                         **{f"{n}t_vs_1t": round(t / times[1], 2) for n, t in times.items()
+                            if n != 1}})
     header = list(rows[0])
     print(" | ".join(header))
     for row in rows:

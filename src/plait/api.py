@@ -1,10 +1,10 @@
 """The Python API; every function has a CLI twin in `plait.cli`.
 
-    import plait
-    run = plait.train("my.yaml")                    # plait train my.yaml
-    model = plait.load(run.model_dir)
-    model.predict(df)                               # plait predict MODEL DATA -o out.csv
-    plait.evaluate(model, "test.csv", out="report") # plait evaluate MODEL DATA --out report
+import plait
+run = plait.train("my.yaml")                    # plait train my.yaml
+model = plait.load(run.model_dir)
+model.predict(df)                               # plait predict MODEL DATA -o out.csv
+plait.evaluate(model, "test.csv", out="report") # plait evaluate MODEL DATA --out report
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from plait.training import RunResult
 from plait.training import fit as _fit
 
 
-def as_config(config: PlaitConfig | str | Path | dict[str, Any],
-              overrides: list[str] | None = None) -> PlaitConfig:
+def as_config(
+    config: PlaitConfig | str | Path | dict[str, Any], overrides: list[str] | None = None
+) -> PlaitConfig:
     """A PlaitConfig from an object, a YAML path or a plain dict (paths relative to cwd)."""
     if isinstance(config, PlaitConfig):
         if overrides:
@@ -64,8 +65,12 @@ def evaluate(
     if out is not None:
         from plait.evaluation import write_report
 
-        write_report(Path(out), metrics, task=predictor.task,
-                     title=f"Plait evaluation: {predictor.config.name}")
+        write_report(
+            Path(out),
+            metrics,
+            task=predictor.task,
+            title=f"Plait evaluation: {predictor.config.name}",
+        )
     return metrics
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="plait",
@@ -24,7 +25,9 @@ console = Console(stderr=True)
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
+    # the message is plain text: a path like `scans[old]/x.png` must not be read as rich markup,
+    # and long paths must not be broken across lines
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -38,7 +41,7 @@ def _run(action):
     except PlaitError as exc:
         _fail(exc)
     except KeyboardInterrupt as exc:
-        console.print(f"[yellow]interrupted[/] {exc}")
+        console.print(f"[yellow]interrupted[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(code=130) from None
 
 
@@ -88,6 +91,8 @@ def train(
         from plait.api import train as train_api
 
         result = train_api(config, resume=resume, overrides=set_ or [])
+        if result.rank != 0:  # a DDP worker process: rank 0 reports the run
+            return
         console.print(f"model:  {result.model_dir}")
         console.print(f"report: {result.report_path}")
         _print_metrics(result.metrics)
@@ -140,7 +145,9 @@ def predict(
 
 @app.command()
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (each with report/metrics.json).")],
+    runs: Annotated[
+        list[Path], typer.Argument(help="Run folders (each with report/metrics.json).")
+    ],
     out: Annotated[Path, typer.Option(help="Folder for comparison.html.")] = Path("comparison"),
 ) -> None:
     """Compare several runs in one table and chart.

@@ -45,18 +45,14 @@ class MultimodalModel(nn.Module):
     def encode(self, inputs: dict[str, dict[str, Tensor]]) -> dict[str, EncoderOutput]:
         return {name: self.encoders[name](**inputs[name]) for name in self.encoders}
 
-    def fuse(
-        self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]
-    ) -> Tensor:
+    def fuse(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
         """The fused representation [B, D] (logits for late fusion)."""
         presence = {name: presence[name].bool() for name in self.encoders}
         if self.training and self.modality_dropout > 0:
             presence = drop_modalities(presence, self.modality_dropout)
         return self.fusion(self.encode(inputs), presence)
 
-    def forward(
-        self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]
-    ) -> Tensor:
+    def forward(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
         return self.head(self.fuse(inputs, presence))  # [B, num_outputs]
 
 

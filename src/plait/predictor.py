@@ -215,6 +215,12 @@ def _model_card(predictor: Predictor) -> str:
         enc = m.encoder.model or m.encoder.type
         lines.append(f"| {name} | {m.kind} | {m.column} | {enc} |")
     lines += ["", f"Outputs: {', '.join(map(str, predictor.labels.names))}", ""]
-    lines += ["```python", "import plait", 'model = plait.load("<this folder>")',
-              "model.predict(df)", "```", ""]
+    lines += [
+        "```python",
+        "import plait",
+        'model = plait.load("<this folder>")',
+        "model.predict(df)",
+        "```",
+        "",
+    ]
     return "\n".join(lines)

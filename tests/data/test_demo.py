@@ -100,9 +100,9 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
 
 def detect_shape(pixels: np.ndarray) -> str | None:
     """Background = the border's median colour; the blob = the largest region far from
-    it after an opening (which drops thin lines and noise). Each pixel's coverage by
-    the shape is its position between background and blob colour; a square fills
-    (widest row x tallest column), a circle about pi/4 of it."""
+    it after an opening (which drops thin lines and noise). A square is filled, a circle
+    is drawn as a ring: look at the middle of the blob's bounding box, where a square
+    has its own colour and a ring shows the background through its hole."""
     image = pixels.astype(np.float64)
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
     background = np.median(border, axis=0)
@@ -110,11 +110,11 @@ def detect_shape(pixels: np.ndarray) -> str | None:
     blob = _largest_component(_dilate(_erode(far)))
     if blob.sum() < 16:
         return None  # nothing visible
-    contrast = np.median(image[blob], axis=0) - background
-    coverage = np.clip((image - background) @ contrast / (contrast @ contrast), 0, 1)
-    coverage *= _dilate(blob)
-    fill = coverage.sum() / (coverage.sum(axis=1).max() * coverage.sum(axis=0).max())
-    return "square" if fill > 0.85 else "circle"
+    ys, xs = np.nonzero(blob)
+    cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
+    hy, hx = max(1, (ys.max() - ys.min()) // 5), max(1, (xs.max() - xs.min()) // 5)
+    middle = far[cy - hy : cy + hy + 1, cx - hx : cx + hx + 1]
+    return "square" if middle.mean() > 0.5 else "circle"
 
 
 def detect_mood(caption: str) -> str | None:

@@ -3,15 +3,16 @@
 Every row has an 8-way label made of three independent binary factors, and each
 factor is visible in exactly one modality:
 
-* shape (``circle`` / ``square``) only in the IMAGE: a 32x32 RGB picture of one filled
-  shape of random colour, size and position on a noisy background with distractor lines;
+* shape (``circle`` / ``square``) only in the IMAGE: a 32x32 RGB picture of one shape
+  (a ring or a filled square) of random colour, size and position on a noisy
+  background with distractor lines;
 * mood (``calm`` / ``busy``) only in the TEXT: a caption built from templates, a
   synonym of the mood, and neutral filler that never names a shape or a pitch;
 * pitch (``low`` / ``high``) only in the AUDIO: a 0.5 s tone whose fundamental is
   200-400 Hz or 900-1400 Hz, with random harmonics, envelope, onset and noise.
 
 A model that sees one modality knows one bit of three, so it can reach at most about
-25% accuracy on the label; a model that fuses all three can reach well above 70%.
+25% accuracy on the label; a model that fuses all three reaches about 85% (`plait demo`).
 About 4% of the rows per factor are ambiguous (the cue is misleading or too weak to
 read), so no single modality is trivially perfect, and ``missing_rate`` of the values
 per modality are left empty (never all three of one row) to exercise missing-modality
@@ -353,7 +354,7 @@ def _image(rng: np.random.Generator, shape: int) -> np.ndarray:
     y = int(rng.integers(s, big - size - s + 1))
     box = [x, y, x + size - 1, y + size - 1]
     if shown == 0:
-        draw.ellipse(box, fill=colour)
+        draw.ellipse(box, outline=colour, width=4 * s)
     else:
         draw.rectangle(box, fill=colour)
 
@@ -433,7 +434,7 @@ The label has 8 classes, the combinations of three independent binary factors:
 
 Each factor can be read from exactly one modality:
 
-- **shape** (`circle` / `square`), image only: one filled shape, 14-22 px across, at a
+- **shape** (`circle` / `square`), image only: a ring or a filled square, 14-22 px across, at a
   random position, in a random colour (which says nothing about the label), over a
   random background with 0-2 distractor lines behind it and Gaussian pixel noise.
 - **mood** (`calm` / `busy`), caption only: a template sentence with one mood synonym
@@ -451,7 +452,7 @@ the background, a tone between the bands). Each factor is therefore about 97%
 recoverable from its own modality and not at all from the others.
 
 A model that uses one modality knows one factor of three and can reach at most about
-25% accuracy on the 8 classes; a model that fuses all three can reach well above 70%.
+25% accuracy on the 8 classes; a model that fuses all three reaches about 85% (`plait demo`).
 
 ## Missing values
 

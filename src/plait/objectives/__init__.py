@@ -9,7 +9,11 @@ from plait.objectives.supervised import classification_loss, multilabel_loss, re
 
 
 class TaskLoss(nn.Module):
-    """Module wrapper holding the head's loss settings (and class weights as a buffer)."""
+    """Module wrapper holding the head's loss settings.
+
+    `class_weights`: per-class weights [K] for classification, positive-label weights [L]
+    for multilabel (kept as a non-persistent buffer, so it follows the model's device).
+    """
 
     def __init__(self, config: HeadConfig, class_weights: Tensor | None = None) -> None:
         super().__init__()
@@ -27,7 +31,7 @@ class TaskLoss(nn.Module):
                 class_weights=self.class_weights,
             )
         if self.task == "multilabel":
-            return multilabel_loss(outputs, targets)
+            return multilabel_loss(outputs, targets, pos_weight=self.class_weights)
         return regression_loss(outputs, targets, kind=self.kind)
 
 

@@ -7,6 +7,7 @@ batches as an uninterrupted one, and under DDP each process takes its own shard.
 from __future__ import annotations
 
 import lightning.pytorch as pl
+import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
@@ -36,6 +37,11 @@ class PlaitDataModule(pl.LightningDataModule):
             collate_fn=dataset.collate,
             num_workers=self.training.num_workers,
             persistent_workers=False,
+            # its own generator for the workers' base seed: creating an iterator then never
+            # draws from the global RNG, which dropout uses. (Lightning creates the first
+            # iterator of a resumed run before the RNG is restored, so a global draw there
+            # would shift every dropout mask after a resume.)
+            generator=torch.Generator().manual_seed(self.training.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -13,6 +13,9 @@ Run folder (`<output_dir>/<name>/`)::
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from plait.build import build_model
 from plait.config import PlaitConfig
@@ -35,7 +39,7 @@ from plait.threads import configure_threads
 from plait.training.checkpoint_io import AtomicCheckpointIO
 from plait.training.datamodule import PlaitDataModule
 from plait.training.module import PlaitModule
-from plait.utils.io import atomic_write_json
+from plait.utils.io import atomic_write, atomic_write_json
 
 log = logging.getLogger("plait")
 
@@ -50,6 +54,7 @@ class RunResult:
     train_seconds: float
     epochs_run: int
     problems: list = field(default_factory=list)
+    rank: int = 0  # DDP process; only rank 0 saves the model and report (metrics empty elsewhere)
 
     @property
     def model_dir(self) -> Path:
@@ -76,30 +81,47 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
             f"{run_dir} already holds a run; pass --resume to continue it, "
             "or choose another `name` / `output_dir`"
         )
+    # under DDP every process runs this function; only the first one writes run files
+    writer = rank_zero_only.rank == 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.to_yaml(run_dir / "config.yaml")
-    threads = configure_threads(config.training.threads)
+    if writer:
+        config.to_yaml(run_dir / "config.yaml")
+    threads = configure_threads(
+        config.training.threads,
+        processes=_cpu_processes(config.training),
+        workers=config.training.num_workers,
+    )
     pl.seed_everything(config.training.seed, workers=True, verbose=False)
 
     data = prepare_data(config)
-    _write_problems(run_dir, data.problems)
+    if writer:
+        _write_problems(run_dir, data.problems)
     model = build_model(config, data.processors, data.labels.num_outputs)
     module = PlaitModule(model, _task_loss(config, data), config.training)
     trainer = _trainer(config, run_dir, has_valid=data.valid is not None)
     log.info("training %s with %d CPU threads", config.name, threads)
 
+    # Lightning's CSV logger starts metrics.csv afresh: keep the epochs before the resume
+    history = _read_history(run_dir) if resume and writer else None
     start = time.perf_counter()
-    trainer.fit(
-        module,
-        datamodule=PlaitDataModule(data, config.training),
-        ckpt_path=str(last) if resume else None,
-    )
+    try:
+        _fit_interruptibly(trainer, module, PlaitDataModule(data, config.training), last, resume)
+    finally:
+        if history is not None:
+            _merge_history(run_dir, history)
     train_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; continue with --resume ({run_dir})")
     if trainer.global_rank != 0:
-        return RunResult(run_dir, Predictor(model, config, data.processors, data.labels), {},
-                         train_seconds, trainer.current_epoch)
+        return RunResult(
+            run_dir,
+            Predictor(model, config, data.processors, data.labels),
+            {},
+            train_seconds,
+            trainer.current_epoch,
+            data.problems,
+            rank=trainer.global_rank,
+        )
 
     _load_best(module, checkpoint_dir / "best.ckpt")
     predictor = Predictor(module.model.cpu(), config, data.processors, data.labels)
@@ -121,13 +143,58 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
         )
     else:
         atomic_write_json(run_dir / "report" / "metrics.json", metrics)
-    return RunResult(run_dir, predictor, metrics, train_seconds, trainer.current_epoch,
-                     data.problems)
+    return RunResult(
+        run_dir, predictor, metrics, train_seconds, trainer.current_epoch, data.problems
+    )
+
+
+def _fit_interruptibly(
+    trainer: pl.Trainer, module: PlaitModule, datamodule: PlaitDataModule, last: Path, resume: bool
+) -> None:
+    """`trainer.fit`, with Ctrl-C left to the caller as a KeyboardInterrupt.
+
+    On Ctrl-C Lightning shuts down gracefully, then calls `sys.exit(1)` and leaves SIGINT
+    ignored. Undo both: the caller (the CLI, a notebook) gets `trainer.interrupted` and
+    its own Ctrl-C handler back.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    except SystemExit as exc:
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+
+
+def _history_path(run_dir: Path) -> Path:
+    return run_dir / "logs" / "csv" / "metrics.csv"
+
+
+def _read_history(run_dir: Path) -> pd.DataFrame | None:
+    path = _history_path(run_dir)
+    try:
+        return pd.read_csv(path) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _merge_history(run_dir: Path, before: pd.DataFrame) -> None:
+    """metrics.csv = the epochs logged before a resume + those logged after it."""
+    after = _read_history(run_dir)
+    if after is not None and "epoch" in after and len(after):
+        before = before[before["epoch"] < after["epoch"].min()]
+        before = pd.concat([before, after], ignore_index=True)
+    path = _history_path(run_dir)
+    atomic_write(path, lambda tmp: before.to_csv(tmp, index=False))
 
 
 def _task_loss(config: PlaitConfig, data: PreparedData) -> TaskLoss:
+    """`class_weights: balanced` -> class weights (classification) or positive-label
+    weights (multilabel), counted on the rows actually trained on."""
     weights = None
-    if config.head.task == "classification" and config.head.class_weights == "balanced":
+    if config.head.class_weights == "balanced" and config.head.task != "regression":
         weights = torch.as_tensor(data.labels.class_weights(data.train), dtype=torch.float32)
     return TaskLoss(config.head, weights)
 
@@ -143,9 +210,15 @@ def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
             monitor=monitor,
             mode=mode,
             save_top_k=1,
-            save_last=True,
             enable_version_counter=False,
-        )
+        ),
+        _LastCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="last",
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        ),
     ]
     if cfg.early_stopping and monitor:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stopping))
@@ -171,6 +244,9 @@ def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
         callbacks=callbacks,
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
+        # PlaitDataModule's EpochSampler already gives each DDP process its own shard;
+        # Lightning's DistributedSampler on top would shard it again and drop half the rows
+        use_distributed_sampler=False,
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
         log_every_n_steps=10,
@@ -179,6 +255,22 @@ def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
         deterministic=False,
         default_root_dir=run_dir,
     )
+
+
+class _LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt` at the end of every epoch, what `--resume` continues from.
+
+    Lightning's own `save_last=True` writes `last.ckpt` only when a top-k checkpoint was
+    saved at the same step (so it would lag behind at the last improvement). A subclass
+    also gets its own callback state key, so it can sit beside the `best` checkpoint.
+    """
+
+
+def _cpu_processes(cfg: Any) -> int:
+    """Training processes sharing this machine's cores (DDP on CPU starts `devices`)."""
+    if cfg.strategy in ("ddp", "fsdp") and not _uses_gpu(cfg.accelerator):
+        return cfg.devices if isinstance(cfg.devices, int) else os.cpu_count() or 1
+    return 1
 
 
 def _uses_gpu(accelerator: str) -> bool:
@@ -215,8 +307,10 @@ def _write_problems(run_dir: Path, problems: list) -> None:
     path = run_dir / "bad_rows.csv"
     if problems:
         frame = pd.DataFrame(
-            [{"file": p.file, "row": p.row, "column": p.column, "reason": p.reason}
-             for p in problems]
+            [
+                {"file": p.file, "row": p.row, "column": p.column, "reason": p.reason}
+                for p in problems
+            ]
         )
         frame.to_csv(path, index=False)
         log.warning("%d bad rows skipped; see %s", len(problems), path)

@@ -35,7 +35,9 @@ class PlaitModule(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         outputs = self(batch)  # [B, K]
         loss = self.loss(outputs, batch.labels)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch))
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch), sync_dist=True
+        )
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -72,7 +74,10 @@ class PlaitModule(pl.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = warmup_schedule(total, int(cfg.warmup_ratio * total), cfg.scheduler)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     # ------------------------------------------------------------ exact resumption
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

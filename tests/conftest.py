@@ -1,0 +1,100 @@
+"""Shared fixtures: a tiny generated demo data set and tiny configs that train in seconds."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from plait.data.demo import generate_demo
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with train.csv (48 rows), test.csv (16 rows), images/ and audio/.
+
+    Shared by every test of the session: treat it as read-only (copy before editing).
+    """
+    root = tmp_path_factory.mktemp("demo-data")
+    generate_demo(root, n_train=48, n_test=16, seed=0)
+    return root
+
+
+def build_tiny_config(data_dir: Path, out_dir: Path, name: str = "tiny", **sections: Any) -> dict:
+    """A raw config dict for the demo data that trains in about a second on one CPU core.
+
+    `sections` are merged one level deep, e.g. `training={"epochs": 3}`; a value that is
+    not a dict replaces the key.
+    """
+    raw: dict[str, Any] = {
+        "name": name,
+        "output_dir": str(out_dir),
+        "data": {
+            "train": str(data_dir / "train.csv"),
+            "test": str(data_dir / "test.csv"),
+            "label": "label",
+            "id": "id",
+            "split": {"method": "stratified", "valid": 0.25, "test": 0.0, "seed": 0},
+        },
+        "modalities": {
+            "caption": {
+                "kind": "text",
+                "column": "caption",
+                "max_length": 16,
+                "encoder": {"type": "text_cnn", "dim": 16},
+            },
+            "image": {
+                "kind": "image",
+                "column": "image",
+                "size": 32,
+                "augment": False,
+                "encoder": {"type": "image_cnn", "dim": 16, "layers": 2},
+            },
+            "audio": {
+                "kind": "audio",
+                "column": "audio",
+                "sample_rate": 16000,
+                "duration": 0.5,
+                "n_mels": 16,
+                "n_fft": 256,
+                "hop_length": 160,
+                "encoder": {"type": "audio_cnn", "dim": 16, "layers": 1},
+            },
+        },
+        "fusion": {"method": "concat", "dim": 16},
+        "head": {"task": "classification", "hidden": 16},
+        "training": {
+            "epochs": 2,
+            "batch_size": 16,
+            "lr": 3e-3,
+            "progress": False,
+            "tensorboard": False,
+            "threads": 1,
+            "accelerator": "cpu",
+            "seed": 0,
+        },
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **copy.deepcopy(value)}
+        else:
+            raw[key] = copy.deepcopy(value)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def tiny_config(demo_data: Path):
+    """tiny_config(out_dir, name="tiny", **sections) -> raw config dict over `demo_data`."""
+
+    def build(out_dir: Path, name: str = "tiny", **sections: Any) -> dict:
+        return build_tiny_config(demo_data, Path(out_dir), name, **sections)
+
+    return build

@@ -1,0 +1,200 @@
+"""The `plait` command line, run in-process with Typer's CliRunner on the tiny demo data."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from plait.cli import app
+from plait.config import PlaitConfig
+
+COMMANDS = ["demo", "train", "evaluate", "predict", "report", "check"]
+
+
+@pytest.fixture()
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str):
+    result = runner.invoke(app, [str(a) for a in args], terminal_width=200)
+    # every message as one line (rich may still wrap tables)
+    result.flat = " ".join(result.output.split())
+    return result
+
+
+def write_yaml(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_help_lists_every_command_and_each_shows_an_example(runner):
+    result = invoke(runner, "--help")
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+    for command in COMMANDS:
+        result = invoke(runner, command, "--help")
+        assert result.exit_code == 0, command
+        assert "Example" in result.output and f"plait {command}" in result.output, command
+
+
+def test_python_dash_m_runs_the_cli():
+    done = subprocess.run(
+        [sys.executable, "-m", "plait.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "train" in done.stdout
+
+
+def test_check_prints_the_resolved_config(runner, tiny_config, demo_data, tmp_path):
+    raw = tiny_config(tmp_path / "runs")
+    raw["data"]["train"] = os.path.relpath(demo_data / "train.csv", tmp_path)
+    raw["output_dir"] = "runs"
+    del raw["fusion"]
+    path = write_yaml(tmp_path / "cfg.yaml", raw)
+
+    result = invoke(runner, "check", path)
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.stdout)
+    # relative paths resolved against the YAML's folder, defaults filled in
+    assert resolved["data"]["train"] == str((demo_data / "train.csv").resolve())
+    assert resolved["output_dir"] == str((tmp_path / "runs").resolve())
+    assert resolved["fusion"]["method"] == "concat"
+    assert resolved["training"]["optimizer"] == "adamw"
+    assert PlaitConfig.from_dict(resolved).modalities.keys() == raw["modalities"].keys()
+
+
+def test_config_typo_exits_2_with_key_and_suggestion_and_no_traceback(
+    runner, tiny_config, tmp_path
+):
+    raw = tiny_config(tmp_path / "runs")
+    raw["trainig"] = raw.pop("training")
+    raw["fusion"]["methd"] = "gated"
+    path = write_yaml(tmp_path / "typo.yaml", raw)
+
+    for command in ("check", "train"):
+        result = invoke(runner, command, path)
+        assert result.exit_code == 2, result.output
+        assert "unknown key `trainig`. Did you mean `training`?" in result.flat
+        assert "unknown key `fusion.methd`. Did you mean `method`?" in result.flat
+        assert "typo.yaml" in result.flat
+        assert "Traceback" not in result.output
+        assert isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_predict_evaluate_report_end_to_end(runner, tiny_config, demo_data, tmp_path):
+    path = write_yaml(tmp_path / "cfg.yaml", tiny_config(tmp_path / "runs", "cli"))
+    result = invoke(runner, "train", path, "--set", "training.epochs=1")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "cli"
+    model = run / "model"
+    assert f"model: {model}" in result.flat and "accuracy" in result.flat
+    assert yaml.safe_load((run / "config.yaml").read_text())["training"]["epochs"] == 1
+
+    # a second `train` into the same folder is refused with a hint, not a traceback
+    again = invoke(runner, "train", path)
+    assert again.exit_code == 2 and "--resume" in again.flat
+
+    out = tmp_path / "out.csv"
+    result = invoke(runner, "predict", model, demo_data / "test.csv", "-o", out)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert len(frame) == 16 and "prediction" in frame.columns
+    assert f"wrote 16 predictions to {out}" in result.flat
+
+    report = tmp_path / "eval"
+    result = invoke(runner, "evaluate", model, demo_data / "test.csv", "--out", report)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["n"] == 16
+    saved = json.loads((run / "report" / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(saved["accuracy"])
+    assert (report / "report.html").is_file()
+
+    compare = tmp_path / "compare"
+    result = invoke(runner, "report", run, "--out", compare)
+    assert result.exit_code == 0, result.output
+    assert (compare / "comparison.html").is_file()
+    assert "cli" in (compare / "comparison.html").read_text()
+
+    missing = invoke(runner, "report", tmp_path / "nowhere", "--out", compare)
+    assert missing.exit_code == 2 and "no report/metrics.json" in missing.flat
+
+
+@pytest.fixture(scope="module")
+def saved_model(tiny_config, tmp_path_factory) -> Path:
+    from plait.training import fit
+
+    out = tmp_path_factory.mktemp("runs")
+    raw = tiny_config(out, "for-predict", training={"epochs": 1})
+    return fit(PlaitConfig.from_dict(raw)).model_dir
+
+
+def test_predict_names_the_missing_file_and_row(runner, saved_model, demo_data, tmp_path):
+    frame = pd.read_csv(demo_data / "test.csv")
+    for column in ("image", "audio"):
+        frame[column] = [str(demo_data / v) if isinstance(v, str) else v for v in frame[column]]
+    frame["image"] = frame["image"].astype(object)
+    frame.loc[3, "image"] = str(tmp_path / "gone [old].png")  # brackets: not rich markup
+    table = tmp_path / "new.csv"
+    frame.to_csv(table, index=False)
+
+    out = tmp_path / "pred.csv"
+    result = invoke(runner, "predict", saved_model, table, "-o", out)
+    assert result.exit_code == 2, result.output
+    assert f"{table}, row 4, column 'image'" in result.flat
+    assert str(tmp_path / "gone [old].png") in result.flat
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_demo_runs_and_writes_the_comparison(runner, tmp_path):
+    out = tmp_path / "demo"
+    result = invoke(
+        runner, "demo", "--rows", "48", "--epochs", "1", "--fusions", "concat", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "report" / "comparison.html").is_file()
+    assert (out / "runs" / "fusion-concat" / "model" / "model.safetensors").is_file()
+
+
+class InterruptAtSecondEpoch(pl.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_train_exits_130_and_resume_finishes(
+    runner, tiny_config, tmp_path, monkeypatch
+):
+    fit_module = importlib.import_module("plait.training.fit")
+    make_trainer = fit_module._trainer
+
+    def interrupting_trainer(*args, **kwargs):
+        trainer = make_trainer(*args, **kwargs)
+        trainer.callbacks.append(InterruptAtSecondEpoch())
+        return trainer
+
+    path = write_yaml(tmp_path / "cfg.yaml", tiny_config(tmp_path / "runs", "cut"))
+    monkeypatch.setattr(fit_module, "_trainer", interrupting_trainer)
+    result = invoke(runner, "train", path)
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.flat and "--resume" in result.flat
+    assert "Traceback" not in result.output
+    monkeypatch.setattr(fit_module, "_trainer", make_trainer)
+
+    result = invoke(runner, "train", path, "--resume")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "runs" / "cut" / "report" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
