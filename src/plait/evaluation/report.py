@@ -433,7 +433,7 @@ def _fmt(value: Any) -> str:
         return str(int(value))
     if isinstance(value, float | np.floating):
         value = float(value)
-        if value.is_integer() and abs(value) >= 1e4:
+        if value.is_integer():  # counts (epochs, params) arrive as floats from pandas
             return str(int(value))
         if abs(value) >= 100:
             return f"{value:.2f}"
