@@ -15,7 +15,7 @@ A saved model is a folder (no pickles)::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +73,25 @@ class Predictor:
 
     @torch.inference_mode()
     def outputs(
-        self, data: Any, *, require_labels: bool = False, batch_size: int = 64
+        self,
+        data: Any,
+        *,
+        require_labels: bool = False,
+        batch_size: int = 64,
+        transform: Callable[[Batch], Batch] | None = None,
     ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-        """Raw model outputs: (ids, outputs [N, K] as probabilities or values, labels)."""
+        """Raw model outputs: (ids, outputs [N, K] as probabilities or values, labels).
+
+        `transform` rewrites each collated batch (on the CPU, before it moves to the
+        model's device), e.g. to hide or perturb a modality (`plait.evaluation.robustness`).
+        """
         device = next(self.model.parameters()).device
         ids: list[str] = []
         outs: list[np.ndarray] = []
         targets: list[np.ndarray] = []
         for batch in self._batches(data, require_labels, batch_size):
+            if transform is not None:
+                batch = transform(batch)
             batch = batch.to(device)
             raw = self.model(batch.inputs, batch.presence)  # [B, K]
             outs.append(_activate(raw, self.task).float().cpu().numpy())
@@ -123,9 +134,17 @@ class Predictor:
                 frame[name] = values[:, j]
         return frame
 
-    def evaluate(self, data: Any, batch_size: int = 64) -> dict[str, Any]:
-        """Metrics on labelled data (same report format as training)."""
-        _, out, labels = self.outputs(data, require_labels=True, batch_size=batch_size)
+    def evaluate(
+        self,
+        data: Any,
+        batch_size: int = 64,
+        transform: Callable[[Batch], Batch] | None = None,
+    ) -> dict[str, Any]:
+        """Metrics on labelled data (same report format as training); `transform` as in
+        `outputs`."""
+        _, out, labels = self.outputs(
+            data, require_labels=True, batch_size=batch_size, transform=transform
+        )
         if labels is None or len(labels) == 0:
             raise PlaitError("no labelled rows to evaluate")
         if self.task == "regression":

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from plait.config import AudioModality
+from plait.data.arrays import is_array_cell, load_array_cell
 from plait.data.processor import Processor, resolve_path
 
 
@@ -150,6 +151,16 @@ class AudioProcessor(Processor):
     wav2vec2/HuBERT, `input_values` for AST, `input_features` for Whisper).
     Clips are cropped to `config.duration` (random window in training, centre in eval);
     scratch clips are also zero-padded to it, hub clips are padded by the collate.
+
+    Array cells (`file.npy#row`, see `plait.data.arrays`): a 1-D row is a waveform at
+    `config.sample_rate` and goes the way of a decoded file. A 2-D row is a PRECOMPUTED
+    spectrogram [frequency or mel bins, time frames] for scratch encoders: the log-mel step
+    is skipped, its bin count must equal `n_mels`, it is normalised per utterance like a
+    computed log-mel and gets SpecAugment in training (`spec_augment`), and it is used at
+    its full length (no cropping; the collate pads shorter ones with zeros). For a missing
+    value to have the same shape, pick `duration` and `hop_length` so that
+    `duration * sample_rate // hop_length + 1` equals the frame count (AV-MNIST: 8000 Hz,
+    1.0 s, hop 72 -> 112 frames).
     """
 
     kind = "audio"
@@ -177,6 +188,8 @@ class AudioProcessor(Processor):
 
     # --------------------------------------------------------------------- per sample
     def load(self, value: Any, base_dir: Path) -> np.ndarray:
+        if is_array_cell(value):
+            return self._from_array_cell(load_array_cell(value, base_dir), value)
         if isinstance(value, np.ndarray | list | Tensor):
             wave = np.asarray(value, dtype=np.float32)
             if wave.ndim == 2:  # [channels, samples] or [samples, channels]
@@ -188,8 +201,37 @@ class AudioProcessor(Processor):
             return resample(wave, self.config.sample_rate, self.sample_rate)
         return load_audio(resolve_path(value, base_dir), self.sample_rate)
 
+    def _from_array_cell(self, array: np.ndarray, cell: str) -> np.ndarray:
+        """An array-cell row -> a 1-D waveform at `self.sample_rate`, or a 2-D spectrogram."""
+        where = f"array cell {cell.strip()!r}"
+        if array.ndim not in (1, 2):
+            raise ValueError(
+                f"{where}: an audio row must be a 1-D waveform or a 2-D spectrogram "
+                f"[bins, frames], got shape {tuple(array.shape)}"
+            )
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise ValueError(f"{where}: audio rows must be numbers, got dtype {array.dtype}")
+        values = np.asarray(array, dtype=np.float32)
+        if values.size == 0:
+            raise ValueError(f"{where}: the row is empty")
+        if not np.isfinite(values).all():
+            raise ValueError(f"{where}: the row contains NaN or infinite values")
+        if values.ndim == 1:
+            return resample(values, self.config.sample_rate, self.sample_rate)
+        if self.extractor is not None:
+            raise ValueError(
+                f"{where}: a precomputed spectrogram cannot feed the pretrained model "
+                f"'{self.hub_model}', which reads waveforms; use a scratch audio encoder"
+            )
+        if values.shape[0] != self.config.n_mels:
+            raise ValueError(
+                f"{where}: the precomputed spectrogram has {values.shape[0]} frequency rows "
+                f"but `n_mels` is {self.config.n_mels}; set `n_mels: {values.shape[0]}`"
+            )
+        return values  # [bins, frames]
+
     def check(self, value: Any, base_dir: Path) -> None:
-        if isinstance(value, np.ndarray | list | Tensor):
+        if isinstance(value, np.ndarray | list | Tensor) or is_array_cell(value):
             self.load(value, base_dir)
         else:
             check_audio(resolve_path(value, base_dir))
@@ -208,15 +250,18 @@ class AudioProcessor(Processor):
     def transform(
         self, raw: np.ndarray, train: bool, generator: torch.Generator
     ) -> dict[str, Tensor]:
-        wave = self.crop(raw, train, generator)
-        if self.extractor is not None:
-            return self._hub_features(wave)
-        padded = np.zeros(self.num_samples, dtype=np.float32)
-        padded[: len(wave)] = wave
         cfg = self.config
-        mel = log_mel(
-            torch.from_numpy(padded), self.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels
-        )
+        if raw.ndim == 2:  # a precomputed spectrogram from an array cell
+            mel = torch.from_numpy(np.array(raw, dtype=np.float32))  # [bins, frames]
+        else:
+            wave = self.crop(raw, train, generator)
+            if self.extractor is not None:
+                return self._hub_features(wave)
+            padded = np.zeros(self.num_samples, dtype=np.float32)
+            padded[: len(wave)] = wave
+            mel = log_mel(
+                torch.from_numpy(padded), self.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels
+            )
         mel = (mel - mel.mean()) / (mel.std() + 1e-5)  # [n_mels, frames]
         if train and cfg.spec_augment:
             mel = spec_augment(mel, cfg.time_masks, cfg.freq_masks, generator)

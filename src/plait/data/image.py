@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
 from plait.config import ImageModality
+from plait.data.arrays import is_array_cell, load_array_cell
 from plait.data.processor import Processor, resolve_path
 
 _OPEN_LOCK = threading.Lock()
@@ -113,6 +115,46 @@ def array_to_image(array: np.ndarray, channels: int = 3) -> Image.Image:
     return to_mode(Image.fromarray(array, mode=mode), channels)
 
 
+def image_from_array_cell(array: np.ndarray, channels: int, cell: str = "") -> Any:
+    """One row of an array cell (`file.npy#row`) -> what `ImageProcessor.transform` reads.
+
+    A uint8 array (H x W or H x W x C, C = 1, 3 or 4) is pixel data: it becomes a Pillow
+    image and is treated exactly like a decoded image file. A float array is taken as it is (no /255):
+    float32 [H, W, channels]. One channel is repeated to three, three are mixed to one
+    with the ITU-R 601 luma weights (as Pillow's "L" conversion).
+
+    Raises:
+        ValueError: wrong rank, channel count or dtype, or NaN / infinite values.
+    """
+    where = f"array cell {cell!r}: " if cell else ""
+    if array.dtype == np.uint8:
+        try:
+            return array_to_image(array, channels)
+        except ValueError as exc:
+            raise ValueError(f"{where}{exc}") from None
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3):
+        raise ValueError(
+            f"{where}a float image row must be H x W or H x W x C (C = 1 or 3), got shape "
+            f"{tuple(array.shape)}"
+        )
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{where}image rows must be uint8 or float, got {array.dtype}")
+    values = np.asarray(array, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{where}image row contains NaN or infinite values")
+    if values.ndim == 2:
+        values = values[..., None]
+    if values.shape[-1] != channels:
+        if channels == 3:
+            values = np.repeat(values, 3, axis=-1)
+        else:
+            luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            values = (values @ luma)[..., None]
+    return np.ascontiguousarray(values)  # [H, W, channels]
+
+
 class ImageProcessor(Processor):
     """Image cell -> {"pixel_values": [C, size, size] float}, normalised by mean/std.
 
@@ -121,6 +163,14 @@ class ImageProcessor(Processor):
     the config when it cannot be loaded) and kept in the saved state.
     Training-time augmentation (when `config.augment`): random resized crop (scale 0.8-1,
     aspect 3/4-4/3), horizontal flip, brightness x U(0.9, 1.1) - all from the generator.
+
+    Array cells (`file.npy#row`, see `plait.data.arrays`): a uint8 row is pixel data and
+    goes exactly the way of a decoded image file. A float row (H x W or H x W x C) is
+    used as it is: no /255, no clamping, resized to `size` (bilinear, antialiased) only
+    when it is not already that size, and normalised with `mean`/`std` only when the
+    config sets them (no 0.5 default: float rows are usually already scaled, such as the
+    centred PCA digits of AV-MNIST). Augmentation of float rows: the same random resized
+    crop and flip, no brightness change.
     """
 
     kind = "image"
@@ -167,14 +217,18 @@ class ImageProcessor(Processor):
             self.std = [float(v) for v in np.broadcast_to(std, (3,))]
 
     # --------------------------------------------------------------------- per sample
-    def load(self, value: Any, base_dir: Path) -> Image.Image:
+    def load(self, value: Any, base_dir: Path) -> Image.Image | np.ndarray:
         if isinstance(value, np.ndarray):
             return array_to_image(value, self.channels)
+        if is_array_cell(value):
+            return image_from_array_cell(load_array_cell(value, base_dir), self.channels, value)
         return load_image(resolve_path(value, base_dir), self.config.max_pixels, self.channels)
 
     def transform(
-        self, raw: Image.Image, train: bool, generator: torch.Generator
+        self, raw: Image.Image | np.ndarray, train: bool, generator: torch.Generator
     ) -> dict[str, Tensor]:
+        if isinstance(raw, np.ndarray):
+            return {"pixel_values": self._float_pixels(raw, train, generator)}
         size = (self.size, self.size)
         brightness = 1.0
         if train and self.config.augment:
@@ -191,6 +245,32 @@ class ImageProcessor(Processor):
         mean = torch.tensor(self.mean).view(-1, 1, 1)
         std = torch.tensor(self.std).view(-1, 1, 1)
         return {"pixel_values": (pixels - mean) / std}
+
+    def _float_pixels(self, raw: np.ndarray, train: bool, generator: torch.Generator) -> Tensor:
+        """A float array-cell row [H, W, C] -> [C, size, size], used as it is (see class doc)."""
+        pixels = torch.from_numpy(raw).permute(2, 0, 1)  # [C, H, W]
+        if train and self.config.augment:
+            height, width = pixels.shape[1:]
+            left, top, right, bottom = _random_box((width, height), generator)
+            x0, y0 = min(int(left), width - 1), min(int(top), height - 1)
+            x1 = max(x0 + 1, min(width, math.ceil(right)))
+            y1 = max(y0 + 1, min(height, math.ceil(bottom)))
+            pixels = pixels[:, y0:y1, x0:x1]
+            if _uniform(generator) < 0.5:
+                pixels = pixels.flip(-1)
+        if tuple(pixels.shape[1:]) != (self.size, self.size):
+            pixels = F.interpolate(
+                pixels[None],
+                size=(self.size, self.size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )[0]
+        if self.config.mean is not None or self.config.std is not None:
+            mean = torch.tensor(self.mean).view(-1, 1, 1)
+            std = torch.tensor(self.std).view(-1, 1, 1)
+            pixels = (pixels - mean) / std
+        return pixels.contiguous()  # [C, size, size]
 
     def placeholder(self) -> dict[str, Tensor]:
         return {"pixel_values": torch.zeros(self.channels, self.size, self.size)}

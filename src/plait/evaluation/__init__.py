@@ -1,4 +1,5 @@
-"""Evaluation: task metrics as JSON-ready dicts, and self-contained HTML reports."""
+"""Evaluation: task metrics as JSON-ready dicts, self-contained HTML reports, and
+robustness to a missing or noisy modality."""
 
 from plait.evaluation.metrics import (
     classification_metrics,
@@ -14,15 +15,27 @@ from plait.evaluation.report import (
     write_comparison_report,
     write_report,
 )
+from plait.evaluation.robustness import (
+    Condition,
+    apply_condition,
+    default_conditions,
+    evaluate_robustness,
+    robustness_section,
+)
 
 __all__ = [
+    "Condition",
+    "apply_condition",
     "classification_metrics",
     "comparison_table",
     "compute_metrics",
+    "default_conditions",
+    "evaluate_robustness",
     "load_history",
     "multilabel_metrics",
     "regression_metrics",
     "render_rich_table",
+    "robustness_section",
     "to_jsonable",
     "write_comparison_report",
     "write_report",

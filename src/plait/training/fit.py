@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ from plait.training.module import PlaitModule
 from plait.utils.io import atomic_write, atomic_write_json
 
 log = logging.getLogger("plait")
+
+# Expected states that Lightning warns about: frozen pretrained towers stay in eval mode
+# on purpose, and batches move to the device through PlaitModule.transfer_batch_to_device.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+warnings.filterwarnings("ignore", message=r"You have overridden `transfer_batch_to_device`")
 
 
 @dataclass
@@ -249,7 +255,7 @@ def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
         use_distributed_sampler=False,
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
-        log_every_n_steps=10,
+        log_every_n_steps=1,  # Plait logs per epoch; this only silences a warning
         num_sanity_val_steps=0 if not has_valid else 1,
         limit_val_batches=1.0 if has_valid else 0,
         deterministic=False,
