@@ -178,8 +178,12 @@ def test_text_noise_replaces_a_fraction_of_tokens_and_never_padding():
     eligible = (mask == 1) & batch.presence["text"][:, None]
     fraction = changed.sum().item() / eligible.sum().item()
     assert 0.25 < fraction < 0.35, fraction
-    assert torch.equal(new, apply_condition(batch, Condition("t", noise={"text": 0.3}), _gen(1))
-                       .inputs["text"]["input_ids"])
+    assert torch.equal(
+        new,
+        apply_condition(batch, Condition("t", noise={"text": 0.3}), _gen(1)).inputs["text"][
+            "input_ids"
+        ],
+    )
 
     everything = apply_condition(batch, Condition("t", noise={"text": 5.0}), _gen(1))
     assert torch.all(everything.inputs["text"]["input_ids"][eligible] == 1)
@@ -196,8 +200,8 @@ def test_text_noise_spares_special_tokens_and_uses_the_tokenizer_unk():
     new = out.inputs["text"]["input_ids"]
     assert torch.all(new[:, 0] == 101)
     present = batch.presence["text"][:, None] & (batch.inputs["text"]["attention_mask"] == 1)
-    present[:, 0] = False
-    assert torch.all(new[present] == 100)
+    present &= ids != 101  # the random ids may hold 101 elsewhere too
+    assert torch.all(new[present] == 100) and torch.all(new[ids == 101] == 101)
 
 
 def test_dropping_a_modality_equals_an_empty_cell(predictor, test_set, demo_data, tmp_path):
@@ -205,9 +209,7 @@ def test_dropping_a_modality_equals_an_empty_cell(predictor, test_set, demo_data
     makes when that column is empty in the data."""
     frame = pd.read_csv(demo_data / "test.csv")
     for column in ("image", "audio"):
-        frame[column] = [
-            str(demo_data / v) if isinstance(v, str) else v for v in frame[column]
-        ]
+        frame[column] = [str(demo_data / v) if isinstance(v, str) else v for v in frame[column]]
     frame["image"] = np.nan
     blank = tmp_path / "no-image.csv"
     frame.to_csv(blank, index=False)
@@ -260,9 +262,7 @@ def test_dropping_every_modality_still_gives_finite_metrics(predictor, test_set)
     frame = evaluate_robustness(predictor, test_set, [nothing])
     row = frame.loc["nothing"]
     assert all(math.isfinite(v) for v in row.to_numpy())
-    _, out, _ = predictor.outputs(
-        test_set, transform=lambda b: apply_condition(b, nothing, _gen())
-    )
+    _, out, _ = predictor.outputs(test_set, transform=lambda b: apply_condition(b, nothing, _gen()))
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out, np.broadcast_to(out[:1], out.shape), atol=1e-6)
 
@@ -270,9 +270,7 @@ def test_dropping_every_modality_still_gives_finite_metrics(predictor, test_set)
 def test_large_noise_changes_predictions(predictor, test_set):
     loud = Condition("noise:image@100", noise={"image": 100.0})
     _, clean, _ = predictor.outputs(test_set)
-    _, noisy, _ = predictor.outputs(
-        test_set, transform=lambda b: apply_condition(b, loud, _gen())
-    )
+    _, noisy, _ = predictor.outputs(test_set, transform=lambda b: apply_condition(b, loud, _gen()))
     assert np.abs(noisy - clean).max() > 0.05
     # ... and only through the image: a loud noise on a hidden image changes nothing
     hidden = Condition("both", drop=("image",), noise={"image": 100.0})

@@ -102,7 +102,9 @@ def _load(path: Path, key: str) -> np.ndarray:
     try:
         array = np.load(key, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:  # object arrays need pickle; bad headers
-        raise ValueError(f"cannot read array file {path} (a plain np.save .npy file): {exc}") from None
+        raise ValueError(
+            f"cannot read array file {path} (a plain np.save .npy file): {exc}"
+        ) from None
     except (OSError, EOFError) as exc:
         raise ValueError(f"cannot read array file {path}: {exc}") from None
     if not isinstance(array, np.ndarray):  # np.load gives an NpzFile for .npz content

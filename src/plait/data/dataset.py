@@ -245,10 +245,14 @@ class _progress:
 
     def __init__(self, enabled: bool, description: str, total: int) -> None:
         self.bar: Any = None
-        if enabled and total:
+        if enabled and total >= 256:  # small tables finish before a bar is worth drawing
+            from rich.console import Console
             from rich.progress import Progress
 
-            self.bar = Progress(transient=True)
+            console = Console(stderr=True)
+            if not console.is_terminal:
+                return
+            self.bar = Progress(transient=True, console=console)
             self.task = self.bar.add_task(description, total=total)
 
     def __enter__(self) -> Any:

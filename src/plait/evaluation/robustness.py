@@ -30,7 +30,7 @@ as `plait evaluate`; the `clean` row is therefore identical to `predictor.evalua
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -271,7 +271,7 @@ def text_ids_of(processors: Mapping[str, Any]) -> dict[str, TextIds]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _transform(condition: Condition, text_ids: Mapping[str, TextIds]):
+def _transform(condition: Condition, text_ids: Mapping[str, TextIds]) -> Callable[[Batch], Batch]:
     """A batch transform with its own generator, fresh for every evaluation pass."""
     generator = torch.Generator().manual_seed(int(condition.seed))
 
@@ -291,7 +291,9 @@ def _noisy(
     out = dict(inputs)
     for key, value in inputs.items():
         if key in TOKEN_KEYS:
-            out[key] = _replace_tokens(value, inputs.get("attention_mask"), present, level, generator, ids)
+            out[key] = _replace_tokens(
+                value, inputs.get("attention_mask"), present, level, generator, ids
+            )
         elif value.is_floating_point() and "mask" not in key:
             noise = torch.randn(value.shape, generator=generator, device=generator.device)
             keep = present.to(value.device).view(-1, *([1] * (value.dim() - 1)))
