@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from plait.cli import app
 from plait.config import PlaitConfig
 
-COMMANDS = ["demo", "train", "evaluate", "predict", "report", "check"]
+COMMANDS = ["demo", "train", "evaluate", "predict", "robustness", "report", "check"]
 
 
 @pytest.fixture()
@@ -139,6 +139,20 @@ def saved_model(tiny_config, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
     raw = tiny_config(out, "for-predict", training={"epochs": 1})
     return fit(PlaitConfig.from_dict(raw)).model_dir
+
+
+def test_robustness_writes_one_row_per_condition(runner, saved_model, demo_data, tmp_path):
+    out = tmp_path / "robust"
+    result = invoke(
+        runner, "robustness", saved_model, demo_data / "test.csv", "--noise", "2", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "robustness.csv")
+    expected = ["clean"] + [f"missing:{m}" for m in ("caption", "image", "audio")]
+    expected += [f"noise:{m}@2" for m in ("caption", "image", "audio")]
+    assert list(frame["condition"]) == expected
+    assert frame.loc[0, "drop_vs_clean"] == 0
+    assert (out / "report.html").is_file() and "Robustness" in (out / "report.html").read_text()
 
 
 def test_predict_names_the_missing_file_and_row(runner, saved_model, demo_data, tmp_path):

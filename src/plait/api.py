@@ -88,3 +88,45 @@ def predict(
         else:
             atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     return frame
+
+
+def robustness(
+    model: Predictor | str | Path,
+    data: Any,
+    *,
+    noise_levels: tuple[float, ...] = (0.5, 1.0),
+    out: str | Path | None = None,
+) -> pd.DataFrame:
+    """Metrics with each modality missing and noisy (`plait.evaluation.robustness`);
+    writes robustness.csv / .json and a report folder when `out` is set."""
+    from plait.data import prepare_inference
+    from plait.evaluation import (
+        default_conditions,
+        evaluate_robustness,
+        robustness_section,
+        to_jsonable,
+        write_report,
+    )
+
+    predictor = _as_predictor(model)
+    dataset, _ = prepare_inference(
+        data, predictor.config, predictor.processors, predictor.labels, require_labels=True
+    )
+    conditions = default_conditions(predictor.model.modalities, noise_levels=noise_levels)
+    frame = evaluate_robustness(predictor, dataset, conditions)
+    if out is not None:
+        from plait.utils.io import atomic_write, atomic_write_json
+
+        folder = Path(out)
+        atomic_write(folder / "robustness.csv", lambda tmp: frame.to_csv(tmp))
+        atomic_write_json(
+            folder / "robustness.json", to_jsonable(frame.reset_index().to_dict("records"))
+        )
+        write_report(
+            folder,
+            predictor.evaluate(dataset),
+            task=predictor.task,
+            title=f"Plait robustness: {predictor.config.name}",
+            extra_sections=[robustness_section(frame)],
+        )
+    return frame

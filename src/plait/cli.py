@@ -144,6 +144,33 @@ def predict(
 
 
 @app.command()
+def robustness(
+    model: Annotated[Path, typer.Argument(help="Saved model folder.")],
+    data: Annotated[Path, typer.Argument(help="Labelled table: CSV, Parquet or JSONL.")],
+    noise: Annotated[str, typer.Option(help="Comma-separated noise levels per modality.")] = (
+        "0.5,1"
+    ),
+    out: Annotated[Path | None, typer.Option(help="Write robustness.csv/json + report.")] = None,
+) -> None:
+    """Accuracy with each modality missing and with noise added to each modality.
+
+    Example: [bold]plait robustness runs/demo/model test.csv --noise 0.5,1 --out robust[/]
+    """
+
+    def action() -> None:
+        from plait.api import robustness as robustness_api
+        from plait.evaluation import render_rich_table
+
+        levels = tuple(float(v) for v in noise.split(",") if v.strip())
+        frame = robustness_api(model, data, noise_levels=levels, out=out)
+        Console().print(render_rich_table(frame, "Robustness"))
+        if out:
+            console.print(f"report: {out / 'report.html'}")
+
+    _run(action)
+
+
+@app.command()
 def report(
     runs: Annotated[
         list[Path], typer.Argument(help="Run folders (each with report/metrics.json).")
