@@ -74,11 +74,17 @@ def plain_epochs(config: PlaitConfig, data, epochs: int) -> list[float]:
     else:
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = EpochSampler(len(data.train), shuffle=True, seed=cfg.seed)
-    loader = DataLoader(data.train, batch_size=cfg.batch_size, sampler=sampler,
-                        collate_fn=data.train.collate, num_workers=cfg.num_workers)
+    loader = DataLoader(
+        data.train,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        collate_fn=data.train.collate,
+        num_workers=cfg.num_workers,
+    )
     total = epochs * len(loader)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_schedule(total, int(cfg.warmup_ratio * total), cfg.scheduler))
+        opt, warmup_schedule(total, int(cfg.warmup_ratio * total), cfg.scheduler)
+    )
     times = []
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
@@ -116,8 +122,11 @@ def plait_epochs(config: PlaitConfig, data, epochs: int, run_dir: Path) -> list[
             self.times.append(time.perf_counter() - self.start)
 
     torch.manual_seed(config.training.seed)
-    cfg = config.model_copy(update={"training": config.training.model_copy(
-        update={"epochs": epochs, "progress": False})})
+    cfg = config.model_copy(
+        update={
+            "training": config.training.model_copy(update={"epochs": epochs, "progress": False})
+        }
+    )
     model = build_model(cfg, data.processors, data.labels.num_outputs)
     module = PlaitModule(model, _task_loss(cfg, data), cfg.training)
     trainer = _trainer(cfg, run_dir, has_valid=False)
@@ -131,7 +140,7 @@ def bench_loop(config: PlaitConfig, epochs: int, repeats: int) -> dict[str, Any]
     data = prepare_data(config, progress=False)
     plain, plait_ = [], []
     for r in range(repeats):
-        order = (("plain", "plait") if r % 2 == 0 else ("plait", "plain"))
+        order = ("plain", "plait") if r % 2 == 0 else ("plait", "plain")
         for name in order:
             if name == "plain":
                 plain += plain_epochs(config, data, epochs)[1:]
@@ -139,9 +148,14 @@ def bench_loop(config: PlaitConfig, epochs: int, repeats: int) -> dict[str, Any]
                 with tempfile.TemporaryDirectory() as tmp:
                     plait_ += plait_epochs(config, data, epochs, Path(tmp))[1:]
     p, q = statistics.median(plain), statistics.median(plait_)
-    return {"train_rows": len(data.train), "batch_size": config.training.batch_size,
-            "epochs_counted": len(plain), "plain_s_per_epoch": round(p, 3),
-            "plait_s_per_epoch": round(q, 3), "ratio_plait_vs_plain": round(q / p, 3)}
+    return {
+        "train_rows": len(data.train),
+        "batch_size": config.training.batch_size,
+        "epochs_counted": len(plain),
+        "plain_s_per_epoch": round(p, 3),
+        "plait_s_per_epoch": round(q, 3),
+        "ratio_plait_vs_plain": round(q / p, 3),
+    }
 
 
 # ------------------------------------------------------------------------------ (b)
@@ -161,16 +175,22 @@ def in_memory_frame(config: PlaitConfig, data) -> Any:
 
     table = read_table(config.data.train)
     frame = table.frame.iloc[data.train.rows].reset_index(drop=True).copy()
-    for name, modality in config.modalities.items():
+    for modality in config.modalities.values():
         column = modality.column
         if modality.kind == "image":
             frame[column] = [
                 np.asarray(load_image(table.base_dir / v, modality.max_pixels, modality.channels))
-                if isinstance(v, str) and v else None for v in frame[column]]
+                if isinstance(v, str) and v
+                else None
+                for v in frame[column]
+            ]
         elif modality.kind == "audio":
             frame[column] = [
                 load_audio(table.base_dir / v, modality.sample_rate)
-                if isinstance(v, str) and v else None for v in frame[column]]
+                if isinstance(v, str) and v
+                else None
+                for v in frame[column]
+            ]
     return frame
 
 
@@ -180,12 +200,16 @@ def bench_data(config: PlaitConfig) -> dict[str, Any]:
     data = prepare_data(config, progress=False)
     batch = config.training.batch_size
     files = throughput(data.train, batch)
-    memory_ds, _ = prepare_inference(in_memory_frame(config, data), config, data.processors,
-                                     data.labels, progress=False)
+    memory_ds, _ = prepare_inference(
+        in_memory_frame(config, data), config, data.processors, data.labels, progress=False
+    )
     arrays = throughput(memory_ds, batch)
-    return {"rows": len(data.train), "files_samples_per_s": round(files, 1),
-            "in_memory_samples_per_s": round(arrays, 1),
-            "in_memory_vs_files": round(arrays / files, 2)}
+    return {
+        "rows": len(data.train),
+        "files_samples_per_s": round(files, 1),
+        "in_memory_samples_per_s": round(arrays, 1),
+        "in_memory_vs_files": round(arrays / files, 2),
+    }
 
 
 # ------------------------------------------------------------------------------ (c)
@@ -194,13 +218,27 @@ def bench_memory(config_path: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         code = subprocess.call(
-            [sys.executable, "-m", "plait.cli", "train", str(config_path),
-             "--set", f"output_dir={tmp}", "--set", "training.progress=false"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "plait.cli",
+                "train",
+                str(config_path),
+                "--set",
+                f"output_dir={tmp}",
+                "--set",
+                "training.progress=false",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"exit_code": code, "peak_rss_mib": round(peak_kib / 1024, 1),
-            "wall_seconds": round(seconds, 1)}
+    return {
+        "exit_code": code,
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "wall_seconds": round(seconds, 1),
+    }
 
 
 def main() -> None:
@@ -224,8 +262,11 @@ def main() -> None:
     threads = configure_threads(config.training.threads)
     result: dict[str, Any] = {
         "config": str(args.config or f"demo data, {args.rows} rows"),
-        "torch_threads": threads, "cpu_count": os.cpu_count(), "torch": torch.__version__,
-        "machine": platform.machine(), "num_workers": config.training.num_workers,
+        "torch_threads": threads,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "num_workers": config.training.num_workers,
     }
     if "loop" in parts:
         result["loop"] = bench_loop(config, args.epochs, args.repeats)

@@ -24,8 +24,12 @@ from torch import nn
 def small_cnn(channels: int, width: int) -> nn.Module:
     layers: list[nn.Module] = []
     for _ in range(3):
-        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                   nn.MaxPool2d(2)]
+        layers += [
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
         channels = width
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
 
@@ -82,18 +86,25 @@ def main() -> None:
             if busy is not None:
                 busy.terminate()
         for name, times in timing.items():
-            rows.append({"condition": condition, "case": name,
-                         **{f"{n}t_ms": round(t * 1000, 1) for n, t in times.items()},
-                         **{f"{n}t_vs_1t": round(t / times[1], 2) for n, t in times.items()
-                            if n != 1}})
+            rows.append(
+                {
+                    "condition": condition,
+                    "case": name,
+                    **{f"{n}t_ms": round(t * 1000, 1) for n, t in times.items()},
+                    **{f"{n}t_vs_1t": round(t / times[1], 2) for n, t in times.items() if n != 1},
+                }
+            )
     header = list(rows[0])
     print(" | ".join(header))
     for row in rows:
         print(" | ".join(str(row[k]) for k in header))
     out = Path(__file__).parent / "results" / "threads.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"cpu_count": os.cpu_count(), "torch": torch.__version__,
-                               "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"cpu_count": os.cpu_count(), "torch": torch.__version__, "rows": rows}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

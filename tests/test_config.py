@@ -42,12 +42,17 @@ def test_minimal_config_gets_defaults():
         (_raw(training={"epochs": "many"}), "`training.epochs`"),
         (_raw(training={"lr": -1}), "`training.lr`"),
         (
-            _raw(modalities={"x": {"kind": "text", "column": "t", "encoder": {"type": "image_cnn"}}}),
+            _raw(
+                modalities={"x": {"kind": "text", "column": "t", "encoder": {"type": "image_cnn"}}}
+            ),
             "cannot encode text",
         ),
         (
-            _raw(modalities={"x": {"kind": "image", "column": "p",
-                                   "encoder": {"type": "huggingface"}}}),
+            _raw(
+                modalities={
+                    "x": {"kind": "image", "column": "p", "encoder": {"type": "huggingface"}}
+                }
+            ),
             "needs `model:`",
         ),
         (_raw(modalities={}), "`modalities` is empty"),

@@ -162,7 +162,9 @@ class AudioModality(_Strict):
         return self
 
 
-ModalityConfig = Annotated[TextModality | ImageModality | AudioModality, Field(discriminator="kind")]
+ModalityConfig = Annotated[
+    TextModality | ImageModality | AudioModality, Field(discriminator="kind")
+]
 
 # ------------------------------------------------------------------------------- fusion
 

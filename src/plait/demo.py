@@ -20,14 +20,29 @@ from plait.data.demo import generate_demo
 from plait.training import RunResult, fit
 
 MODALITIES: dict[str, dict[str, Any]] = {
-    "caption": {"kind": "text", "column": "caption", "max_length": 32,
-                "encoder": {"type": "text_cnn", "dim": 64}},
-    "image": {"kind": "image", "column": "image", "size": 32,
-              "augment": False,
-              "encoder": {"type": "image_cnn", "dim": 64, "layers": 3, "pooling": "max"}},
-    "audio": {"kind": "audio", "column": "audio", "sample_rate": 16000, "duration": 0.5,
-              "n_mels": 32, "n_fft": 400, "hop_length": 160,
-              "encoder": {"type": "audio_cnn", "dim": 64, "layers": 2}},
+    "caption": {
+        "kind": "text",
+        "column": "caption",
+        "max_length": 32,
+        "encoder": {"type": "text_cnn", "dim": 64},
+    },
+    "image": {
+        "kind": "image",
+        "column": "image",
+        "size": 32,
+        "augment": False,
+        "encoder": {"type": "image_cnn", "dim": 64, "layers": 3, "pooling": "max"},
+    },
+    "audio": {
+        "kind": "audio",
+        "column": "audio",
+        "sample_rate": 16000,
+        "duration": 0.5,
+        "n_mels": 32,
+        "n_fft": 400,
+        "hop_length": 160,
+        "encoder": {"type": "audio_cnn", "dim": 64, "layers": 2},
+    },
 }
 
 
@@ -46,8 +61,15 @@ def demo_config(data_dir: Path, out_dir: Path, epochs: int) -> dict[str, Any]:
         "modalities": copy.deepcopy(MODALITIES),
         "fusion": {"method": "concat", "dim": 64, "dropout": 0.1, "modality_dropout": 0.1},
         "head": {"task": "classification", "hidden": 64},
-        "training": {"epochs": epochs, "batch_size": 32, "lr": 3e-3, "warmup_ratio": 0.05,
-                     "early_stopping": 0, "monitor": "valid/accuracy", "seed": 0},
+        "training": {
+            "epochs": epochs,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "warmup_ratio": 0.05,
+            "early_stopping": 0,
+            "monitor": "valid/accuracy",
+            "seed": 0,
+        },
     }
 
 
@@ -88,8 +110,7 @@ def run_demo(
     for modality in MODALITIES:
         variants[f"{modality} only"] = _variant(base, f"only-{modality}", [modality], "concat")
     for method in fusions:
-        variants[f"fusion: {method}"] = _variant(base, f"fusion-{method}", list(MODALITIES),
-                                                 method)
+        variants[f"fusion: {method}"] = _variant(base, f"fusion-{method}", list(MODALITIES), method)
     runs: dict[str, RunResult] = {}
     for label, raw in variants.items():
         config = PlaitConfig.from_dict(raw, source=f"demo ({label})")

@@ -14,9 +14,7 @@ def classification_loss(
     class_weights: Tensor | None = None,
 ) -> Tensor:
     """Cross-entropy. logits [B, K], targets [B] long -> scalar."""
-    return F.cross_entropy(
-        logits, targets, weight=class_weights, label_smoothing=label_smoothing
-    )
+    return F.cross_entropy(logits, targets, weight=class_weights, label_smoothing=label_smoothing)
 
 
 def multilabel_loss(logits: Tensor, targets: Tensor, *, pos_weight: Tensor | None = None) -> Tensor:
