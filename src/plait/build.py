@@ -6,6 +6,9 @@ never see the config object as a whole.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from plait.config import PlaitConfig
 from plait.encoders import build_encoder
 from plait.fusion import build_fusion
@@ -15,7 +18,7 @@ from plait.model import MultimodalModel
 
 def build_model(
     config: PlaitConfig,
-    processors: dict,
+    processors: Mapping[str, Any],
     num_outputs: int,
     *,
     load_weights: bool = True,

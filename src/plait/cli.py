@@ -22,6 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+data_app = typer.Typer(help="Build ready-made data sets (AV-MNIST).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 
 def _fail(exc: Exception) -> None:
@@ -212,6 +214,36 @@ def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> 
         from plait.config import PlaitConfig
 
         sys.stdout.write(PlaitConfig.from_yaml(config).to_yaml())
+
+    _run(action)
+
+
+@data_app.command("avmnist")
+def data_avmnist(
+    mnist: Annotated[Path, typer.Option(help="Folder with the four MNIST *-ubyte.gz files.")],
+    fsdd: Annotated[Path, typer.Option(help="Folder with FSDD recordings.tar.xz + manifest.csv.")],
+    out: Annotated[Path, typer.Option(help="Output folder (arrays, manifests, README).")],
+    subset: Annotated[
+        int | None,
+        typer.Option(min=10, max=55000, help="Keep N train, N//10 valid, N//5 test rows."),
+    ] = None,
+    noise: Annotated[
+        float, typer.Option(min=0.0, help="Gaussian noise std as a multiple of each clip's RMS.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Rotates the pairing; seeds the noise.")] = 0,
+) -> None:
+    """Build AV-MNIST (MNIST digits paired with spoken digits) as arrays + manifests.
+
+    Example: [bold]plait data avmnist --mnist ../shared/data/mnist --fsdd ../shared/data/fsdd
+    --out avmnist[/] then [bold]plait train configs/avmnist-concat.yaml[/]
+    """
+
+    def action() -> None:
+        from plait.data.avmnist import build_avmnist
+
+        info = build_avmnist(mnist, fsdd, out, subset=subset, noise=noise, seed=seed)
+        counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items())
+        console.print(f"AV-MNIST in {out}: {counts} ({info['seconds']:.1f} s)")
 
     _run(action)
 

@@ -260,6 +260,9 @@ class DataConfig(_Strict):
 # ----------------------------------------------------------------------------- training
 
 
+Precision = Literal["auto", "32", "16-mixed", "bf16-mixed"]
+
+
 class TrainingConfig(_Strict):
     """Optimisation and the Lightning trainer.
 
@@ -277,7 +280,7 @@ class TrainingConfig(_Strict):
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     grad_clip: float = Field(1.0, ge=0, description="0 disables clipping")
     accumulate: int = Field(1, ge=1)
-    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    precision: Precision = "auto"
     early_stopping: int = Field(0, ge=0, description="patience in epochs; 0 disables")
     monitor: str = "valid/loss"
     seed: int = 0

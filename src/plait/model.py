@@ -6,6 +6,8 @@ config into the parts; this class only wires them together.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
 
@@ -27,7 +29,7 @@ class MultimodalModel(nn.Module):
 
     def __init__(
         self,
-        encoders: dict[str, nn.Module],
+        encoders: Mapping[str, nn.Module],
         fusion: Fusion,
         head: nn.Module,
         modality_dropout: float = 0.0,

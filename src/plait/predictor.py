@@ -29,6 +29,7 @@ from plait.build import build_model
 from plait.config import PlaitConfig
 from plait.data import LabelSpace, MultimodalDataset, prepare_inference, restore_processor
 from plait.data.batch import Batch
+from plait.encoders import HFEncoder
 from plait.errors import PlaitError
 from plait.evaluation import compute_metrics
 from plait.model import MultimodalModel
@@ -161,7 +162,7 @@ class Predictor:
         for name, processor in self.processors.items():
             processor.save(folder / "processors" / name)
             encoder = self.model.encoders[name]
-            if hasattr(encoder, "save_hub_files"):
+            if isinstance(encoder, HFEncoder):
                 encoder.save_hub_files(folder / "hub" / name)
         if self.metrics:
             atomic_write_json(folder / "metrics.json", self.metrics)

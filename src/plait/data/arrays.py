@@ -6,7 +6,7 @@ any other file. Datasets that ship as big arrays (AV-MNIST, precomputed spectrog
 embeddings) then need no per-sample files.
 
 Each array file is opened once per process with ``np.load(path, mmap_mode="r",
-allow_pickle=False)`` and kept in a small cache keyed by its resolved path, so reading a
+allow_pickle=False)`` and kept in a small cache keyed by its absolute path, so reading a
 row is a cheap memory-map slice. The cache notices a rewritten file (its size, mtime or
 inode changed) and reopens it, and a forked data-loader worker starts its own cache
 rather than reusing the parent's handles. Object (pickled) arrays are refused.
@@ -71,7 +71,7 @@ def open_array(path: str | Path) -> np.ndarray:
     """
     global _cache_pid
     path = Path(path)
-    key = str(path.resolve())
+    key = os.path.abspath(path)  # no symlink resolution: no extra system calls per row
     try:
         stat = os.stat(key)
     except FileNotFoundError:

@@ -43,6 +43,12 @@ Output (``out_dir``)::
     train.csv valid.csv test.csv   id, image, audio, digit, speaker, recording
     README.md meta.json            how it was built, counts, sources and licences
 
+How hard each modality is (measured on a 5,000-row subset, 3 epochs, the
+`configs/avmnist-*.yaml` recipes): the PCA image alone reaches about 62% test accuracy, but
+the clean FSDD audio alone about 98.6%, because the test recordings come from the same six
+speakers. The published AV-MNIST made the audio hard with ESC-50 noise; here `noise` does
+that job: audio alone reaches 84% at noise 1 (0 dB), 71% at noise 2 and 39% at noise 4.
+
 Manifest cells are array cells (``image_train.npy#12``, see `plait.data.arrays`). Every
 file is written atomically (temp file in the same folder, then renamed).
 """
@@ -218,6 +224,17 @@ def fit_pca(images: np.ndarray, keep: float = PCA_KEEP) -> PCAFit:
         "fitted_on": n,
     }
     return PCAFit(mean, np.ascontiguousarray(vectors[:, :k], dtype=np.float32), info)
+
+
+def _reconstruct_rows(fit: PCAFit, images: np.ndarray, rows: np.ndarray, block: int = 1000):
+    """`fit.reconstruct(images[rows])` for a contiguous range of rows, computed in blocks
+    aligned to absolute row numbers, so a row's float32 bits never depend on `subset` (a
+    matrix product's rounding can depend on the number of rows it is given)."""
+    if len(rows) == 0:
+        return np.zeros((0, *images.shape[1:]), dtype=np.float32)
+    first, stop = int(rows[0]) // block * block, int(rows[-1]) + 1
+    parts = [fit.reconstruct(images[b : b + block]) for b in range(first, stop, block)]
+    return np.concatenate(parts)[rows - first]
 
 
 def pca_energy_removed(images: np.ndarray, keep: float = PCA_KEEP) -> tuple[np.ndarray, dict]:
@@ -407,7 +424,8 @@ def build_avmnist(
         mnist_dir: folder of the four gzipped IDX files.
         fsdd_dir: folder holding `recordings.tar.xz` and `manifest.csv`.
         out_dir: where the arrays, manifests, README.md and meta.json go (created).
-        subset: keep the first N train, N // 10 valid and N // 5 test rows (N >= 10).
+        subset: keep the first N train, N // 10 valid and N // 5 test rows (10 <= N <=
+            55,000; valid and test are capped at their full 5,000 and 10,000).
         noise: Gaussian noise on the waveform, standard deviation noise * RMS; with
             noise > 0 spectrograms are stored per sample (`audio_{split}.npy`).
         seed: rotates the pairing offsets and seeds the noise.
@@ -437,14 +455,15 @@ def build_avmnist(
     pca: dict[str, dict] = {}
     sources: dict[str, np.ndarray] = {}  # MNIST index of each row, per split
     paired: dict[str, np.ndarray] = {}  # row of `recordings`, per split
+    n_test = len(mnist["test_labels"])
     wanted = {
         "train": TRAIN_SIZE if subset is None else subset,
-        "valid": VALID_SIZE if subset is None else subset // 10,
-        "test": len(mnist["test_labels"]) if subset is None else subset // 5,
+        "valid": VALID_SIZE if subset is None else min(VALID_SIZE, subset // 10),
+        "test": n_test if subset is None else min(n_test, subset // 5),
     }
     for part, stream, pool in (("train", 0, TRAIN_POOL), ("test", 1, TEST_POOL)):
         # only the 60k used rows of MNIST train (the usual file has exactly 60k)
-        count = TRAIN_SIZE + VALID_SIZE if part == "train" else len(mnist["test_labels"])
+        count = TRAIN_SIZE + VALID_SIZE if part == "train" else n_test
         labels = mnist[f"{part}_labels"][:count]
         all_images = mnist[f"{part}_images"][:count]
         fit = _cached_pca(Path(mnist_dir) / MNIST_FILES[f"{part}_images"], all_images)
@@ -453,7 +472,7 @@ def build_avmnist(
         splits = {"train": 0, "valid": TRAIN_SIZE} if part == "train" else {"test": 0}
         for split, first in splits.items():
             rows = np.arange(first, first + wanted[split])
-            sources[split], images[split] = rows, fit.reconstruct(all_images[rows])
+            sources[split], images[split] = rows, _reconstruct_rows(fit, all_images, rows)
             paired[split] = pairs[rows]
 
     files: dict[str, Path] = {}
@@ -478,22 +497,26 @@ def build_avmnist(
             for split in SPLITS:
                 stream = 1 if split == "test" else 0
                 rows, pairs = sources[split], paired[split]
-                specs = np.empty((len(rows), SPEC_SIZE, SPEC_SIZE), dtype=np.float16)
-                for begin in range(0, len(rows), 500):
-                    chunk = range(begin, min(len(rows), begin + 500))
-                    clips = np.stack(
-                        [
-                            _noisy_clip(
-                                waves[pairs[i]],
-                                noise,
-                                np.random.default_rng([seed, stream, int(rows[i]), 1]),
-                            )
-                            for i in chunk
-                        ]
-                    )
-                    specs[begin : chunk.stop] = spectrograms(clips)
-                    advance(len(chunk))
-                files[f"audio_{split}"] = _save_npy(out / f"audio_{split}.npy", specs)
+
+                def fill(specs: np.ndarray, rows=rows, pairs=pairs, stream=stream) -> None:
+                    for begin in range(0, len(rows), 500):
+                        chunk = range(begin, min(len(rows), begin + 500))
+                        clips = np.stack(
+                            [
+                                _noisy_clip(
+                                    waves[pairs[i]],
+                                    noise,
+                                    np.random.default_rng([seed, stream, int(rows[i]), 1]),
+                                )
+                                for i in chunk
+                            ]
+                        )
+                        specs[begin : chunk.stop] = spectrograms(clips)
+                        advance(len(chunk))
+
+                shape = (len(rows), SPEC_SIZE, SPEC_SIZE)
+                path = out / f"audio_{split}.npy"
+                files[f"audio_{split}"] = _stream_npy(path, shape, np.float16, fill)
         stale = [out / "audio_spectrograms.npy"]
 
     recording_table = recordings[["file", "digit", "speaker", "index"]].copy()
@@ -581,6 +604,22 @@ def _save_npy(path: Path, array: np.ndarray) -> Path:
     return path
 
 
+def _stream_npy(
+    path: Path, shape: tuple[int, ...], dtype: Any, fill: Callable[[np.ndarray], None]
+) -> Path:
+    """Write a .npy file of `shape` by `fill(array)` into a memory map of the temp file
+    (atomic like `_save_npy`, without holding the whole array in memory)."""
+
+    def write(tmp: Path) -> None:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        fill(array)
+        array.flush()
+        del array
+
+    atomic_write(path, write)
+    return path
+
+
 def _save_csv(path: Path, frame: pd.DataFrame) -> Path:
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     return path
@@ -611,60 +650,66 @@ class _Bar:
 def _readme(meta: dict, mnist_dir: Any, fsdd_dir: Any) -> str:
     counts, image, audio = meta["counts"], meta["image"], meta["audio"]
     params = meta["parameters"]
-    storage = (
-        "`audio_spectrograms.npy` [3000, 112, 112], one per recording (see `recordings.csv`)"
-        if params["noise"] == 0
-        else "`audio_{train,valid,test}.npy` [N, 112, 112], one per sample"
-    )
-    return f"""# AV-MNIST
-
-Built by Plait (`plait.data.avmnist.build_avmnist`) from the original MNIST and Free
-Spoken Digit Dataset files, following Vielzeuf et al. 2018 ("CentralNet: a multilayer
-approach for multimodal fusion"; also used by MFAS and MultiBench).
-
-- Sources: MNIST `{mnist_dir}`, FSDD `{fsdd_dir}`
-- Parameters: subset {params["subset"]}, noise {params["noise"]}, seed {params["seed"]}
-
-## Counts
-
-| split | rows | MNIST images | FSDD recordings |
-| --- | ---: | --- | --- |
-| train | {counts["train"]} | train 0-54,999 (first rows) | index 0-39 |
-| valid | {counts["valid"]} | train 55,000-59,999 (the last 5,000; first rows) | index 0-39 |
-| test | {counts["test"]} | test 0-9,999 (first rows) | index 40-49 |
-
-## Construction
-
-- Image: 28x28 float32, pixels / 255, PCA fitted per MNIST set (train+valid: 60,000
-  images; test: 10,000), keeping the leading components whose cumulative explained
-  variance first exceeds {PCA_KEEP:.0%} (train: {image["train"]["components"]} components,
-  {image["train"]["explained_variance"]:.1%}; test: {image["test"]["components"]},
-  {image["test"]["explained_variance"]:.1%}), reconstructed without adding the mean back.
-- Audio: {storage}, float16 log power in dB, [frequency, time] with row 0 = 0 Hz. The 8 kHz
-  recording is centre-cropped or zero-padded (centred) to {audio["clip_samples"]} samples;
-  Gaussian noise of standard deviation noise x RMS(recording) is added (noise
-  {params["noise"]}); STFT with a {audio["n_fft"]}-sample periodic Hann window, hop
-  {audio["hop_length"]}, centred frames ({audio["frames"]} frames x
-  {audio["frequency_bins"]} bins); 10 log10(power + 1e-10), floored at {audio["top_db"]:g} dB
-  below the peak; bilinear resize to 112x112.
-- Pairing: the k-th image of digit d (MNIST order) takes recording (offset_d + k) mod n
-  of d's pool, recordings sorted by (speaker, index); offsets from the seed. No recording
-  is in both train/valid and test.
-- Manifests `train.csv`, `valid.csv`, `test.csv`: id, image, audio, digit, speaker,
-  recording; image/audio cells are array cells (`image_train.npy#12` = row 12).
-
-Parameters and counts in machine-readable form: `meta.json`.
-
-## Licences and credit
-
-- MNIST: Y. LeCun, C. Cortes, C. J. C. Burges, "The MNIST database of handwritten
-  digits"; Creative Commons Attribution-ShareAlike 3.0 (CC BY-SA 3.0).
-- Free Spoken Digit Dataset: the FSDD contributors, repository
-  `Jakobovski/free-spoken-digit-dataset`; Creative Commons Attribution-ShareAlike 4.0
-  (CC BY-SA 4.0).
-
-Copies and further adaptations must keep the ShareAlike terms of both sources.
-"""
+    train, test = image["train"], image["test"]
+    if params["noise"] == 0:
+        storage = "`audio_spectrograms.npy` [3000, 112, 112], one per recording (rows listed in `recordings.csv`)"
+        noise = "no noise added"
+    else:
+        storage = "`audio_{train,valid,test}.npy` [N, 112, 112], one per sample"
+        noise = f"Gaussian noise of standard deviation {params['noise']:g} x RMS(recording) added to the 1-s window (seeded per sample)"
+    lines = [
+        "# AV-MNIST",
+        "",
+        "Built by Plait (`plait.data.avmnist.build_avmnist`) from the original MNIST and Free",
+        'Spoken Digit Dataset files, following Vielzeuf et al. 2018 ("CentralNet: a multilayer',
+        'approach for multimodal fusion"; also used by MFAS and MultiBench).',
+        "",
+        f"- Sources: MNIST `{mnist_dir}`, FSDD `{fsdd_dir}`",
+        f"- Parameters: subset {params['subset']}, noise {params['noise']:g}, seed {params['seed']}",
+        "",
+        "## Splits",
+        "",
+        "| split | rows | MNIST images (first `rows` of) | FSDD recordings |",
+        "| --- | ---: | --- | --- |",
+        f"| train | {counts['train']:,} | train 0-54,999 | index 0-39 |",
+        f"| valid | {counts['valid']:,} | train 55,000-59,999 (the last 5,000) | index 0-39 |",
+        f"| test | {counts['test']:,} | test 0-9,999 | index 40-49 |",
+        "",
+        "## Construction",
+        "",
+        f"- Image: 28x28 float32. Pixels / 255; a PCA fitted per MNIST set (train + valid: the "
+        f"60,000 training images; test: the 10,000 test images) keeps the leading components "
+        f"whose cumulative explained variance first exceeds {PCA_KEEP:.0%} (train: "
+        f"{train['components']} components, {train['explained_variance']:.1%}; test: "
+        f"{test['components']}, {test['explained_variance']:.1%}); each image is reconstructed "
+        "from them without adding the mean back.",
+        f"- Audio: {storage}; float16 log power in dB, [frequency, time], row 0 = 0 Hz. "
+        f"Each 8 kHz recording is centre-cropped or zero-padded (centred) to "
+        f"{audio['clip_samples']} samples; {noise}; STFT with a {audio['n_fft']}-sample "
+        f"periodic Hann window, hop {audio['hop_length']}, centred frames "
+        f"({audio['frames']} frames x {audio['frequency_bins']} bins); "
+        f"10 log10(power + 1e-10), floored at {audio['top_db']:g} dB below the clip's peak; "
+        "bilinear resize to 112x112.",
+        "- Pairing: the k-th image of digit d (in MNIST order) takes recording "
+        "(offset_d + k) mod n of d's pool, the pool sorted by (speaker, index); the offsets "
+        "come from the seed. No recording is in both train/valid and test.",
+        "- Manifests `train.csv`, `valid.csv`, `test.csv`: id, image, audio, digit, speaker, "
+        "recording; image and audio are array cells (`image_train.npy#12` = row 12).",
+        "",
+        "Parameters and counts in machine-readable form: `meta.json`.",
+        "",
+        "## Licences and credit",
+        "",
+        '- MNIST: Y. LeCun, C. Cortes, C. J. C. Burges, "The MNIST database of handwritten '
+        'digits"; Creative Commons Attribution-ShareAlike 3.0 (CC BY-SA 3.0).',
+        "- Free Spoken Digit Dataset: the FSDD contributors, repository "
+        "`Jakobovski/free-spoken-digit-dataset`; Creative Commons Attribution-ShareAlike 4.0 "
+        "(CC BY-SA 4.0).",
+        "",
+        "Copies and further adaptations must keep the ShareAlike terms of both sources.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def read_meta(out_dir: str | Path) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class MultimodalDataset(Dataset):
         self,
         table: Table,
         processors: dict[str, Processor],
-        rows: Sequence[int] | None = None,
+        rows: Sequence[int] | np.ndarray | None = None,
         labels: Tensor | None = None,
         ids: Sequence[str] | None = None,
         train: bool = False,
@@ -146,7 +146,7 @@ def validate_rows(
     config: Any,
     processors: dict[str, Processor],
     labels: LabelSpace | None,
-    rows: Sequence[int] | None = None,
+    rows: Sequence[int] | np.ndarray | None = None,
     on_error: str | None = None,
     progress: bool = True,
     description: str | None = None,
@@ -161,11 +161,11 @@ def validate_rows(
     problem; `skip` -> log a warning and return the good rows; `collect` -> just return.
     """
     on_error = on_error or config.data.on_error
-    rows = np.asarray(range(len(table)) if rows is None else rows, dtype=np.int64)
+    positions = np.asarray(range(len(table)) if rows is None else rows, dtype=np.int64)
     frame = table.frame
     problems: list[RowProblem] = []
     if labels is not None:
-        problems += labels.validate(frame.iloc[rows], table.name, rows)
+        problems += labels.validate(frame.iloc[positions], table.name, positions)
 
     names = list(processors)
     columns = {name: frame[processors[name].column].tolist() for name in names}
@@ -189,19 +189,20 @@ def validate_rows(
             empty_rows.append(Table.row_number(pos))
         return found
 
-    workers = min(8, os.cpu_count() or 1) if len(rows) >= 64 else 1
-    with _progress(progress, description or f"checking {table.name}", len(rows)) as advance:
-        if workers == 1:
-            results = []
-            for pos in rows:
-                results.append(check(int(pos)))
-                advance()
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                results = []
-                for found in pool.map(check, (int(p) for p in rows), chunksize=16):
-                    results.append(found)
-                    advance()
+    # threads overlap file I/O; rows go in chunks (ThreadPoolExecutor.map ignores
+    # `chunksize`, and one future per row costs more than checking an array cell)
+    chunks = [positions[i : i + 256] for i in range(0, len(positions), 256)]
+
+    def check_chunk(chunk: np.ndarray) -> list[RowProblem]:
+        return [problem for pos in chunk for problem in check(int(pos))]
+
+    workers = min(8, os.cpu_count() or 1) if len(chunks) > 1 else 1
+    results: list[list[RowProblem]] = []
+    with _progress(progress, description or f"checking {table.name}", len(positions)) as advance:
+        with ThreadPoolExecutor(workers) as pool:
+            for chunk, found in zip(chunks, pool.map(check_chunk, chunks), strict=True):
+                results.append(found)
+                advance(len(chunk))
     for found in results:
         problems += found
     if empty_rows:
@@ -215,8 +216,8 @@ def validate_rows(
 
     problems.sort(key=lambda p: (p.row, p.column or ""))
     bad = {p.row for p in problems}
-    good = np.array([r for r in rows if Table.row_number(r) not in bad], dtype=np.int64)
-    handle_problems(problems, on_error, table.name, len(rows))
+    good = np.array([r for r in positions if Table.row_number(r) not in bad], dtype=np.int64)
+    handle_problems(problems, on_error, table.name, len(positions))
     return good, problems
 
 
@@ -257,9 +258,9 @@ class _progress:
 
     def __enter__(self) -> Any:
         if self.bar is None:
-            return lambda: None
+            return lambda steps=1: None
         self.bar.start()
-        return lambda: self.bar.advance(self.task)
+        return lambda steps=1: self.bar.advance(self.task, steps)
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:

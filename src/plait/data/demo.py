@@ -338,7 +338,7 @@ def _image(rng: np.random.Generator, shape: int) -> np.ndarray:
     if weak:
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction) + 1e-12
-        colour_arr = np.clip(background + direction * rng.uniform(14.0, 24.0), 0, 255)
+        colour_arr: np.ndarray = np.clip(background + direction * rng.uniform(14.0, 24.0), 0, 255)
     else:
         colour_arr = rng.integers(0, 256, size=3)
         for _ in range(100):

@@ -178,7 +178,7 @@ class ImageProcessor(Processor):
     def __init__(self, config: ImageModality, hub_model: str | None = None) -> None:
         super().__init__(config, hub_model)
         self.hub_processor: Any = None
-        self.channels = config.channels
+        self.channels: int = config.channels
         self.size = config.size
         default = [0.5] * self.channels
         self.mean = list(config.mean or default)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,8 +79,8 @@ class LabelSpace:
         names: Sequence[str],
         counts: Sequence[int] | None = None,
         separator: str = "|",
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
+        mean: Iterable[float] | None = None,
+        std: Iterable[float] | None = None,
         num_rows: int = 0,
     ) -> None:
         if task not in TASKS:
@@ -117,11 +117,11 @@ class LabelSpace:
             return cls(task, columns, names, [counter[n] for n in names], num_rows=len(keys))
         if task == "multilabel":
             if len(columns) == 1:
-                counter: Counter[str] = Counter()
+                tag_counts: Counter[str] = Counter()
                 for value in frame[columns[0]]:
-                    counter.update(set(_split(value, separator)))
-                names = sorted(counter)
-                counts = [counter[n] for n in names]
+                    tag_counts.update(set(_split(value, separator)))
+                names = sorted(tag_counts)
+                counts = [tag_counts[n] for n in names]
             else:
                 names = list(columns)
                 counts = [sum(_flag(v) is True for v in frame[c]) for c in columns]
@@ -150,7 +150,10 @@ class LabelSpace:
 
     # ------------------------------------------------------------------ validation
     def validate(
-        self, frame: pd.DataFrame, file: str, positions: Sequence[int] | None = None
+        self,
+        frame: pd.DataFrame,
+        file: str,
+        positions: Sequence[int] | np.ndarray | None = None,
     ) -> list[RowProblem]:
         """One RowProblem per bad label cell. `positions` are 0-based table positions of
         `frame`'s rows (default: `frame`'s index), reported as 1-based row numbers."""
@@ -204,8 +207,8 @@ class LabelSpace:
         columns, or a series/list when there is one column. Cells must be valid."""
         frame = self._as_frame(values)
         if self.task == "classification":
-            keys = [label_key(v) for v in frame[self.columns[0]]]
-            return torch.tensor([self.index[k] for k in keys], dtype=torch.long)
+            ids = [self._class_id(v) for v in frame[self.columns[0]]]
+            return torch.tensor(ids, dtype=torch.long)
         if self.task == "multilabel":
             out = torch.zeros(len(frame), self.num_outputs)
             if len(self.columns) == 1:
@@ -214,13 +217,20 @@ class LabelSpace:
                         out[i, self.index[tag]] = 1.0
             else:
                 for j, column in enumerate(self.columns):
-                    out[:, j] = torch.tensor([float(_flag(v)) for v in frame[column]])
+                    out[:, j] = torch.tensor([_flag_value(v) for v in frame[column]])
             return out
         numbers = frame[self.columns].apply(pd.to_numeric, errors="coerce")
         out = torch.tensor(numbers.to_numpy(dtype=np.float32))
         if self.mean is not None and self.std is not None:
             out = (out - torch.tensor(self.mean)) / torch.tensor(self.std)
         return out
+
+    def _class_id(self, value: Any) -> int:
+        """A valid classification cell -> its class index (KeyError when not a class)."""
+        key = label_key(value)
+        if key is None:
+            raise KeyError(f"missing label {value!r} in column '{self.columns[0]}'")
+        return self.index[key]
 
     def _as_frame(self, values: Any) -> pd.DataFrame:
         if isinstance(values, pd.DataFrame):
@@ -314,6 +324,14 @@ def _split(value: Any, separator: str) -> list[str]:
     if key is None:
         return []
     return [t.strip() for t in key.split(separator) if t.strip()]
+
+
+def _flag_value(value: Any) -> float:
+    """A valid 0/1 multilabel cell -> 1.0 / 0.0 (TypeError when it is not a flag)."""
+    flag = _flag(value)
+    if flag is None:
+        raise TypeError(f"expected 0/1 for a multilabel column, got {value!r}")
+    return float(flag)
 
 
 def _flag(value: Any) -> bool | None:

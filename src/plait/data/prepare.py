@@ -91,10 +91,10 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
         separator=config.head.label_separator,
     )
     if labels.num_outputs == 0 or (config.head.task == "classification" and labels.num_outputs < 2):
-        found = ", ".join(labels.names) or "none"
+        found_names = ", ".join(labels.names) or "none"
         raise DataError(
             f"{train_table.name}: the training split needs at least 2 classes / 1 label "
-            f"in {config.label_columns}; found: {found}"
+            f"in {config.label_columns}; found: {found_names}"
         )
     processors = {name: build_processor(m) for name, m in config.modalities.items()}
 

@@ -173,7 +173,8 @@ def pad_stack(tensors: list[Tensor], value: float = 0.0) -> Tensor:
         return torch.stack(tensors)
     out = tensors[0].new_full((len(tensors), *shape), value)
     for i, t in enumerate(tensors):
-        out[(i, *[slice(0, s) for s in t.shape])] = t
+        index: tuple[int | slice, ...] = (i, *[slice(0, s) for s in t.shape])
+        out[index] = t
     return out
 
 

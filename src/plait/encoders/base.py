@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,12 +20,16 @@ class Encoder(nn.Module):
     """Base class. Subclasses set `output_dim` and implement `forward(**inputs)`.
 
     `inputs` are the tensors the modality's processor produced for the batch (see
-    `plait.data.batch.Batch`), so an encoder never parses raw data itself.
+    `plait.data.batch.Batch`), passed by keyword, so an encoder never parses raw data
+    itself. Each subclass names the keys it reads (`input_ids`, `pixel_values`, ...) and
+    takes `**_` for the rest.
     """
 
     output_dim: int
 
-    def forward(self, **inputs: Tensor) -> EncoderOutput:  # pragma: no cover - abstract
+    # `*args: Any, **kwargs: Any` lets each subclass declare its own named inputs while the
+    # return type (EncoderOutput) stays part of the checked contract.
+    def forward(self, *args: Any, **kwargs: Any) -> EncoderOutput:  # pragma: no cover
         raise NotImplementedError
 
 

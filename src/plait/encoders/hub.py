@@ -17,6 +17,7 @@ no BatchNorm statistics drift) and runs without autograd.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -39,7 +40,7 @@ TOWERS = {
 LAYER_NAMES = {"layer", "layers", "block", "blocks", "stages"}
 
 
-def load_backbone(name: str, kind: str, load_weights: bool) -> nn.Module:
+def load_backbone(name: str, kind: str, load_weights: bool) -> transformers.PreTrainedModel:
     """The backbone for `kind` (text/image/audio) from hub name or folder `name`."""
     hf_config = AutoConfig.from_pretrained(name)
     tower = TOWERS.get(kind, {}).get(hf_config.model_type)
@@ -89,7 +90,9 @@ class HFEncoder(Encoder):
         if not config.model:
             raise ValueError("a huggingface encoder needs `model` (hub name or local folder)")
         self.pooling = config.pooling
-        self.model = load_backbone(config.model, self.kind, load_weights)
+        self.model: transformers.PreTrainedModel = load_backbone(
+            config.model, self.kind, load_weights
+        )
         self.output_dim = hidden_width(self.model.config)
         self.accepted = set(inspect.signature(self.model.forward).parameters)
         self.fully_frozen = config.freeze and config.unfreeze_last == 0
@@ -112,8 +115,9 @@ class HFEncoder(Encoder):
         """Write the HF config so `load_weights=False` can rebuild this model offline."""
         self.model.config.save_pretrained(str(folder))
 
-    def encode(self, inputs: dict[str, Tensor], mask: Tensor | None) -> EncoderOutput:
-        """Run the backbone on the inputs it accepts; pool per `config.pooling`."""
+    def encode(self, inputs: Mapping[str, Tensor | bool], mask: Tensor | None) -> EncoderOutput:
+        """Run the backbone on the inputs it accepts (tensors, and flags such as
+        `interpolate_pos_encoding`); pool per `config.pooling`."""
         kwargs = {k: v for k, v in inputs.items() if k in self.accepted}
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.fully_frozen):
             out = self.model(**kwargs)
@@ -153,7 +157,7 @@ class HFImageEncoder(HFEncoder):
     kind = "image"
 
     def forward(self, pixel_values: Tensor, **_: Tensor) -> EncoderOutput:
-        inputs = {"pixel_values": pixel_values}  # [B, 3, H, W]
+        inputs: dict[str, Tensor | bool] = {"pixel_values": pixel_values}  # [B, 3, H, W]
         size = getattr(self.model.config, "image_size", None)
         if "interpolate_pos_encoding" in self.accepted and size != pixel_values.shape[-1]:
             inputs["interpolate_pos_encoding"] = True  # ViT / CLIP at another resolution

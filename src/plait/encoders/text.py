@@ -92,7 +92,7 @@ class TextGRUEncoder(Encoder):
         lengths = mask.sum(1).clamp_min(1).cpu()  # empty rows read one (ignored) token
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, h_n = self.gru(packed)
-        sequence, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        sequence, _lengths = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         sequence = self.proj(sequence)  # [B, T, D]
         if self.pooling == "cls":
             last = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # [B, 2 * hidden]

@@ -177,7 +177,8 @@ def regression_metrics(
     if n_targets > 1:
         out["per_target"] = per_target
     out["target_names"] = [str(name) for name in target_names]
-    keep = np.unique(np.linspace(0, n - 1, num=min(n, SCATTER_SAMPLE)).astype(int)) if n else []
+    # n == 0 gives an empty index (linspace with num=0)
+    keep = np.unique(np.linspace(0, n - 1, num=min(n, SCATTER_SAMPLE)).astype(int))
     out["scatter"] = {"y_true": yt[keep].tolist(), "y_pred": yp[keep].tolist()}
     return to_jsonable(out)
 

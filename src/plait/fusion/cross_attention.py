@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -73,6 +75,7 @@ class CrossAttentionFusion(Fusion):
         null_ok = valid[0].new_ones(batch, 1)  # [B, 1]
         n = len(streams)
         for layer in self.blocks:
+            layer = cast(nn.ModuleList, layer)  # one _CoAttentionBlock per modality
             updated = []
             for i, block in enumerate(layer):
                 others = [j for j in range(n) if j != i] or [i]

@@ -15,6 +15,8 @@ class TaskLoss(nn.Module):
     for multilabel (kept as a non-persistent buffer, so it follows the model's device).
     """
 
+    class_weights: Tensor | None  # registered as a buffer in __init__
+
     def __init__(self, config: HeadConfig, class_weights: Tensor | None = None) -> None:
         super().__init__()
         self.task = config.task

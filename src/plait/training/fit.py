@@ -20,7 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import pandas as pd
@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from plait.build import build_model
-from plait.config import PlaitConfig
+from plait.config import PlaitConfig, Precision
 from plait.data import PreparedData, prepare_data
 from plait.errors import PlaitError
 from plait.evaluation import load_history, write_report
@@ -88,7 +88,8 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
             "or choose another `name` / `output_dir`"
         )
     # under DDP every process runs this function; only the first one writes run files
-    writer = rank_zero_only.rank == 0
+    # `rank` is set on the function object by Lightning at import; its stubs omit it
+    writer = rank_zero_only.rank == 0  # type: ignore[attr-defined]
     run_dir.mkdir(parents=True, exist_ok=True)
     if writer:
         config.to_yaml(run_dir / "config.yaml")
@@ -283,7 +284,9 @@ def _uses_gpu(accelerator: str) -> bool:
     return accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def _precision(precision: str, accelerator: str) -> str:
+def _precision(
+    precision: Precision, accelerator: str
+) -> Literal["32-true", "16-mixed", "bf16-mixed"]:
     """`auto`: bf16 mixed precision on GPUs that support it, fp16 mixed on older ones,
     full fp32 on CPU (CPU autocast is slower than fp32 for these small models)."""
     if precision != "auto":

@@ -55,7 +55,7 @@ class PlaitModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # augmentation randomness is seeded from (seed, epoch, row): tell the dataset
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
-        if hasattr(dataset, "set_epoch"):
+        if dataset is not None and hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
