@@ -248,13 +248,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--parts", default="loop,data,memory")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="config override for --config, e.g. training.epochs=1",
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
 
     work = Path(tempfile.mkdtemp(prefix="plait-speed-"))
     if args.config:
-        config = PlaitConfig.from_yaml(args.config)
-        config_path = args.config
+        config = PlaitConfig.from_yaml(args.config, args.overrides)
+        config_path = work / "speed.yaml"
+        config.to_yaml(config_path)
     else:
         config = demo_config(work, args.rows)
         config_path = work / "speed.yaml"

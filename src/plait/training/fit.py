@@ -48,6 +48,16 @@ log = logging.getLogger("plait")
 # on purpose, and batches move to the device through PlaitModule.transfer_batch_to_device.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 warnings.filterwarnings("ignore", message=r"You have overridden `transfer_batch_to_device`")
+warnings.filterwarnings(
+    "ignore", message=r".*isinstance\(treespec, LeafSpec\)"
+)  # Lightning-internal
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's start-up chatter (accelerator lines, tips) out of Plait's output;
+    its warnings and errors still show."""
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @dataclass
@@ -77,6 +87,7 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
     With `resume=True` the run continues from `checkpoints/last.ckpt` in the same run
     folder and ends exactly where an uninterrupted run would have.
     """
+    _quiet_lightning()
     run_dir = Path(run_dir or Path(config.output_dir) / config.name)
     checkpoint_dir = run_dir / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
