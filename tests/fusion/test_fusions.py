@@ -157,7 +157,7 @@ def test_state_dict_round_trip(method: str, n: int, tmp_path):
     with torch.no_grad():
         assert not torch.allclose(target(features, presence), source(features, presence))
     torch.save(source.state_dict(), tmp_path / "fusion.pt")
-    target.load_state_dict(torch.load(tmp_path / "fusion.pt"))
+    target.load_state_dict(torch.load(tmp_path / "fusion.pt", weights_only=True))
     with torch.no_grad():
         torch.testing.assert_close(target(features, presence), source(features, presence))
 

@@ -191,11 +191,7 @@ def _history_path(run_dir: Path) -> Path:
 
 
 def _read_history(run_dir: Path) -> pd.DataFrame | None:
-    path = _history_path(run_dir)
-    try:
-        return pd.read_csv(path) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
+    return load_history(_history_path(run_dir))
 
 
 def _merge_history(run_dir: Path, before: pd.DataFrame) -> None:
