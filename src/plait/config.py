@@ -224,6 +224,91 @@ class HeadConfig(_Strict):
     label_separator: str = "|"
 
 
+# ---------------------------------------------------------------------------- alignment
+
+
+class ObjectiveConfig(_Strict):
+    """One alignment objective and its weight in the summed loss.
+
+    `clip`: symmetric InfoNCE with a learnable temperature; `siglip`: pairwise sigmoid
+    loss with a learnable temperature and bias; `itm`: image(audio)-text matching, a binary
+    head over a cross-attention fusion of the pair, trained on in-batch hard negatives
+    mined from the contrastive similarities; `mlm`: masked language modelling of the text
+    with the other modality as cross-attention context.
+    """
+
+    name: Literal["clip", "siglip", "itm", "mlm"]
+    weight: float = Field(1.0, gt=0)
+
+
+class AlignmentConfig(_Strict):
+    """Learn one embedding space for two modalities (CLIP / SigLIP / CLAP style).
+
+    With this block present a run trains an aligned model instead of a classifier; `head`
+    and `fusion` are then only used by the `itm` objective (its cross-attention fusion).
+
+    Args:
+        pair: the two modality names to align (default: the two declared modalities).
+        dim: width of the shared embedding space (the projection heads' output). A
+            pretrained dual encoder (both towers from one CLIP / SigLIP / CLAP checkpoint)
+            keeps its own projections and width.
+        projection: `linear` or `mlp` (one hidden layer) on top of each tower.
+        objectives: the losses and their weights, e.g. `[{name: clip}, {name: itm,
+            weight: 0.5}]`.
+        temperature: initial softmax temperature of `clip` (learned when
+            `learn_temperature`; the logit scale is capped at 100 as in CLIP).
+        siglip_scale / siglip_bias: initial logit scale and bias of `siglip` (10 and -10
+            in the SigLIP paper).
+        duplicates: rows of a batch whose inputs are identical (the same caption twice)
+            are `positive` pairs of each other, `mask`ed out of the negatives, or `ignore`d
+            (treated as negatives, plain CLIP).
+        mlm_probability: share of text tokens masked for `mlm`.
+        decoder_layers: cross-attention layers of the `mlm` decoder.
+        classes: class names for zero-shot evaluation (default: the label column's classes).
+        templates: prompt templates for zero-shot, `{}` is replaced by a class name.
+        relevance: what counts as a correct retrieval hit when evaluating: the row's own
+            `pair`, or any row with the same `label` (needs `data.label`).
+    """
+
+    pair: list[str] | None = None
+    dim: int = Field(256, gt=0)
+    projection: Literal["linear", "mlp"] = "linear"
+    objectives: list[ObjectiveConfig] = [ObjectiveConfig(name="clip")]
+    temperature: float = Field(0.07, gt=0, lt=10)
+    learn_temperature: bool = True
+    siglip_scale: float = Field(10.0, gt=0)
+    siglip_bias: float = -10.0
+    duplicates: Literal["positive", "mask", "ignore"] = "positive"
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    decoder_layers: int = Field(1, ge=1)
+    classes: list[str] | None = None
+    templates: list[str] = ["{}"]
+    relevance: Literal["pair", "label"] = "pair"
+
+    @model_validator(mode="after")
+    def _check(self) -> AlignmentConfig:
+        if not self.objectives:
+            raise ValueError("`alignment.objectives` is empty: name at least one (clip, siglip)")
+        names = [o.name for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ValueError(f"`alignment.objectives` lists an objective twice: {names}")
+        if not {"clip", "siglip"} & set(names):
+            raise ValueError(
+                "`alignment.objectives` needs `clip` or `siglip`: the shared embedding space "
+                "(and the hard negatives of `itm`) come from a contrastive loss"
+            )
+        if self.pair is not None and (len(self.pair) != 2 or self.pair[0] == self.pair[1]):
+            raise ValueError(f"`alignment.pair` must name two different modalities, got {self.pair}")
+        for template in self.templates:
+            if "{}" not in template:
+                raise ValueError(f"prompt template {template!r} has no `{{}}` for the class name")
+        return self
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [o.name for o in self.objectives]
+
+
 # --------------------------------------------------------------------------------- data
 
 
@@ -250,7 +335,7 @@ class DataConfig(_Strict):
     train: str
     valid: str | None = None
     test: str | None = None
-    label: str | list[str]
+    label: str | list[str] | None = None
     id: str | None = None
     group: str | None = None
     split: SplitConfig = SplitConfig()
@@ -314,11 +399,19 @@ class PlaitConfig(_Strict):
     head: HeadConfig = HeadConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    alignment: AlignmentConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> PlaitConfig:
         if not self.modalities:
             raise ValueError("`modalities` is empty: declare at least one text/image/audio column")
+        if self.alignment is not None:
+            self._check_alignment(self.alignment)
+        elif self.data.label is None:
+            raise ValueError(
+                "`data.label` is required: name the label column(s) "
+                "(only an `alignment:` run trains without labels)"
+            )
         if self.head.task != "multilabel" and self.head.task != "regression":
             if isinstance(self.data.label, list) and len(self.data.label) > 1:
                 raise ValueError(
@@ -328,8 +421,39 @@ class PlaitConfig(_Strict):
             raise ValueError("`data.split.method: group` needs `data.group: <column>`")
         return self
 
+    def _check_alignment(self, alignment: AlignmentConfig) -> None:
+        pair = alignment.pair
+        if pair is None:
+            if len(self.modalities) != 2:
+                raise ValueError(
+                    f"`alignment.pair` is needed with {len(self.modalities)} modalities: "
+                    f"name two of {sorted(self.modalities)}"
+                )
+            pair = list(self.modalities)
+        for name in pair:
+            if name not in self.modalities:
+                close = difflib.get_close_matches(name, list(self.modalities), n=1)
+                hint = f" Did you mean `{close[0]}`?" if close else ""
+                raise ValueError(f"`alignment.pair` names `{name}`, not a modality.{hint}")
+        kinds = [self.modalities[n].kind for n in pair]
+        needs_text = {"mlm"} & set(alignment.objective_names)
+        if needs_text and "text" not in kinds:
+            raise ValueError("the `mlm` objective needs a text modality in `alignment.pair`")
+        if alignment.relevance == "label" and self.data.label is None:
+            raise ValueError("`alignment.relevance: label` needs `data.label`")
+
+    @property
+    def aligned_pair(self) -> tuple[str, str]:
+        """The two aligned modality names (alignment runs only)."""
+        if self.alignment is None:
+            raise ValueError("not an alignment config")
+        pair = self.alignment.pair or list(self.modalities)
+        return pair[0], pair[1]
+
     @property
     def label_columns(self) -> list[str]:
+        if self.data.label is None:
+            return []
         return [self.data.label] if isinstance(self.data.label, str) else list(self.data.label)
 
     # ------------------------------------------------------------------ YAML round trip

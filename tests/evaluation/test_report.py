@@ -149,3 +149,155 @@ def test_load_history_picks_newest_version(tmp_path: Path) -> None:
     assert history["valid/loss"].isna().sum() == 1
     assert load_history(tmp_path / "nothing here") is None
     assert load_history(new).equals(history)
+
+
+# ----------------------------------------------------------------------------- alignment
+
+
+def _alignment() -> dict:
+    from plait.evaluation import zeroshot_metrics
+
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.2, 0.8]])
+    zeroshot = zeroshot_metrics(scores, [0, 1, 1, 2], ["cat", NASTY, "dog"])
+    before = zeroshot_metrics(scores[:, ::-1], [0, 1, 1, 2], ["cat", NASTY, "dog"])
+    return {
+        "split": "test",
+        "relevance": "pair",
+        "retrieval": {
+            "image->text": {
+                "R@1": 0.4321,
+                "R@5": 0.75,
+                "R@10": 0.9,
+                "median_rank": 3.0,
+                "mean_rank": 7.25,
+                "mrr": 0.5678,
+                "queries": 200,
+            },
+            "text->image": {
+                "R@1": 0.3125,
+                "R@5": 0.7,
+                "R@10": 0.85,
+                "median_rank": 4.5,
+                "mean_rank": 9.0,
+                "mrr": 0.4444,
+                "queries": 198,
+                "skipped": 2,
+            },
+        },
+        "zeroshot": {"image": zeroshot},
+        "zeroshot_before": {"image": before},
+        "warnings": ["valid split has only 12 rows <rows>"],
+        "train_seconds": 12.5,
+        "params": 5000,
+    }
+
+
+def _alignment_history() -> pd.DataFrame:
+    nan = float("nan")
+    return pd.DataFrame(
+        {
+            "epoch": [0, 0, 1, 1],
+            "step": [9, 9, 19, 19],
+            "train/loss": [2.0, nan, 1.5, nan],
+            "train/clip": [1.8, nan, 1.3, nan],
+            "train/itm": [0.2, nan, 0.2, nan],
+            "valid/loss": [nan, 1.9, nan, 1.6],
+            "valid/R@1": [nan, 0.1, nan, 0.3],
+            "valid/median_rank": [nan, 40.0, nan, 12.0],
+        }
+    )
+
+
+def test_alignment_report(tmp_path: Path) -> None:
+    path = write_report(
+        tmp_path,
+        _alignment(),
+        task="alignment",
+        history=_alignment_history(),
+        title="CLIP run",
+        config_yaml="objective: clip\n",
+    )
+    text = path.read_text()
+    # Loss, metric and rank curves; R@k bars; zero-shot confusion matrix.
+    assert text.count(PNG) == 5
+    assert 'alt="learning curves (loss)"' in text and 'alt="learning curves (rank)"' in text
+    # Retrieval table: one row per direction with its numbers; skipped column shown.
+    assert "<td>image-&gt;text</td><td>0.4321</td><td>0.7500</td><td>0.9000</td>" in text
+    assert "<td>3</td><td>7.2500</td><td>0.5678</td><td>200</td>" in text
+    assert "<td>text-&gt;image</td><td>0.3125</td>" in text and "<td>4.5000</td>" in text
+    assert "<th>skipped</th>" in text and "<th>MRR</th>" in text
+    assert "pair-level" in text
+    # Zero-shot: accuracy after and before training, escaped class names, chance.
+    assert "Zero-shot classification" in text and "<td>0.7500</td>" in text
+    assert "image (before training)" in text and "<td>0.3333</td>" in text  # chance 1/3
+    assert "&lt;b&gt;&amp;x" in text and NASTY not in text
+    # Warnings first, escaped.
+    assert text.index('class="warn"') < text.index("<h2>Summary</h2>")
+    assert "valid split has only 12 rows &lt;rows&gt;" in text
+    assert "<script" not in text and "<link" not in text
+    loaded = json.loads((tmp_path / "metrics.json").read_text())
+    assert loaded["retrieval"]["text->image"]["skipped"] == 2
+    assert loaded["zeroshot"]["image"]["confusion"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
+
+
+def test_alignment_report_without_zeroshot_or_history(tmp_path: Path) -> None:
+    metrics = _alignment()
+    for key in ("zeroshot", "zeroshot_before", "warnings"):
+        del metrics[key]
+    text = write_report(tmp_path, metrics, task="alignment").read_text()
+    assert text.count(PNG) == 1  # the R@k chart
+    assert "Zero-shot" not in text and 'class="warn"' not in text
+
+
+def test_comparison_of_classification_and_alignment_runs(tmp_path: Path) -> None:
+    runs = {
+        "classifier": {"task": "classification", "accuracy": 0.8, "log_loss": 0.5, "params": 10},
+        "clip": _alignment(),
+        "clip2": {**_alignment(), "zeroshot": {}},
+    }
+    table = comparison_table(runs)
+    assert list(table.columns) == [
+        "accuracy",
+        "log_loss",
+        "image->text R@1",
+        "text->image R@1",
+        "mean R@1",
+        "mean R@5",
+        "mean R@10",
+        "zeroshot image accuracy",
+        "params",
+        "train_seconds",
+    ]
+    assert table.loc["clip", "mean R@1"] == (0.4321 + 0.3125) / 2
+    assert table.loc["clip", "zeroshot image accuracy"] == 0.75
+    assert np.isnan(table.loc["classifier", "mean R@1"])
+    assert np.isnan(table.loc["clip", "accuracy"])
+    assert np.isnan(table.loc["clip2", "zeroshot image accuracy"])
+
+    path = write_comparison_report(tmp_path, runs, "mixed")
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert data["rows"]["classifier"]["mean R@1"] is None
+    assert data["best"]["mean R@1"] == ["clip", "clip2"]  # tied: both win
+    assert "accuracy" not in data["best"]  # one run only: nothing to beat
+    text = path.read_text()
+    assert "image-&gt;text R@1" in text and text.count(PNG) == 1
+
+    console = Console(width=250, record=True)
+    console.print(render_rich_table(table, "mixed"))
+    out = console.export_text()
+    assert "image->text R@1" in out and "0.3723" in out and "classifier" in out
+
+
+def test_render_retrieval_table() -> None:
+    from plait.evaluation import render_retrieval_table
+
+    metrics = _alignment()
+    table = render_retrieval_table(metrics)
+    assert table.row_count == 2
+    console = Console(width=160, record=True)
+    console.print(table)
+    out = console.export_text()
+    assert "test, pair relevance" in out and "image->text" in out and "0.4321" in out
+    assert "zero-shot accuracy: image 0.7500" in out
+    # The bare retrieval block works too.
+    assert render_retrieval_table(metrics["retrieval"]).row_count == 2

@@ -35,7 +35,7 @@ class PreparedData:
     valid: MultimodalDataset | None
     test: MultimodalDataset | None
     processors: dict[str, Processor]
-    labels: LabelSpace
+    labels: LabelSpace | None  # None for an alignment run without a label column
     problems: list[RowProblem] = field(default_factory=list)
 
 
@@ -69,7 +69,7 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
             }
         )
         keys = None
-        if config.head.task == "classification":
+        if config.head.task == "classification" and config.label_columns:
             keys = [label_key(v) for v in train_table.frame[config.label_columns[0]]]
         train_idx, valid_idx, test_idx = split_table(
             train_table.frame, data.model_copy(update={"split": split_cfg}), keys
@@ -84,18 +84,7 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
             parts[split] = (tables[split], np.arange(len(tables[split])))
 
     train_rows = train_table.frame.iloc[parts["train"][1]]
-    labels = LabelSpace.fit(
-        train_rows,
-        config.label_columns,
-        config.head.task,
-        separator=config.head.label_separator,
-    )
-    if labels.num_outputs == 0 or (config.head.task == "classification" and labels.num_outputs < 2):
-        found_names = ", ".join(labels.names) or "none"
-        raise DataError(
-            f"{train_table.name}: the training split needs at least 2 classes / 1 label "
-            f"in {config.label_columns}; found: {found_names}"
-        )
+    labels = _fit_labels(config, train_rows) if config.label_columns else None
     processors = {name: build_processor(m) for name, m in config.modalities.items()}
 
     good: dict[str, np.ndarray] = {}
@@ -132,6 +121,22 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
     train = dataset("train")
     assert train is not None
     return PreparedData(train, dataset("valid"), dataset("test"), processors, labels, problems)
+
+
+def _fit_labels(config: PlaitConfig, train_rows: pd.DataFrame) -> LabelSpace:
+    labels = LabelSpace.fit(
+        train_rows,
+        config.label_columns,
+        config.head.task,
+        separator=config.head.label_separator,
+    )
+    if labels.num_outputs == 0 or (config.head.task == "classification" and labels.num_outputs < 2):
+        found_names = ", ".join(labels.names) or "none"
+        raise DataError(
+            f"{config.data.train}: the training split needs at least 2 classes / 1 label "
+            f"in {config.label_columns}; found: {found_names}"
+        )
+    return labels
 
 
 def prepare_inference(

@@ -1,10 +1,22 @@
 """Pretrained Hugging Face encoders behind the Plait `Encoder` contract.
 
 Models are loaded by hub name or local folder through `AutoConfig` / `AutoModel` (never
-pipelines), in float32. Special cases: CLIP / SigLIP checkpoints give their text or vision
-tower, and encoder-decoder models (Whisper, T5, BART) keep only their encoder.
-`load_weights=False` builds the same architecture from the config alone, for a saved Plait
-model that restores its own weights; `save_hub_files` writes that config.
+pipelines), in float32. Special cases: dual-encoder checkpoints (CLIP, SigLIP, SigLIP2,
+CLAP) give their text, vision or audio tower (`TOWERS`), and encoder-decoder models
+(Whisper, T5, BART) keep only their encoder. `load_weights=False` builds the same
+architecture from the config alone, for a saved Plait model that restores its own weights;
+`save_hub_files` writes that config (a tower's own config, which `TOWERS` also recognises).
+
+`pooling: auto` returns the model's `pooler_output` when it has one of width `output_dim`,
+which for the towers is exactly what the checkpoint's `get_*_features` projects: CLIP
+text's EOS-token state, CLIP vision's post-layernormed CLS state, SigLIP's pooler with its
+head (last token + linear for text, attention-pooling head for vision), CLAP text's
+tanh-dense CLS state and CLAP audio's average-pooled HTSAT output (`plait.encoders.dual`
+holds the projections). SigLIP text towers were trained on fixed-length sequences and pool
+the last position, so shorter batches are padded to `max_position_embeddings` (masked), on
+the side the checkpoint's tokenizer pads, as its processor (`padding="max_length"`) does.
+SigLIP2 (NaFlex) vision towers read patch sequences: square [B, 3, H, W] pixels are cut
+into the same patches its image processor makes.
 
 Freezing: `freeze` stops gradients to every backbone weight, and `unfreeze_last=N` trains
 the last N entries of the model's layer list again. The layer list is found generically:
@@ -17,8 +29,10 @@ no BatchNorm statistics drift) and runs without autograd.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -28,32 +42,74 @@ from transformers import AutoConfig, AutoModel
 from plait.config import EncoderConfig
 from plait.encoders.base import Encoder, EncoderOutput, masked_max, masked_mean
 
-# model_type of a dual-encoder checkpoint -> the tower class to use for each modality
+# model_type of a dual-encoder checkpoint -> the tower class to use for each modality. A
+# tower saved alone (its config's model_type, e.g. `clip_text_model`) maps to the same class.
 TOWERS = {
-    "text": {"clip": "CLIPTextModel", "siglip": "SiglipTextModel", "siglip2": "Siglip2TextModel"},
+    "text": {
+        "clip": "CLIPTextModel",
+        "siglip": "SiglipTextModel",
+        "siglip2": "Siglip2TextModel",
+        "clap": "ClapTextModel",
+    },
     "image": {
         "clip": "CLIPVisionModel",
         "siglip": "SiglipVisionModel",
         "siglip2": "Siglip2VisionModel",
     },
+    "audio": {"clap": "ClapAudioModel"},
 }
+# where a tower's weights sit in the dual checkpoint when the tower class does not keep that
+# prefix itself (CLIPTextModel holds a `text_model` submodule; ClapTextModel does not)
+TOWER_PREFIX = {("clap", "text"): "text_model.", ("clap", "audio"): "audio_model."}
+# text towers that pool the last position of fixed-length input -> the side their
+# tokenizer pads on (SiglipTokenizer: right; Siglip2Tokenizer: left)
+FIXED_LENGTH_TEXT = {"siglip_text_model": "right", "siglip2_text_model": "left"}
 LAYER_NAMES = {"layer", "layers", "block", "blocks", "stages"}
+
+
+def tower_class(model_type: str, kind: str) -> type[transformers.PreTrainedModel] | None:
+    """The `TOWERS` class for a dual checkpoint's or a lone tower's `model_type`, else None."""
+    for dual_type, name in TOWERS.get(kind, {}).items():
+        cls = getattr(transformers, name)
+        if model_type in (dual_type, cls.config_class.model_type):
+            return cls
+    return None
+
+
+def load_tower(
+    cls: type[transformers.PreTrainedModel], name: str, prefix: str | None
+) -> transformers.PreTrainedModel:
+    """One tower's pretrained weights out of a dual checkpoint (or a lone tower's folder).
+
+    Raises:
+        ValueError: a tower parameter is not in the checkpoint (it would stay random).
+    """
+    key_mapping = {f"^{re.escape(prefix)}": ""} if prefix else None
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the other tower's keys are expected
+    try:
+        loaded: Any = cls.from_pretrained(
+            name, dtype=torch.float32, output_loading_info=True, key_mapping=key_mapping
+        )
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    model, info = loaded
+    params = {n for n, _ in model.named_parameters()}
+    missing = sorted(k for k in info["missing_keys"] if k in params)
+    if missing:
+        raise ValueError(f"{name}: {cls.__name__} weights missing from the checkpoint: {missing}")
+    return model
 
 
 def load_backbone(name: str, kind: str, load_weights: bool) -> transformers.PreTrainedModel:
     """The backbone for `kind` (text/image/audio) from hub name or folder `name`."""
     hf_config = AutoConfig.from_pretrained(name)
-    tower = TOWERS.get(kind, {}).get(hf_config.model_type)
-    if tower is not None:
-        cls = getattr(transformers, tower)
+    cls = tower_class(hf_config.model_type, kind)
+    if cls is not None:
         if load_weights:
-            verbosity = transformers.logging.get_verbosity()
-            transformers.logging.set_verbosity_error()  # the other tower's keys are expected
-            try:
-                return cls.from_pretrained(name, dtype=torch.float32)
-            finally:
-                transformers.logging.set_verbosity(verbosity)
-        return cls(cls.config_class.from_pretrained(name))  # picks the tower's sub-config
+            return load_tower(cls, name, TOWER_PREFIX.get((hf_config.model_type, kind)))
+        sub_config: Any = cls.config_class
+        return cls(sub_config.from_pretrained(name))  # picks the tower's sub-config
     if load_weights:
         model = AutoModel.from_pretrained(name, dtype=torch.float32)
     else:
@@ -147,8 +203,29 @@ class HFTextEncoder(HFEncoder):
     kind = "text"
 
     def forward(self, **inputs: Tensor) -> EncoderOutput:
+        side = FIXED_LENGTH_TEXT.get(self.model.config.model_type)
+        if side is not None:
+            inputs = {**inputs, **self.pad_to_fixed_length(inputs, left=side == "left")}
         mask = inputs.get("attention_mask")
         return self.encode(inputs, None if mask is None else mask.bool())
+
+    def pad_to_fixed_length(self, inputs: Mapping[str, Tensor], left: bool) -> dict[str, Tensor]:
+        """`input_ids` [B, T] (+ `attention_mask`, padded on either side) -> [B, L] padded
+        with the config's pad id on one side, and its mask; L = `max_position_embeddings`."""
+        ids = inputs["input_ids"]
+        length = int(self.model.config.max_position_embeddings)
+        if ids.shape[1] >= length:
+            return {}
+        mask = inputs.get("attention_mask", torch.ones_like(ids)).bool()  # [B, T]
+        order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
+        real = ids.gather(1, order)  # [B, T] each row's real tokens first, in order
+        counts = mask.sum(1, keepdim=True)  # [B, 1]
+        steps = torch.arange(length, device=ids.device).unsqueeze(0)  # [1, L]
+        source = steps - (length - counts) if left else steps.expand(ids.shape[0], -1)  # [B, L]
+        keep = (source >= 0) & (source < counts)  # [B, L] real positions of the output
+        padded = real.gather(1, source.clamp(0, ids.shape[1] - 1))  # [B, L]
+        pad_id = int(self.model.config.pad_token_id or 0)
+        return {"input_ids": padded.masked_fill(~keep, pad_id), "attention_mask": keep.long()}
 
 
 class HFImageEncoder(HFEncoder):
@@ -156,12 +233,33 @@ class HFImageEncoder(HFEncoder):
 
     kind = "image"
 
-    def forward(self, pixel_values: Tensor, **_: Tensor) -> EncoderOutput:
+    def forward(self, pixel_values: Tensor, **extra: Tensor) -> EncoderOutput:
+        if "spatial_shapes" in self.accepted:  # SigLIP2 (NaFlex) reads patch sequences
+            return self.encode_patches(pixel_values, extra)
         inputs: dict[str, Tensor | bool] = {"pixel_values": pixel_values}  # [B, 3, H, W]
         size = getattr(self.model.config, "image_size", None)
         if "interpolate_pos_encoding" in self.accepted and size != pixel_values.shape[-1]:
             inputs["interpolate_pos_encoding"] = True  # ViT / CLIP at another resolution
         return self.encode(inputs, None)
+
+    def encode_patches(self, pixel_values: Tensor, extra: Mapping[str, Tensor]) -> EncoderOutput:
+        """SigLIP2: [B, 3, H, W] -> the [B, N, p * p * 3] patches (rows of (p_h, p_w, C))
+        its image processor makes, with their grid and a full mask; its processor's own
+        output (`spatial_shapes`, `pixel_attention_mask`) passes through unchanged."""
+        if pixel_values.dim() == 3:
+            mask = extra["pixel_attention_mask"]  # [B, N]
+            inputs = {"pixel_values": pixel_values, "pixel_attention_mask": mask}
+            return self.encode({**inputs, "spatial_shapes": extra["spatial_shapes"]}, mask.bool())
+        b, c, h, w = pixel_values.shape
+        p = int(self.model.config.patch_size)
+        if h % p or w % p:
+            raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {p}")
+        patches = pixel_values.reshape(b, c, h // p, p, w // p, p)  # [B, C, H/p, p, W/p, p]
+        patches = patches.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // p) * (w // p), p * p * c)
+        mask = torch.ones(patches.shape[:2], dtype=torch.long, device=patches.device)  # [B, N]
+        grid = torch.tensor([[h // p, w // p]] * b, device=patches.device)  # [B, 2]
+        inputs = {"pixel_values": patches, "pixel_attention_mask": mask, "spatial_shapes": grid}
+        return self.encode(inputs, mask.bool())
 
 
 class HFAudioEncoder(HFEncoder):

@@ -1,5 +1,6 @@
-"""Evaluation: task metrics as JSON-ready dicts, self-contained HTML reports, and
-robustness to a missing or noisy modality."""
+"""Evaluation: task metrics as JSON-ready dicts, retrieval and zero-shot metrics of a
+shared embedding space, self-contained HTML reports, and robustness to a missing or noisy
+modality."""
 
 from plait.evaluation.metrics import (
     classification_metrics,
@@ -11,9 +12,15 @@ from plait.evaluation.metrics import (
 from plait.evaluation.report import (
     comparison_table,
     load_history,
+    render_retrieval_table,
     render_rich_table,
     write_comparison_report,
     write_report,
+)
+from plait.evaluation.retrieval import (
+    cross_modal_retrieval,
+    retrieval_metrics,
+    zeroshot_metrics,
 )
 from plait.evaluation.robustness import (
     Condition,
@@ -29,14 +36,18 @@ __all__ = [
     "classification_metrics",
     "comparison_table",
     "compute_metrics",
+    "cross_modal_retrieval",
     "default_conditions",
     "evaluate_robustness",
     "load_history",
     "multilabel_metrics",
     "regression_metrics",
+    "render_retrieval_table",
     "render_rich_table",
+    "retrieval_metrics",
     "robustness_section",
     "to_jsonable",
     "write_comparison_report",
     "write_report",
+    "zeroshot_metrics",
 ]

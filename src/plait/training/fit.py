@@ -29,17 +29,21 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from plait.alignment.build import build_aligned_model, text_tokens
+from plait.alignment.predictor import AlignedPredictor
 from plait.build import build_model
 from plait.config import PlaitConfig, Precision
 from plait.data import PreparedData, prepare_data
 from plait.errors import PlaitError
 from plait.evaluation import load_history, write_report
 from plait.objectives import TaskLoss
+from plait.objectives.alignment import AlignmentObjective
 from plait.predictor import Predictor
 from plait.threads import configure_threads
+from plait.training.align_module import AlignmentModule
 from plait.training.checkpoint_io import AtomicCheckpointIO
 from plait.training.datamodule import PlaitDataModule
-from plait.training.module import PlaitModule
+from plait.training.module import PlaitModule, TrainingModule
 from plait.utils.io import atomic_write, atomic_write_json
 
 log = logging.getLogger("plait")
@@ -65,7 +69,7 @@ class RunResult:
     """What a finished run produced."""
 
     run_dir: Path
-    predictor: Predictor
+    predictor: Predictor | AlignedPredictor
     metrics: dict[str, Any]
     train_seconds: float
     epochs_run: int
@@ -114,8 +118,9 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
     data = prepare_data(config)
     if writer:
         _write_problems(run_dir, data.problems)
-    model = build_model(config, data.processors, data.labels.num_outputs)
-    module = PlaitModule(model, _task_loss(config, data), config.training)
+    module = _module(config, data)
+    model = module.model
+    before = _pretrained_baseline(config, data, model) if writer else None
     trainer = _trainer(config, run_dir, has_valid=data.valid is not None)
     log.info("training %s with %d CPU threads", config.name, threads)
 
@@ -133,7 +138,7 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
     if trainer.global_rank != 0:
         return RunResult(
             run_dir,
-            Predictor(model, config, data.processors, data.labels),
+            _predictor(model, config, data),
             {},
             train_seconds,
             trainer.current_epoch,
@@ -142,8 +147,13 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
         )
 
     _load_best(module, checkpoint_dir / "best.ckpt")
-    predictor = Predictor(module.model.cpu(), config, data.processors, data.labels)
+    predictor = _predictor(module.model.cpu(), config, data)
     metrics = _evaluate(predictor, data)
+    if before is not None:
+        metrics["before_training"] = before
+        metrics["warnings"] = forgetting_warnings(before, metrics)
+        for line in metrics["warnings"]:
+            log.warning(line)
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["params"] = sum(p.numel() for p in model.parameters())
     metrics["epochs"] = trainer.current_epoch
@@ -154,7 +164,7 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
         write_report(
             run_dir / "report",
             metrics,
-            task=config.head.task,
+            task="alignment" if config.alignment is not None else config.head.task,
             history=load_history(run_dir / "logs"),
             title=f"Plait report: {config.name}",
             config_yaml=config.to_yaml(),
@@ -167,7 +177,11 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
 
 
 def _fit_interruptibly(
-    trainer: pl.Trainer, module: PlaitModule, datamodule: PlaitDataModule, last: Path, resume: bool
+    trainer: pl.Trainer,
+    module: TrainingModule,
+    datamodule: PlaitDataModule,
+    last: Path,
+    resume: bool,
 ) -> None:
     """`trainer.fit`, with Ctrl-C left to the caller as a KeyboardInterrupt.
 
@@ -204,11 +218,75 @@ def _merge_history(run_dir: Path, before: pd.DataFrame) -> None:
     atomic_write(path, lambda tmp: before.to_csv(tmp, index=False))
 
 
+def _module(config: PlaitConfig, data: PreparedData) -> TrainingModule:
+    """The Lightning module for the run: alignment objectives, or a supervised head."""
+    if config.alignment is not None:
+        aligned = build_aligned_model(config, data.processors)
+        objective = AlignmentObjective(config.alignment, text_tokens(config, data.processors))
+        return AlignmentModule(aligned, objective, config.training)
+    if data.labels is None:
+        raise PlaitError("a supervised run needs `data.label`")
+    model = build_model(config, data.processors, data.labels.num_outputs)
+    return PlaitModule(model, _task_loss(config, data), config.training)
+
+
+def _predictor(model: Any, config: PlaitConfig, data: PreparedData) -> Predictor | AlignedPredictor:
+    if config.alignment is not None:
+        return AlignedPredictor(model, config, data.processors, data.labels)
+    assert data.labels is not None
+    return Predictor(model, config, data.processors, data.labels)
+
+
+def _pretrained_baseline(
+    config: PlaitConfig, data: PreparedData, model: Any
+) -> dict[str, Any] | None:
+    """Retrieval and zero-shot metrics of pretrained towers before fine-tuning, so a run
+    can warn when fine-tuning destroys what they knew. None for models trained from
+    scratch (their "before" is chance)."""
+    if config.alignment is None:
+        return None
+    pretrained = any(
+        config.modalities[n].encoder.type == "huggingface" for n in config.aligned_pair
+    )
+    if not pretrained:
+        return None
+    metrics = _evaluate(_predictor(model, config, data), data)
+    model.train()
+    return metrics
+
+
+def forgetting_warnings(before: dict[str, Any], after: dict[str, Any], tolerance: float = 0.01):
+    """One line per retrieval recall or zero-shot accuracy that fell during fine-tuning."""
+    lines = []
+    pairs = [
+        (f"{direction} R@{k}", before["retrieval"][direction].get(f"R@{k}"),
+         after.get("retrieval", {}).get(direction, {}).get(f"R@{k}"))
+        for direction in before.get("retrieval", {})
+        for k in (1, 5)
+    ]  # fmt: skip
+    pairs += [
+        (f"zero-shot {name} accuracy", value.get("accuracy"),
+         after.get("zeroshot", {}).get(name, {}).get("accuracy"))
+        for name, value in before.get("zeroshot", {}).items()
+    ]  # fmt: skip
+    for label, old, new in pairs:
+        if old is not None and new is not None and new < old - tolerance:
+            lines.append(
+                f"fine-tuning lowered {label} from {old:.3f} to {new:.3f}: the pretrained "
+                "model lost knowledge (try a lower lr, fewer epochs or a frozen tower)"
+            )
+    return lines
+
+
 def _task_loss(config: PlaitConfig, data: PreparedData) -> TaskLoss:
     """`class_weights: balanced` -> class weights (classification) or positive-label
     weights (multilabel), counted on the rows actually trained on."""
     weights = None
-    if config.head.class_weights == "balanced" and config.head.task != "regression":
+    if (
+        config.head.class_weights == "balanced"
+        and config.head.task != "regression"
+        and data.labels is not None
+    ):
         weights = torch.as_tensor(data.labels.class_weights(data.train), dtype=torch.float32)
     return TaskLoss(config.head, weights)
 
@@ -216,7 +294,7 @@ def _task_loss(config: PlaitConfig, data: PreparedData) -> TaskLoss:
 def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
     cfg = config.training
     monitor = cfg.monitor if has_valid else None
-    mode = "max" if any(k in (monitor or "") for k in ("accuracy", "f1", "auroc")) else "min"
+    mode = "max" if any(k in (monitor or "") for k in ("accuracy", "f1", "auroc", "R@")) else "min"
     callbacks: list[pl.Callback] = [
         ModelCheckpoint(
             dirpath=run_dir / "checkpoints",
@@ -303,13 +381,13 @@ def _precision(
     return "32-true"
 
 
-def _load_best(module: PlaitModule, best: Path) -> None:
+def _load_best(module: TrainingModule, best: Path) -> None:
     if best.is_file():
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
 
 
-def _evaluate(predictor: Predictor, data: PreparedData) -> dict[str, Any]:
+def _evaluate(predictor: Predictor | AlignedPredictor, data: PreparedData) -> dict[str, Any]:
     """Metrics on the test split (valid split when there is no test split)."""
     for split, dataset in (("test", data.test), ("valid", data.valid)):
         if dataset is not None and len(dataset) > 0:

@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from plait.config import TrainingConfig
 from plait.data.batch import Batch
@@ -16,18 +16,80 @@ from plait.model import MultimodalModel
 from plait.objectives import TaskLoss
 
 
-class PlaitModule(pl.LightningModule):
-    """Trains `model` with `loss`; logs `train/loss`, `valid/loss` and a task metric.
+class TrainingModule(pl.LightningModule):
+    """What every Plait Lightning module shares: the optimiser and schedule, per-epoch
+    augmentation seeds, batch transfer, and exact resumption.
 
     The random state (torch and Python) is saved in every checkpoint and restored on
     resume, so an interrupted run continues exactly as an uninterrupted one would.
+    Subclasses set `self.model` and write the steps.
     """
 
-    def __init__(self, model: MultimodalModel, loss: TaskLoss, training: TrainingConfig) -> None:
+    model: nn.Module
+
+    def __init__(self, training: TrainingConfig) -> None:
         super().__init__()
+        self.training_config = training
+
+    def on_train_epoch_start(self) -> None:
+        # augmentation randomness is seeded from (seed, epoch, row): tell the dataset
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if dataset is not None and hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
+        return batch.to(device) if isinstance(batch, Batch) else batch
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        cfg = self.training_config
+        params = self.parameter_groups()
+        if cfg.optimizer == "sgd":
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            )
+        else:
+            optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = warmup_schedule(total, int(cfg.warmup_ratio * total), cfg.scheduler)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups; one group of every trainable weight here."""
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+
+    # ------------------------------------------------------------ exact resumption
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["plait_rng"] = {
+            "torch": torch.get_rng_state(),
+            "python": _to_lists(random.getstate()),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # applied in on_train_start, after Lightning's own start-up work has drawn from
+        # the global generator (sanity validation), exactly where the saved run stood
+        self._restored_rng = checkpoint.get("plait_rng")
+
+    def on_train_start(self) -> None:
+        state = getattr(self, "_restored_rng", None)
+        if state:
+            torch.set_rng_state(state["torch"].cpu())
+            random.setstate(_to_tuples(state["python"]))
+            self._restored_rng = None
+
+
+class PlaitModule(TrainingModule):
+    """Trains a MultimodalModel with a supervised `loss`; logs `train/loss`, `valid/loss`
+    and a task metric."""
+
+    def __init__(self, model: MultimodalModel, loss: TaskLoss, training: TrainingConfig) -> None:
+        super().__init__(training)
         self.model = model
         self.loss = loss
-        self.training_config = training
 
     def forward(self, batch: Batch) -> Tensor:
         return self.model(batch.inputs, batch.presence)
@@ -51,52 +113,6 @@ class PlaitModule(pl.LightningModule):
         elif self.loss.task == "regression":
             mae = (outputs - batch.labels).abs().mean()
             self.log("valid/mae", mae, prog_bar=True, batch_size=size, sync_dist=True)
-
-    def on_train_epoch_start(self) -> None:
-        # augmentation randomness is seeded from (seed, epoch, row): tell the dataset
-        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
-        if dataset is not None and hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(self.current_epoch)
-
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
-        return batch.to(device) if isinstance(batch, Batch) else batch
-
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> Any:
-        cfg = self.training_config
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if cfg.optimizer == "sgd":
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-            )
-        else:
-            optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = warmup_schedule(total, int(cfg.warmup_ratio * total), cfg.scheduler)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
-
-    # ------------------------------------------------------------ exact resumption
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["plait_rng"] = {
-            "torch": torch.get_rng_state(),
-            "python": _to_lists(random.getstate()),
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # applied in on_train_start, after Lightning's own start-up work has drawn from
-        # the global generator (sanity validation), exactly where the saved run stood
-        self._restored_rng = checkpoint.get("plait_rng")
-
-    def on_train_start(self) -> None:
-        state = getattr(self, "_restored_rng", None)
-        if state:
-            torch.set_rng_state(state["torch"].cpu())
-            random.setstate(_to_tuples(state["python"]))
-            self._restored_rng = None
 
 
 def warmup_schedule(total_steps: int, warmup_steps: int, kind: str):

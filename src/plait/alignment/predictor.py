@@ -1,0 +1,474 @@
+"""A trained aligned model ready for use: embed, similarity, zero-shot, evaluate, save, load.
+
+Inference never builds a trainer. Each public call follows preprocess -> embed ->
+postprocess: rows or raw values become tensors through the fitted processors, the
+towers embed them into the shared space (unit vectors), and scores are dot products.
+
+A saved aligned model is a folder like a supervised one (config.yaml with its
+`alignment:` block, model.safetensors, processors/, hub/, metrics.json; labels.json only
+when the run had a label column). A pretrained dual encoder also keeps its full hub
+config in `hub/_dual/`, so its projections are rebuilt offline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_model, save_model
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from plait.alignment.build import build_aligned_model, shared_dual_checkpoint
+from plait.alignment.model import AlignedModel
+from plait.config import PlaitConfig
+from plait.data import LabelSpace, MultimodalDataset, prepare_inference, restore_processor
+from plait.data.batch import Batch
+from plait.encoders import HFEncoder
+from plait.errors import PlaitError
+from plait.utils.io import atomic_write_json, atomic_write_text
+
+DUAL_FOLDER = "_dual"
+
+
+@dataclass
+class ZeroShotResult:
+    """Predictions (`id`, `prediction`, one `score_<class>` per class) and, when the data
+    had labels, the metrics (accuracy, macro F1, per class, confusion)."""
+
+    predictions: pd.DataFrame
+    metrics: dict[str, Any] | None
+
+
+class AlignedPredictor:
+    """Aligned towers + preprocessing. Build with `plait.load(folder)` or from a run."""
+
+    task = "alignment"
+
+    def __init__(
+        self,
+        model: AlignedModel,
+        config: PlaitConfig,
+        processors: dict[str, Any],
+        labels: LabelSpace | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.config = config
+        self.processors = processors
+        self.labels = labels
+        self.metrics = metrics or {}
+        self.last_problems: list = []
+        self._dim: int | None = None
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return self.model.pair
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def modality(self, name_or_kind: str) -> str:
+        """A modality name from its name or kind (`image` finds the image modality)."""
+        if name_or_kind in self.pair:
+            return name_or_kind
+        found = [n for n in self.pair if self.config.modalities[n].kind == name_or_kind]
+        if len(found) == 1:
+            return found[0]
+        kinds = ", ".join(f"{n} ({self.config.modalities[n].kind})" for n in self.pair)
+        raise PlaitError(f"this model aligns {kinds}; it has no `{name_or_kind}` tower")
+
+    def text_modality(self) -> str:
+        for name in self.pair:
+            if self.config.modalities[name].kind == "text":
+                return name
+        raise PlaitError(
+            f"this model aligns {' and '.join(self.pair)}: zero-shot prompts need a text tower"
+        )
+
+    # -------------------------------------------------------------- tables of rows
+    def _dataset(self, data: Any, names: Sequence[str], labels: bool) -> MultimodalDataset:
+        if isinstance(data, MultimodalDataset):
+            return data
+        config = self.config.model_copy(
+            update={"modalities": {n: self.config.modalities[n] for n in names}}
+        )
+        processors = {n: self.processors[n] for n in names}
+        dataset, self.last_problems = prepare_inference(
+            data, config, processors, self.labels if labels else None, require_labels=labels
+        )
+        return dataset
+
+    def _batches(self, dataset: MultimodalDataset, batch_size: int) -> Iterator[Batch]:
+        loader = DataLoader(
+            dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate
+        )
+        for batch in loader:
+            yield batch.to(self.device)
+
+    @torch.inference_mode()
+    def embed(
+        self, data: Any, modality: str, *, batch_size: int = 64, progress: bool = False
+    ) -> tuple[list[str], np.ndarray]:
+        """Embed one modality of every row that has it: (ids, [N, D] float32 unit vectors).
+
+        `data`: a manifest path, a DataFrame or a prepared dataset; rows where the
+        modality is missing are skipped (the ids say which rows were embedded).
+        """
+        name = self.modality(modality)
+        dataset = self._dataset(data, [name], labels=False)
+        ids: list[str] = []
+        parts: list[np.ndarray] = []
+        with _progress(progress, f"embedding {name}", len(dataset)) as advance:
+            for batch in self._batches(dataset, batch_size):
+                rows = batch.presence[name].bool().nonzero().squeeze(1)
+                if len(rows):
+                    inputs = {k: v[rows] for k, v in batch.inputs[name].items()}
+                    parts.append(self.model.embed(name, inputs).float().cpu().numpy())
+                    ids.extend(batch.ids[i] for i in rows.tolist())
+                advance(len(batch))
+        return ids, _stack(parts, self.dim)
+
+    @property
+    def dim(self) -> int:
+        """Width of the shared embedding space (found once by embedding a placeholder)."""
+        if self._dim is None:
+            name = self.pair[0]
+            sample = self.processors[name].placeholder()
+            inputs = {k: v.unsqueeze(0).to(self.device) for k, v in sample.items()}
+            with torch.inference_mode():
+                self._dim = int(self.model.embed(name, inputs).shape[-1])
+        return self._dim
+
+    # ---------------------------------------------------------------- raw values
+    @torch.inference_mode()
+    def embed_values(
+        self, modality: str, values: Sequence[Any], *, base_dir: str | Path = "."
+    ) -> np.ndarray:
+        """Embed raw values (texts, file paths, arrays) of one modality: [N, D].
+
+        Raises:
+            PlaitError: an empty text, a missing or unreadable file, naming the value.
+        """
+        name = self.modality(modality)
+        processor = self.processors[name]
+        kind = self.config.modalities[name].kind
+        if isinstance(values, str | Path) or not isinstance(values, Sequence):
+            values = [values]
+        if len(values) == 0:
+            raise PlaitError(f"no {kind} values to embed")
+        samples = []
+        for value in values:
+            if processor.is_missing(value):
+                raise PlaitError(f"empty {kind} query: give a non-empty {kind} value")
+            try:
+                raw = processor.load(value, Path(base_dir))
+            except (OSError, ValueError) as exc:
+                raise PlaitError(f"{kind} query {_short(value)}: {exc}") from None
+            samples.append(processor.transform(raw, False, torch.Generator().manual_seed(0)))
+        inputs = {k: v.to(self.device) for k, v in processor.collate(samples).items()}
+        return self.model.embed(name, inputs).float().cpu().numpy()  # [N, D]
+
+    def similarity(self, **values: Any) -> pd.DataFrame:
+        """Cosine similarity of every value of one modality to every value of the other.
+
+        `model.similarity(image=["a.png", "b.png"], text=["a dog", "a cat"])` -> a
+        [2 x 2] DataFrame, rows the first keyword's values, columns the second's.
+        """
+        if len(values) != 2:
+            raise PlaitError(
+                f"similarity needs exactly two modalities, e.g. image=[...], text=[...]; "
+                f"got {', '.join(values) or 'none'}"
+            )
+        (first, a), (second, b) = values.items()
+        a_list, b_list = _as_list(a), _as_list(b)
+        left = self.embed_values(first, a_list)
+        right = self.embed_values(second, b_list)
+        scores = left @ right.T  # [Na, Nb]
+        return pd.DataFrame(
+            scores, index=[_short(v) for v in a_list], columns=[_short(v) for v in b_list]
+        )
+
+    # ------------------------------------------------------------------ zero-shot
+    def class_embeddings(self, classes: Sequence[str], templates: Sequence[str]) -> np.ndarray:
+        """One text embedding per class: the normalised mean over prompt templates [K, D]."""
+        if not classes:
+            raise PlaitError("zero-shot needs at least two class names")
+        for template in templates:
+            if "{}" not in template:
+                raise PlaitError(f"prompt template {template!r} has no `{{}}` for the class")
+        text = self.text_modality()
+        prompts = [t.format(c) for c in classes for t in templates]
+        vectors = self.embed_values(text, prompts).reshape(len(classes), len(templates), -1)
+        mean = vectors.mean(1)  # [K, D]
+        return mean / np.linalg.norm(mean, axis=1, keepdims=True).clip(1e-12)
+
+    def zeroshot(
+        self,
+        data: Any,
+        classes: Sequence[str] | None = None,
+        *,
+        templates: Sequence[str] | None = None,
+        modality: str | None = None,
+        label: str | None = None,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> ZeroShotResult:
+        """Classify the rows of `data` by their nearest class prompt.
+
+        Args:
+            classes: class names (default: `alignment.classes`, else the training labels).
+            templates: prompt templates such as "a photo of a {}" (default: the config's).
+            modality: the modality to classify (default: the non-text one).
+            label: a column of true class names; default `data.label` when `data` has it.
+        """
+        alignment = self.config.alignment
+        assert alignment is not None
+        names = list(classes or alignment.classes or (self.labels.names if self.labels else []))
+        if len(names) < 2:
+            raise PlaitError("zero-shot needs at least two class names (pass --classes)")
+        text = self.text_modality()
+        target = self.modality(modality) if modality else next(n for n in self.pair if n != text)
+        prompts = self.class_embeddings(names, list(templates or alignment.templates))
+        ids, vectors = self.embed(data, target, batch_size=batch_size, progress=progress)
+        scores = vectors @ prompts.T  # [N, K]
+        frame = pd.DataFrame({"id": ids})
+        frame["prediction"] = [names[i] for i in scores.argmax(1)] if len(ids) else []
+        for j, name in enumerate(names):
+            frame[f"score_{name}"] = scores[:, j]
+        truth = self._truth(data, label, ids)
+        metrics = None
+        if truth is not None:
+            from plait.evaluation.retrieval import zeroshot_metrics
+
+            known = [i for i, t in enumerate(truth) if t in names]
+            if not known:
+                raise PlaitError(
+                    f"none of the true labels are among the classes {names}; "
+                    "check --classes against the label column"
+                )
+            metrics = zeroshot_metrics(scores[known], [names.index(truth[i]) for i in known], names)
+            metrics["unknown_labels"] = len(truth) - len(known)
+            frame["label"] = truth
+        return ZeroShotResult(frame, metrics)
+
+    def _truth(self, data: Any, label: str | None, ids: list[str]) -> list[str] | None:
+        """True class names per embedded row, from the label column when there is one."""
+        column = label or (
+            self.config.data.label if isinstance(self.config.data.label, str) else None
+        )
+        if column is None or isinstance(data, MultimodalDataset):
+            return None
+        from plait.data.manifest import read_table
+
+        table = read_table(data)
+        if column not in table.frame.columns:
+            if label:
+                raise PlaitError(f"{table.name}: no column `{label}` (the --label column)")
+            return None
+        dataset_ids = self._row_ids(table)
+        values = dict(zip(dataset_ids, table.frame[column].tolist(), strict=True))
+        return [str(values[i]) for i in ids]
+
+    def _row_ids(self, table: Any) -> list[str]:
+        if self.config.data.id and self.config.data.id in table.frame.columns:
+            from plait.data.prepare import _id
+
+            return [_id(v) for v in table.frame[self.config.data.id]]
+        return [str(table.row_number(r)) for r in range(len(table.frame))]
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.inference_mode()
+    def evaluate(self, data: Any, batch_size: int = 64) -> dict[str, Any]:
+        """Retrieval in both directions over rows with both modalities (and zero-shot
+        accuracy through the text tower when the data has class labels)."""
+        from plait.evaluation.retrieval import cross_modal_retrieval, zeroshot_metrics
+
+        alignment = self.config.alignment
+        assert alignment is not None
+        a, b = self.pair
+        use_labels = self.labels is not None and (
+            isinstance(data, MultimodalDataset) or self._has_label_column(data)
+        )
+        dataset = self._dataset(data, [a, b], labels=use_labels)
+        za: list[np.ndarray] = []
+        zb: list[np.ndarray] = []
+        keys: list[str] = []
+        classes: list[int] = []
+        for batch in self._batches(dataset, batch_size):
+            rows = (batch.presence[a].bool() & batch.presence[b].bool()).nonzero().squeeze(1)
+            if not len(rows):
+                continue
+            za.append(self.model.embed(a, _rows(batch.inputs[a], rows)).float().cpu().numpy())
+            zb.append(self.model.embed(b, _rows(batch.inputs[b], rows)).float().cpu().numpy())
+            keys.extend(batch.ids[i] for i in rows.tolist())
+            if batch.labels is not None:
+                classes.extend(batch.labels[rows].cpu().tolist())
+        if not keys:
+            raise PlaitError("no rows with both aligned modalities to evaluate on")
+        relevance = alignment.relevance if classes else "pair"
+        emb = {a: _stack(za, self.dim), b: _stack(zb, self.dim)}
+        metrics: dict[str, Any] = {
+            "relevance": relevance,
+            "pairs": len(keys),
+            "retrieval": cross_modal_retrieval(emb, classes if relevance == "label" else keys),
+        }
+        kinds = {self.config.modalities[n].kind for n in (a, b)}
+        if classes and "text" in kinds and self.labels is not None:
+            text = self.text_modality()
+            other = b if text == a else a
+            prompts = self.class_embeddings(self.labels.names, alignment.templates)
+            metrics["zeroshot"] = {
+                other: zeroshot_metrics(emb[other] @ prompts.T, classes, self.labels.names)
+            }
+        return metrics
+
+    def _has_label_column(self, data: Any) -> bool:
+        from plait.data.manifest import read_table
+
+        columns = read_table(data).frame.columns
+        return all(c in columns for c in self.config.label_columns)
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.to_yaml(folder / "config.yaml")
+        save_model(self.model, str(folder / "model.safetensors"))
+        if self.labels is not None:
+            atomic_write_json(folder / "labels.json", self.labels.to_dict())
+        for name, processor in self.processors.items():
+            processor.save(folder / "processors" / name)
+            encoder = self.model.encoders[name] if name in self.model.encoders else None
+            if isinstance(encoder, HFEncoder):
+                encoder.save_hub_files(folder / "hub" / name)
+        checkpoint = shared_dual_checkpoint(self.config)
+        if checkpoint is not None:
+            from transformers import AutoConfig
+
+            AutoConfig.from_pretrained(checkpoint).save_pretrained(
+                str(folder / "hub" / DUAL_FOLDER)
+            )
+        if self.metrics:
+            atomic_write_json(folder / "metrics.json", self.metrics)
+        atomic_write_text(folder / "README.md", _model_card(self))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> AlignedPredictor:
+        from plait.predictor import _load_yaml, _point_hub_encoders_at
+
+        folder = Path(folder)
+        if not (folder / "model.safetensors").is_file():
+            raise PlaitError(f"{folder} is not a saved Plait model (no model.safetensors)")
+        config = PlaitConfig.from_dict(
+            _load_yaml(folder / "config.yaml"), source=str(folder / "config.yaml")
+        )
+        config = _point_hub_encoders_at(config, folder)
+        dual = folder / "hub" / DUAL_FOLDER
+        if dual.is_dir():  # both towers and the projections rebuild from the full config
+            config = _point_pair_at(config, str(dual))
+        labels_path = folder / "labels.json"
+        labels = (
+            LabelSpace.from_dict(json.loads(labels_path.read_text()))
+            if labels_path.is_file()
+            else None
+        )
+        processors = {
+            name: restore_processor(modality, folder / "processors" / name)
+            for name, modality in config.modalities.items()
+        }
+        model = build_aligned_model(config, processors, load_weights=False)
+        load_model(model, str(folder / "model.safetensors"), device=device)
+        metrics_path = folder / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        return cls(model.to(device), config, processors, labels, metrics)
+
+
+def _point_pair_at(config: PlaitConfig, path: str) -> PlaitConfig:
+    modalities = dict(config.modalities)
+    for name in config.aligned_pair:
+        modality = modalities[name]
+        encoder = modality.encoder.model_copy(update={"model": path})
+        modalities[name] = modality.model_copy(update={"encoder": encoder})
+    return config.model_copy(update={"modalities": modalities})
+
+
+def _rows(inputs: Mapping[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+    return {k: v[rows] for k, v in inputs.items()}
+
+
+def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
+    if parts:
+        return np.concatenate(parts).astype(np.float32, copy=False)
+    return np.zeros((0, max(dim, 0)), np.float32)
+
+
+def _as_list(values: Any) -> list[Any]:
+    if isinstance(values, str | Path | np.ndarray) or not isinstance(values, Sequence):
+        return [values]
+    return list(values)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    if isinstance(value, np.ndarray):
+        return f"<array {tuple(value.shape)}>"
+    text = str(value)
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+class _progress:
+    """A Rich progress bar over `total` items, or nothing."""
+
+    def __init__(self, enabled: bool, description: str, total: int) -> None:
+        self.enabled, self.description, self.total = enabled, description, total
+        self._bar: Any = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import Progress
+
+        self._bar = Progress()
+        self._bar.start()
+        task = self._bar.add_task(self.description, total=self.total)
+        return lambda n: self._bar.advance(task, n)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _model_card(predictor: AlignedPredictor) -> str:
+    cfg = predictor.config
+    assert cfg.alignment is not None
+    objectives = ", ".join(f"{o.name} x{o.weight:g}" for o in cfg.alignment.objectives)
+    lines = [
+        f"# {cfg.name}",
+        "",
+        f"Plait aligned model: {' <-> '.join(predictor.pair)}, objectives {objectives}.",
+        "",
+        "| modality | kind | column | encoder |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in predictor.pair:
+        m = cfg.modalities[name]
+        lines.append(f"| {name} | {m.kind} | {m.column} | {m.encoder.model or m.encoder.type} |")
+    lines += [
+        "",
+        "```python",
+        "import plait",
+        'model = plait.load("<this folder>")',
+        'ids, vectors = model.embed("items.csv", "image")',
+        'model.similarity(image=["cat.png"], text=["a cat", "a dog"])',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
