@@ -5,20 +5,32 @@ run = plait.train("my.yaml")                    # plait train my.yaml
 model = plait.load(run.model_dir)
 model.predict(df)                               # plait predict MODEL DATA -o out.csv
 plait.evaluate(model, "test.csv", out="report") # plait evaluate MODEL DATA --out report
+
+Aligned models (trained with an `alignment:` block):
+plait.similarity(model, image=["a.png"], text=["a cat", "a dog"])  # plait similarity
+plait.embed(model, "photos.csv", "image", out="emb.parquet")      # plait embed
+plait.zeroshot(model, "test.csv", classes=["cat", "dog"])          # plait zeroshot
+plait.search("photos-index", text="a dog", k=5)                    # plait search
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from plait.config import PlaitConfig
-from plait.errors import ConfigError
-from plait.predictor import Predictor
+from plait.errors import ConfigError, PlaitError
+from plait.predictor import Predictor, load
 from plait.training import RunResult
 from plait.training import fit as _fit
+
+if TYPE_CHECKING:
+    from plait.alignment.predictor import AlignedPredictor, ZeroShotResult
+    from plait.retrieval.index import EmbeddingIndex
 
 
 def as_config(
@@ -52,15 +64,43 @@ def train(
     return _fit(as_config(config, overrides), resume=resume)
 
 
-def _as_predictor(model: Predictor | str | Path) -> Predictor:
-    return model if isinstance(model, Predictor) else Predictor.load(model)
+def _as_any_predictor(
+    model: Predictor | AlignedPredictor | str | Path,
+) -> Predictor | AlignedPredictor:
+    if isinstance(model, str | Path):
+        return load(model)
+    return model
+
+
+def _as_predictor(model: Predictor | AlignedPredictor | str | Path) -> Predictor:
+    """A supervised predictor; an aligned model is refused with what to use instead."""
+    predictor = _as_any_predictor(model)
+    if not isinstance(predictor, Predictor):
+        raise PlaitError(
+            "this is an aligned model (it embeds, it does not predict classes): use "
+            "plait zeroshot, embed, similarity or search with it"
+        )
+    return predictor
+
+
+def _as_aligned(model: AlignedPredictor | str | Path) -> AlignedPredictor:
+    from plait.retrieval.search import load_aligned
+
+    return load_aligned(model)
 
 
 def evaluate(
-    model: Predictor | str | Path, data: Any, *, out: str | Path | None = None
+    model: Predictor | AlignedPredictor | str | Path,
+    data: Any,
+    *,
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Metrics of a saved model on labelled data; writes a report folder when `out` is set."""
-    predictor = _as_predictor(model)
+    """Metrics of a saved model on labelled data; writes a report folder when `out` is set.
+
+    An aligned model reports retrieval in both directions (and zero-shot accuracy when
+    the data has class labels) on the rows that have both of its modalities.
+    """
+    predictor = _as_any_predictor(model)
     metrics = predictor.evaluate(data)
     if out is not None:
         from plait.evaluation import write_report
@@ -75,23 +115,28 @@ def evaluate(
 
 
 def predict(
-    model: Predictor | str | Path, data: Any, *, output: str | Path | None = None
+    model: Predictor | AlignedPredictor | str | Path, data: Any, *, output: str | Path | None = None
 ) -> pd.DataFrame:
     """Predictions (and class probabilities) as a DataFrame; also written to `output`."""
     frame = _as_predictor(model).predict(data)
     if output is not None:
-        from plait.utils.io import atomic_write
-
-        path = Path(output)
-        if path.suffix == ".parquet":
-            atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
-        else:
-            atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+        _write_frame(frame, output)
     return frame
 
 
+def _write_frame(frame: pd.DataFrame, output: str | Path) -> None:
+    """CSV, or Parquet for a `.parquet` path, written atomically."""
+    from plait.utils.io import atomic_write
+
+    path = Path(output)
+    if path.suffix == ".parquet":
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
 def robustness(
-    model: Predictor | str | Path,
+    model: Predictor | AlignedPredictor | str | Path,
     data: Any,
     *,
     noise_levels: tuple[float, ...] = (0.5, 1.0),
@@ -130,3 +175,74 @@ def robustness(
             extra_sections=[robustness_section(frame)],
         )
     return frame
+
+
+# ----------------------------------------------------------------------------- aligned models
+def similarity(model: AlignedPredictor | str | Path, **values: Any) -> pd.DataFrame:
+    """Cosine similarity between the values of two modalities (names or kinds):
+    `similarity(model, image=["a.png"], text=["a cat", "a dog"])` -> a [1 x 2] DataFrame,
+    rows the first keyword's values. Paths are relative to the current folder."""
+    return _as_aligned(model).similarity(**values)
+
+
+def embed(
+    model: AlignedPredictor | str | Path,
+    data: Any,
+    modality: str,
+    out: str | Path | None = None,
+    *,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> tuple[list[str], np.ndarray]:
+    """Embed one modality of every row that has it: (ids, [N, D] float32 unit vectors).
+
+    With `out` (`.parquet` or `.npy`) the vectors are also written, with the ids and each
+    row's metadata (see `plait.retrieval.embed`).
+    """
+    from plait.retrieval.embed import check_format, embed_rows, write_embeddings
+
+    if out is not None:
+        check_format(Path(out))
+    ids, vectors, metadata = embed_rows(
+        _as_aligned(model), data, modality, batch_size=batch_size, progress=progress
+    )
+    if out is not None:
+        write_embeddings(out, ids, vectors, metadata)
+    return ids, vectors
+
+
+def zeroshot(
+    model: AlignedPredictor | str | Path,
+    data: Any,
+    classes: Sequence[str] | None = None,
+    templates: Sequence[str] | None = None,
+    *,
+    modality: str | None = None,
+    label: str | None = None,
+    out: str | Path | None = None,
+    progress: bool = False,
+) -> ZeroShotResult:
+    """Classify rows by their nearest class prompt ("a photo of a {}"); metrics when the
+    data has true classes. `out` writes the predictions (CSV or Parquet)."""
+    result = _as_aligned(model).zeroshot(
+        data, classes, templates=templates, modality=modality, label=label, progress=progress
+    )
+    if out is not None:
+        _write_frame(result.predictions, out)
+    return result
+
+
+def search(
+    index: EmbeddingIndex | str | Path,
+    *,
+    text: str | None = None,
+    image: str | Path | None = None,
+    audio: str | Path | None = None,
+    k: int = 10,
+    model: AlignedPredictor | str | Path | None = None,
+) -> pd.DataFrame:
+    """The `k` items of an index nearest to one text, image or audio query: rank, id,
+    score and the items' metadata (`plait index build` makes the index)."""
+    from plait.retrieval.search import search as _search
+
+    return _search(index, text=text, image=image, audio=audio, k=k, model=model)

@@ -22,8 +22,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-data_app = typer.Typer(help="Build ready-made data sets (AV-MNIST).", no_args_is_help=True)
+data_app = typer.Typer(help="Build ready-made data sets (AV-MNIST, digits).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+index_app = typer.Typer(
+    help="Build, grow and search an index of embeddings (aligned models).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(index_app, name="index")
 
 
 def _fail(exc: Exception) -> None:
@@ -38,6 +44,7 @@ def _run(action):
     from plait.errors import PlaitError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which CPU build it picked
     try:
         return action()
     except PlaitError as exc:
@@ -49,23 +56,53 @@ def _run(action):
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for data, runs and the report.")] = Path(
-        "plait-demo"
-    ),
-    rows: Annotated[int, typer.Option(help="Training rows to generate.")] = 900,
-    epochs: Annotated[int, typer.Option(help="Epochs per model.")] = 10,
+    which: Annotated[
+        str, typer.Argument(help="`fusion` (classification) or `retrieval` (alignment + search).")
+    ] = "fusion",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for data, runs and reports [default: plait-demo[-retrieval]]."),
+    ] = None,
+    rows: Annotated[
+        int | None, typer.Option(help="Training rows to generate [default: 900 / 800].")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs per model [default: 10 / 15].")] = None,
     fusions: Annotated[str, typer.Option(help="Comma-separated fusion methods.")] = "concat,gated",
 ) -> None:
-    """Train on the built-in demo data: three unimodal baselines against fusions.
+    """Train on built-in generated data, in a few minutes on a laptop CPU.
 
-    Example: [bold]plait demo --out plait-demo[/] then open plait-demo/report/comparison.html
+    [bold]plait demo[/] (fusion): three unimodal baselines against fusions; open
+    plait-demo/report/comparison.html. [bold]plait demo retrieval[/]: align images and
+    captions of coloured shapes, index the images with FAISS, search them by text (HTML
+    contact sheets in plait-demo-retrieval/sheets/) and classify them zero-shot.
+
+    Example: [bold]plait demo retrieval --out plait-demo-retrieval[/]
     """
 
     def action() -> None:
+        if which == "retrieval":
+            from plait.demo_retrieval import run_retrieval_demo
+
+            found = run_retrieval_demo(
+                out or Path("plait-demo-retrieval"),
+                rows=rows or 800,
+                epochs=epochs or 15,
+                show=lambda text: console.print(escape(str(text)), soft_wrap=True),
+            )
+            console.print(
+                f"report: {found.run_dir / 'report' / 'report.html'}  "
+                f"contact sheets: {found.sheets[0].parent}  ({found.seconds:.0f} s)"
+            )
+            return
+        if which != "fusion":
+            raise typer.BadParameter(f"unknown demo `{which}`: choose `fusion` or `retrieval`")
         from plait.demo import run_demo
 
         result = run_demo(
-            out, rows=rows, epochs=epochs, fusions=tuple(f.strip() for f in fusions.split(","))
+            out or Path("plait-demo"),
+            rows=rows or 900,
+            epochs=epochs or 10,
+            fusions=tuple(f.strip() for f in fusions.split(",")),
         )
         console.print(f"report: {result.report_path}  ({result.seconds:.0f} s)")
 
@@ -97,7 +134,7 @@ def train(
             return
         console.print(f"model:  {result.model_dir}")
         console.print(f"report: {result.report_path}")
-        _print_metrics(result.metrics)
+        _print_results(result.metrics)
 
     _run(action)
 
@@ -108,7 +145,8 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Labelled table: CSV, Parquet or JSONL.")],
     out: Annotated[Path | None, typer.Option(help="Write metrics.json + report.html here.")] = None,
 ) -> None:
-    """Score a saved model on labelled data.
+    """Score a saved model on labelled data (an aligned model: retrieval both ways, and
+    zero-shot accuracy when the data has class labels).
 
     Example: [bold]plait evaluate runs/demo/model test.csv --out eval-report[/]
     """
@@ -116,7 +154,7 @@ def evaluate(
     def action() -> None:
         from plait.api import evaluate as evaluate_api
 
-        _print_metrics(evaluate_api(model, data, out=out))
+        _print_results(evaluate_api(model, data, out=out))
         if out:
             console.print(f"report: {out / 'report.html'}")
 
@@ -246,6 +284,292 @@ def data_avmnist(
         console.print(f"AV-MNIST in {out}: {counts} ({info['seconds']:.1f} s)")
 
     _run(action)
+
+
+@data_app.command("digits")
+def data_digits(
+    mnist: Annotated[Path, typer.Option(help="Folder with the four MNIST *-ubyte.gz files.")],
+    fsdd: Annotated[Path, typer.Option(help="Folder with FSDD recordings.tar.xz + manifest.csv.")],
+    out: Annotated[Path, typer.Option(help="Output folder (arrays, manifests, README).")],
+    subset: Annotated[
+        int | None, typer.Option(min=10, help="Keep N rows per split, stratified by digit.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Picks the images and the text phrasings.")] = 0,
+) -> None:
+    """Build Digits: each spoken FSDD digit with an MNIST image and a written phrase, for
+    training one embedding space over audio, image and text.
+
+    Example: [bold]plait data digits --mnist ../shared/data/mnist --fsdd ../shared/data/fsdd
+    --out digits[/]
+    """
+
+    def action() -> None:
+        from plait.data.digits import build_digits
+
+        paths = build_digits(mnist, fsdd, out, seed=seed, subset=subset, progress=True)
+        for split, path in paths.items():
+            console.print(f"{split}: {path}")
+
+    _run(action)
+
+
+# ----------------------------------------------------------------------------- aligned models
+ModalityOption = Annotated[
+    str, typer.Option(help="Modality to embed, by name or kind (image, audio, text).")
+]
+BatchOption = Annotated[int, typer.Option(min=1, help="Rows embedded per batch.")]
+
+
+@app.command()
+def embed(
+    model: Annotated[Path, typer.Argument(help="Saved aligned model folder.")],
+    data: Annotated[Path, typer.Argument(help="Table of items: CSV, Parquet or JSONL.")],
+    modality: ModalityOption,
+    out: Annotated[
+        Path, typer.Option(help="Output: .parquet (ids, vectors, metadata) or .npy.")
+    ] = Path("embeddings.parquet"),
+    batch_size: BatchOption = 64,
+) -> None:
+    """Embed one modality of every row with an aligned model, into a file of vectors.
+
+    Example: [bold]plait embed runs/clip/model photos.csv --modality image --out emb.parquet[/]
+    """
+
+    def action() -> None:
+        from plait.api import embed as embed_api
+
+        ids, vectors = embed_api(
+            model, data, modality, out=out, batch_size=batch_size, progress=True
+        )
+        console.print(f"wrote {len(ids)} embeddings ({vectors.shape[1]} dims) to {out}")
+
+    _run(action)
+
+
+@index_app.command("build")
+def index_build(
+    model: Annotated[Path, typer.Argument(help="Saved aligned model folder.")],
+    data: Annotated[Path, typer.Argument(help="Table of items: CSV, Parquet or JSONL.")],
+    modality: ModalityOption,
+    out: Annotated[Path, typer.Option(help="Index folder to write.")],
+    kind: Annotated[
+        str, typer.Option(help="auto, exact, hnsw or ivfpq (auto: exact for small sets).")
+    ] = "auto",
+    batch_size: BatchOption = 64,
+) -> None:
+    """Embed one modality of a table and save a searchable index of it.
+
+    Example: [bold]plait index build runs/clip/model photos.csv --modality image --out
+    photos-index[/] then [bold]plait search photos-index --text "a dog"[/]
+    """
+
+    def action() -> None:
+        from plait.retrieval.search import build_index
+
+        index = build_index(
+            model, data, modality, out, kind=kind, batch_size=batch_size, progress=True
+        )
+        console.print(f"index of {len(index)} items ({index.kind}, {index.dim} dims) in {out}")
+
+    _run(action)
+
+
+@index_app.command("add")
+def index_add(
+    index: Annotated[Path, typer.Argument(help="Index folder (from plait index build).")],
+    data: Annotated[Path, typer.Argument(help="Table of new items: CSV, Parquet or JSONL.")],
+    batch_size: BatchOption = 64,
+) -> None:
+    """Embed new rows with the index's model and add them to the index.
+
+    Example: [bold]plait index add photos-index new-photos.csv[/]
+    """
+
+    def action() -> None:
+        from plait.retrieval.search import add_to_index
+
+        grown = add_to_index(index, data, batch_size=batch_size, progress=True)
+        console.print(f"index {index} now holds {len(grown)} items")
+
+    _run(action)
+
+
+TextQuery = Annotated[str | None, typer.Option("--text", help="Search with this text.")]
+ImageQuery = Annotated[Path | None, typer.Option("--image", help="Search with this image file.")]
+AudioQuery = Annotated[Path | None, typer.Option("--audio", help="Search with this audio file.")]
+TopK = Annotated[int, typer.Option("-k", "--k", min=1, help="Number of hits.")]
+HtmlOut = Annotated[
+    Path | None, typer.Option("--html", help="Also write a contact sheet of image hits.")
+]
+QueryModel = Annotated[
+    Path | None, typer.Option("--model", help="Model to embed the query (default: the index's).")
+]
+
+
+@index_app.command("search")
+def index_search(
+    index: Annotated[Path, typer.Argument(help="Index folder (from plait index build).")],
+    text: TextQuery = None,
+    image: ImageQuery = None,
+    audio: AudioQuery = None,
+    k: TopK = 10,
+    html: HtmlOut = None,
+    model: QueryModel = None,
+) -> None:
+    """Search an index with one text, image or audio query (same as [bold]plait search[/]).
+
+    Example: [bold]plait index search photos-index --text "a dog on a beach" -k 5[/]
+    """
+    _run(lambda: _search(index, text, image, audio, k, html, model))
+
+
+@app.command("search")
+def search_command(
+    index: Annotated[Path, typer.Argument(help="Index folder (from plait index build).")],
+    text: TextQuery = None,
+    image: ImageQuery = None,
+    audio: AudioQuery = None,
+    k: TopK = 10,
+    html: HtmlOut = None,
+    model: QueryModel = None,
+) -> None:
+    """Find the items of an index nearest to one text, image or audio query.
+
+    Examples:
+      [bold]plait search photos-index --text "a dog on a beach" -k 5 --html dogs.html[/]
+      [bold]plait search photos-index --image query.png[/]
+    """
+    _run(lambda: _search(index, text, image, audio, k, html, model))
+
+
+def _search(
+    index: Path,
+    text: str | None,
+    image: Path | None,
+    audio: Path | None,
+    k: int,
+    html: Path | None,
+    model: Path | None,
+) -> None:
+    from rich.table import Table
+
+    from plait.errors import PlaitError
+    from plait.retrieval.search import contact_sheet, search
+
+    hits = search(index, text=text, image=image, audio=audio, k=k, model=model)
+    query = str(hits.attrs.get("query", ""))
+    table = Table(title=escape(f"{hits.attrs.get('query_kind')} query: {query}"))
+    for column in hits.columns:
+        table.add_column(escape(str(column)), justify="right" if column == "score" else "left")
+    for row in hits.itertuples(index=False):
+        table.add_row(
+            *(_cell(column, value) for column, value in zip(hits.columns, row, strict=True))
+        )
+    Console().print(table)
+    if html is not None:
+        if hits.attrs.get("kind") != "image":
+            raise PlaitError(
+                f"--html draws image hits, but this index holds {hits.attrs.get('kind')} items"
+            )
+        page = contact_sheet(hits, html, query, str(hits.attrs["column"]))
+        console.print(f"contact sheet: {page}")
+
+
+def _cell(column: object, value: object) -> str:
+    if column == "score" and isinstance(value, float):
+        return f"{value:.4f}"
+    return escape(str(value))
+
+
+@app.command()
+def zeroshot(
+    model: Annotated[Path, typer.Argument(help="Saved aligned model folder (with a text tower).")],
+    data: Annotated[Path, typer.Argument(help="Table to classify: CSV, Parquet or JSONL.")],
+    classes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated class names (default: the model's classes)."),
+    ] = None,
+    template: Annotated[
+        list[str] | None,
+        typer.Option(help='Prompt template with {} for the class, e.g. "a photo of a {}".'),
+    ] = None,
+    modality: Annotated[
+        str | None, typer.Option(help="Modality to classify (default: the non-text one).")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="Column of true class names (default: the model's).")
+    ] = None,
+    out: Annotated[Path, typer.Option("-o", "--out", help="CSV or Parquet to write.")] = Path(
+        "predictions.csv"
+    ),
+) -> None:
+    """Classify rows with no training: each row gets the class whose prompt is nearest.
+
+    Example: [bold]plait zeroshot runs/clip/model test.csv --classes "cat,dog" --template
+    "a photo of a {}" --out predictions.csv[/]
+    """
+
+    def action() -> None:
+        from plait.api import zeroshot as zeroshot_api
+
+        names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+        result = zeroshot_api(
+            model, data, names, template or None, modality=modality, label=label, out=out
+        )
+        console.print(f"wrote {len(result.predictions)} predictions to {out}")
+        if result.metrics is not None:
+            _print_metrics(result.metrics)
+
+    _run(action)
+
+
+@app.command()
+def similarity(
+    model: Annotated[Path, typer.Argument(help="Saved aligned model folder.")],
+    text: Annotated[list[str] | None, typer.Option(help="A text (repeat for more).")] = None,
+    image: Annotated[list[Path] | None, typer.Option(help="An image file (repeatable).")] = None,
+    audio: Annotated[list[Path] | None, typer.Option(help="An audio file (repeatable).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the matrix as CSV.")] = None,
+) -> None:
+    """Cosine similarity between the values of two modalities, as a matrix.
+
+    Rows are the first given of --image, --audio, --text; columns the second.
+
+    Example: [bold]plait similarity runs/clip/model --image cat.png --text "a cat" --text
+    "a dog"[/]
+    """
+
+    def action() -> None:
+        from rich.table import Table
+
+        from plait.api import similarity as similarity_api
+        from plait.utils.io import atomic_write
+
+        given = {"image": image, "audio": audio, "text": text}
+        values = {kind: list(v) for kind, v in given.items() if v}
+        frame = similarity_api(model, **values)
+        rows, columns = list(values)[:2] if len(values) >= 2 else ("", "")
+        table = Table(title=f"cosine similarity ({rows} x {columns})")
+        table.add_column(rows, style="cyan")
+        for column in frame.columns:
+            table.add_column(escape(str(column)), justify="right")
+        for name, row in frame.iterrows():
+            table.add_row(escape(str(name)), *(f"{v:.4f}" for v in row))
+        Console().print(table)
+        if out is not None:
+            atomic_write(out, lambda tmp: frame.to_csv(tmp))
+            console.print(f"wrote {out}")
+
+    _run(action)
+
+
+def _print_results(metrics: dict) -> None:
+    """The metrics table; an aligned model's retrieval table (zero-shot in its caption) too."""
+    if isinstance(metrics.get("retrieval"), dict):
+        from plait.evaluation import render_retrieval_table
+
+        Console().print(render_retrieval_table(metrics))
+    _print_metrics(metrics)
 
 
 def _print_metrics(metrics: dict) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ from plait.errors import PlaitError
 from plait.evaluation import compute_metrics
 from plait.model import MultimodalModel
 from plait.utils.io import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from plait.alignment.predictor import AlignedPredictor
 
 
 class Predictor:
@@ -190,8 +193,18 @@ class Predictor:
         return cls(model.to(device), config, processors, labels, metrics)
 
 
-def load(path: str | Path, device: str = "cpu") -> Predictor:
-    """Load a saved model folder: `plait.load("runs/demo/model").predict(df)`."""
+def load(path: str | Path, device: str = "cpu") -> Predictor | AlignedPredictor:
+    """Load a saved model folder: `plait.load("runs/demo/model").predict(df)`.
+
+    A folder saved by an alignment run (its config.yaml has an `alignment:` block) loads
+    as an `AlignedPredictor` (embed, similarity, zero-shot); any other as a `Predictor`.
+    """
+    config = Path(path) / "config.yaml"
+    raw = _load_yaml(config) if config.is_file() else None
+    if isinstance(raw, dict) and raw.get("alignment") is not None:
+        from plait.alignment.predictor import AlignedPredictor  # imports this module
+
+        return AlignedPredictor.load(path, device=device)
     return Predictor.load(path, device=device)
 
 

@@ -421,7 +421,10 @@ def _short(value: Any, width: int = 60) -> str:
     if isinstance(value, np.ndarray):
         return f"<array {tuple(value.shape)}>"
     text = str(value)
-    return repr(text if len(text) <= width else text[: width - 1] + "…")
+    if len(text) > width:  # keep both ends: a text's start, a long path's file name
+        head = (width - 1) // 3
+        text = text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+    return repr(text)
 
 
 class _progress:

@@ -206,12 +206,18 @@ def validate_rows(
     for found in results:
         problems += found
     if empty_rows:
+        fate = (
+            "an aligned model skips them"
+            if config.alignment is not None
+            else "they are kept and predicted from the label prior"
+        )
         log.warning(
-            "%s: %d row(s) have every modality empty (first: row %d); they are kept and "
-            "predicted from the label prior",
+            "%s: %d row(s) have every modality (%s) empty (first: row %d); %s",
             table.name,
             len(empty_rows),
+            ", ".join(config.modalities),
             min(empty_rows),
+            fate,
         )
 
     problems.sort(key=lambda p: (p.row, p.column or ""))

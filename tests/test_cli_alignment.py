@@ -1,0 +1,303 @@
+"""The aligned-model commands of the `plait` CLI (train/evaluate output, embed, index, search,
+zeroshot, similarity, data digits), run in-process with Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from plait.cli import app
+from plait.retrieval.embed import read_embeddings
+
+COMMANDS = [
+    "embed",
+    "search",
+    "zeroshot",
+    "similarity",
+    "index build",
+    "index add",
+    "index search",
+    "data digits",
+]
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: object):
+    result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250"}, terminal_width=250)
+    result.flat = " ".join(result.output.split())  # every message as one line
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(runner, tiny_config, tmp_path_factory) -> tuple[Path, object]:
+    """A caption <-> image model trained once through `plait train` (the result kept)."""
+    folder = tmp_path_factory.mktemp("cli-align")
+    raw = tiny_config(folder / "runs", "clip", alignment={"dim": 16, "pair": ["caption", "image"]})
+    config = folder / "clip.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = invoke(runner, "train", config)
+    assert result.exit_code == 0, result.output
+    return folder / "runs" / "clip" / "model", result
+
+
+@pytest.fixture(scope="module")
+def model(trained) -> Path:
+    return trained[0]
+
+
+@pytest.fixture(scope="module")
+def index(runner, model, demo_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli-index") / "images"
+    result = invoke(
+        runner, "index", "build", model, demo_data / "test.csv", "--modality", "image", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    assert "(exact, 16 dims)" in result.flat
+    return out
+
+
+def _error(result) -> str:
+    """The one-line error of a refused command (exit code 2, no traceback)."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_help_shows_an_example_for_every_command(runner):
+    for command in COMMANDS:
+        result = invoke(runner, *command.split(), "--help")
+        assert result.exit_code == 0, command
+        assert "Example" in result.output and f"plait {command}" in result.flat, command
+    top = invoke(runner, "--help").output
+    assert all(name in top for name in ("embed", "search", "zeroshot", "similarity", "index"))
+
+
+def test_train_and_evaluate_print_the_retrieval_table(runner, trained, demo_data, tmp_path):
+    model, result = trained
+    assert f"model: {model}" in result.flat
+    for text in ("Retrieval", "caption->image", "image->caption", "R@1", "MRR"):
+        assert text in result.output, text
+    evaluated = invoke(runner, "evaluate", model, demo_data / "test.csv", "--out", tmp_path / "ev")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "caption->image" in evaluated.output and "R@1" in evaluated.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert set(metrics["retrieval"]) == {"caption->image", "image->caption"}
+    assert "Retrieval" in (tmp_path / "ev" / "report.html").read_text()
+
+
+def test_predict_refuses_an_aligned_model(runner, model, demo_data, tmp_path):
+    line = _error(
+        invoke(runner, "predict", model, demo_data / "test.csv", "-o", tmp_path / "p.csv")
+    )
+    assert "aligned model" in line and "zeroshot" in line
+
+
+def test_embed_writes_vectors_ids_and_metadata(runner, model, demo_data, tmp_path):
+    out = tmp_path / "emb.parquet"
+    result = invoke(
+        runner, "embed", model, demo_data / "test.csv", "--modality", "image", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    ids, vectors, metadata = read_embeddings(out)
+    assert vectors.shape == (len(ids), 16) and "image" in metadata.columns
+    assert f"wrote {len(ids)} embeddings (16 dims) to {out}" in result.flat
+    npy = tmp_path / "emb.npy"
+    result = invoke(
+        runner,
+        "embed",
+        model,
+        demo_data / "test.csv",
+        "--modality",
+        "text",
+        "--out",
+        npy,
+        "--batch-size",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    text_ids, text_vectors, text_meta = read_embeddings(npy)
+    assert text_vectors.shape == (len(text_ids), 16) and "caption" in text_meta.columns
+    line = _error(invoke(runner, "embed", model, demo_data / "test.csv", "--modality", "audio"))
+    assert "no `audio` tower" in line
+    bad = invoke(
+        runner,
+        "embed",
+        model,
+        demo_data / "test.csv",
+        "--modality",
+        "image",
+        "--out",
+        tmp_path / "e.csv",
+    )
+    assert "unknown embeddings format '.csv'" in _error(bad)
+
+
+@pytest.mark.parametrize("command", [["search"], ["index", "search"]])
+def test_search_prints_ranked_hits_and_a_contact_sheet(runner, index, demo_data, tmp_path, command):
+    sheet = tmp_path / "sheet.html"
+    result = invoke(
+        runner, *command, index, "--text", "a dog in the park", "-k", "3", "--html", sheet
+    )
+    assert result.exit_code == 0, result.output
+    for text in ("text query: a dog in the park", "rank", "score", "label"):
+        assert text in result.output
+    html = sheet.read_text()
+    assert html.count("data:image/png;base64,") == 3 and "a dog in the park" in html
+    row = pd.read_csv(demo_data / "test.csv").dropna(subset=["image"]).iloc[2]
+    result = invoke(runner, *command, index, "--image", demo_data / row["image"], "-k", "2")
+    assert result.exit_code == 0, result.output
+    first = next(line for line in result.output.splitlines() if "│ 1 " in line)
+    assert row["id"] in first and "1.0000" in first  # an item finds itself first
+
+
+def test_index_add_grows_the_index(runner, model, demo_data, tmp_path):
+    out = tmp_path / "idx"
+    assert (
+        invoke(
+            runner,
+            "index",
+            "build",
+            model,
+            demo_data / "test.csv",
+            "--modality",
+            "image",
+            "--out",
+            out,
+        ).exit_code
+        == 0
+    )
+    result = invoke(runner, "index", "add", out, demo_data / "train.csv")
+    assert result.exit_code == 0, result.output
+    test, train = (pd.read_csv(demo_data / f"{s}.csv") for s in ("test", "train"))
+    total = int(test["image"].notna().sum() + train["image"].notna().sum())
+    assert f"now holds {total} items" in result.flat
+    bad_kind = invoke(
+        runner,
+        "index",
+        "build",
+        model,
+        demo_data / "test.csv",
+        "--modality",
+        "image",
+        "--out",
+        tmp_path / "k",
+        "--kind",
+        "annoy",
+    )
+    assert "unknown index kind 'annoy'" in _error(bad_kind)
+    assert "already in the index" in _error(
+        invoke(runner, "index", "add", out, demo_data / "train.csv")
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--image", "no-such-image.png"], "image query file not found: no-such-image.png"),
+        (["--text", ""], "empty text query"),
+        (["--audio", "clip.wav"], "aligns text and image; it cannot embed audio queries"),
+        ([], "give exactly one query"),
+        (
+            ["--text", "a dog", "--html", "x.html", "--model", "nowhere"],
+            "nowhere: model folder not found",
+        ),
+    ],
+)
+def test_bad_queries_exit_2_with_one_line(runner, index, args, message):
+    assert message in _error(invoke(runner, "search", index, *args))
+
+
+def test_search_html_needs_an_image_index(runner, model, demo_data, tmp_path):
+    out = tmp_path / "captions"
+    invoke(
+        runner,
+        "index",
+        "build",
+        model,
+        demo_data / "test.csv",
+        "--modality",
+        "caption",
+        "--out",
+        out,
+    )
+    line = _error(invoke(runner, "search", out, "--text", "a", "--html", tmp_path / "s.html"))
+    assert "--html draws image hits" in line and not (tmp_path / "s.html").exists()
+    assert "no index here" in _error(invoke(runner, "search", tmp_path / "none", "--text", "a"))
+
+
+def test_zeroshot_writes_predictions_and_prints_accuracy(runner, model, demo_data, tmp_path):
+    out = tmp_path / "zs.csv"
+    labels = pd.read_csv(demo_data / "test.csv")["label"].dropna().unique()[:3].tolist()
+    result = invoke(
+        runner,
+        "zeroshot",
+        model,
+        demo_data / "test.csv",
+        "--classes",
+        ",".join(labels),
+        "--template",
+        "a photo of {}",
+        "--template",
+        "{}",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert {"id", "prediction", "label"} <= set(frame.columns)
+    assert [f"score_{c}" for c in labels] == [c for c in frame.columns if c.startswith("score_")]
+    assert set(frame["prediction"]) <= set(labels)
+    assert f"wrote {len(frame)} predictions to {out}" in result.flat and "accuracy" in result.output
+    # default classes: the training labels
+    result = invoke(
+        runner, "zeroshot", model, demo_data / "test.csv", "--modality", "image", "-o", out
+    )
+    assert result.exit_code == 0, result.output
+    bad = invoke(runner, "zeroshot", model, demo_data / "test.csv", "--template", "no braces")
+    assert "has no `{}`" in _error(bad)
+
+
+def test_similarity_prints_the_cosine_matrix(runner, model, demo_data, tmp_path):
+    images = [demo_data / "images" / f"demo-000{i}.png" for i in (50, 52)]
+    out = tmp_path / "sim.csv"
+    args = ["--image", images[0], "--image", images[1], "--text", "a cat", "--text", "a dog"]
+    result = invoke(runner, "similarity", model, *args, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "cosine similarity (image x text)" in result.output
+    assert "'a cat'" in result.output and "demo-00050.png" in result.output
+    matrix = pd.read_csv(out, index_col=0)
+    assert matrix.shape == (2, 2)
+    assert ((matrix.to_numpy() >= -1.0001) & (matrix.to_numpy() <= 1.0001)).all()
+    one = _error(invoke(runner, "similarity", model, "--text", "a"))
+    assert "exactly two modalities" in one
+    missing = _error(
+        invoke(runner, "similarity", model, "--text", "a", "--image", tmp_path / "gone.png")
+    )
+    assert "gone.png" in missing
+
+
+def test_data_digits_reports_missing_sources(runner, tmp_path):
+    result = invoke(
+        runner,
+        "data",
+        "digits",
+        "--mnist",
+        tmp_path / "m",
+        "--fsdd",
+        tmp_path / "f",
+        "--out",
+        tmp_path / "d",
+    )
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "error:" in result.output
