@@ -30,8 +30,22 @@ def _save_checkpoint(kind: str, folder: Path) -> Path:
     text |= {**SMALL, "pad_token_id": 0, "bos_token_id": 101, "eos_token_id": 102}
     vision = {"image_size": 32, "patch_size": 8, "hidden_size": 32, **SMALL}
     torch.manual_seed(0)
-    if kind == "clip":
-        model: tf.PreTrainedModel = tf.CLIPModel(
+    if kind == "clap":
+        audio = {
+            "num_mel_bins": 16, "spec_size": 32, "patch_size": 4, "patch_stride": (4, 4),
+            "window_size": 4, "depths": [1, 1], "num_attention_heads": [2, 2],
+            "patch_embeds_hidden_size": 8, "hidden_size": 16,
+        }  # fmt: skip
+        text["max_position_embeddings"] = 66  # RoBERTa-style position offset
+        model: tf.PreTrainedModel = tf.ClapModel(
+            tf.ClapConfig(text_config=text, audio_config=audio, projection_dim=8)
+        )
+        processor = tf.ClapFeatureExtractor(
+            feature_size=16, sampling_rate=8000, hop_length=160, max_length_s=1,
+            fft_window_size=256, frequency_min=50, frequency_max=3800, truncation="rand_trunc",
+        )  # fmt: skip
+    elif kind == "clip":
+        model = tf.CLIPModel(
             tf.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
         )
         processor = tf.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size=32)
@@ -151,3 +165,58 @@ def test_fine_tune_save_and_reload_offline(colour_data, tmp_path) -> None:
         loaded.embed(colour_data / "test.csv", "image")[1],
         atol=1e-5,
     )
+
+
+def test_clap_audio_text_fine_tunes_and_reloads(tmp_path) -> None:
+    """CLAP through the whole path: shapes audio (16 kHz wav files, resampled to the
+    feature extractor's 8 kHz), captions, one epoch, save, reload, same embeddings."""
+    from plait.data.shapes import generate_shapes
+
+    data = tmp_path / "shapes"
+    generate_shapes(data, n_train=32, n_valid=16, n_test=16)
+    checkpoint = _save_checkpoint("clap", tmp_path / "clap")
+    encoder = {"type": "huggingface", "model": str(checkpoint)}
+    config = PlaitConfig.from_dict(
+        {
+            "name": "clap",
+            "output_dir": str(tmp_path / "runs"),
+            "data": {
+                "train": str(data / "train.csv"),
+                "valid": str(data / "valid.csv"),
+                "test": str(data / "test.csv"),
+                "label": "concept",
+            },  # fmt: skip
+            "modalities": {
+                "caption": {
+                    "kind": "text",
+                    "column": "caption",
+                    "max_length": 16,
+                    "encoder": encoder,
+                },  # fmt: skip
+                "sound": {
+                    "kind": "audio",
+                    "column": "audio",
+                    "sample_rate": 8000,
+                    "duration": 1.0,
+                    "encoder": encoder,
+                },  # fmt: skip
+            },
+            "alignment": {"objectives": [{"name": "clip"}]},
+            "training": {
+                "epochs": 1,
+                "batch_size": 16,
+                "lr": 1e-4,
+                "progress": False,
+                "tensorboard": False,
+                "threads": 1,
+                "accelerator": "cpu",
+            },  # fmt: skip
+        }
+    )
+    run = fit(config)
+    assert set(run.metrics["retrieval"]) == {"caption->sound", "sound->caption"}
+    assert "before_training" in run.metrics
+    ids, expected = run.predictor.embed(data / "test.csv", "audio")
+    loaded = AlignedPredictor.load(run.model_dir)
+    assert loaded.embed(data / "test.csv", "audio")[0] == ids
+    np.testing.assert_allclose(expected, loaded.embed(data / "test.csv", "audio")[1], atol=1e-5)

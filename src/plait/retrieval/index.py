@@ -578,7 +578,8 @@ def _trained_ivfpq(
     m = _pq_bytes(dim, pq_m)
     bits = 8 if count >= 256 else int(math.log2(count))  # PQ k-means needs 2**bits points
     probe = _positive_int("nprobe", nprobe) if nprobe is not None else max(16, cells // 16)
-    index = faiss.index_factory(dim, f"IVF{cells},PQ{m}x{bits}", faiss.METRIC_INNER_PRODUCT)
+    index: Any = faiss.index_factory(dim, f"IVF{cells},PQ{m}x{bits}", faiss.METRIC_INNER_PRODUCT)
+    index.do_polysemous_training = False  # only for Hamming-filtered search; triples training
     sample_size = min(count, max(64 * cells, 50_000))  # k-means time grows with the sample
     rows = np.sort(np.random.default_rng(0).choice(count, sample_size, replace=False))
     log.info("training IVF%d,PQ%dx%d on %d of %d vectors", cells, m, bits, sample_size, count)
