@@ -15,10 +15,11 @@ Kinds
 - ``exact`` (``faiss.IndexFlatIP``): compares each query with every stored vector. Always
   the true nearest neighbours, no training and nothing to tune; a query costs N x D
   multiply-adds, which is fine up to about a hundred thousand items.
-- ``hnsw`` (``faiss.IndexHNSWFlat``): a navigable graph over the full vectors. Queries stay
-  around a millisecond at a million items with recall@10 above 0.9; building is the slow
-  part, and memory is the vectors plus ``2 * hnsw_m`` links per item. ``ef_construction``
-  buys graph quality with build time, ``ef_search`` buys recall with query time.
+- ``hnsw`` (``faiss.IndexHNSWFlat``): a navigable graph over the full vectors. Queries take
+  about 0.3 ms at a million 384-d items with recall@10 above 0.9 (bench/RESULTS.md);
+  building is the slow part (about 2 minutes for 1M on 2 cores with ef_construction=40),
+  and memory is the vectors plus ``2 * hnsw_m`` links per item. ``ef_construction`` buys
+  graph quality with build time, ``ef_search`` buys recall with query time.
 - ``ivfpq`` (FAISS factory ``"IVF{nlist},PQ{pq_m}"``): k-means cells plus product-quantised
   codes of ``pq_m`` bytes per vector instead of ``4 * dim``, so tens of millions of items fit
   in memory. Trained on a sample of the vectors given to `build`; scores are approximate.
@@ -41,6 +42,10 @@ Folder layout (`save` / `load`); no pickle anywhere
       index.json      format version, kind, dim, count, normalize, search options, info
 `save` writes into a hidden sibling folder, then renames the old folder away, renames the
 new one in and deletes the old one, so an interrupted save never leaves a half-written index.
+It refuses to replace a folder that holds other files.
+
+Metadata columns are fixed by `build`: `add` fills the columns its rows leave out with NA
+and rejects columns the index does not have (a misspelt name is caught, not stored).
 
 Example::
 
@@ -117,8 +122,8 @@ class SearchHits:
 
 class _IndexHits(SearchHits):
     """SearchHits as `EmbeddingIndex.search` returns them: the metadata frame is cut from the
-    index's table on first use. Why: building a DataFrame costs tens of microseconds, more
-    than an HNSW query itself, and most callers only read ids and scores."""
+    index's table on first use. Why: cutting a DataFrame costs 50-100 µs per query, a
+    quarter of an HNSW query at a million items, and many callers only read ids and scores."""
 
     def __init__(
         self, ids: list[str], scores: list[float], table: pd.DataFrame, positions: np.ndarray
@@ -129,7 +134,7 @@ class _IndexHits(SearchHits):
         self._positions = positions  # [n] rows of `table`, best hit first
         self._metadata: pd.DataFrame | None = None
 
-    @property  # type: ignore[override]
+    @property
     def metadata(self) -> pd.DataFrame:
         if self._metadata is None:
             if self._table.shape[1] == 0:
@@ -450,7 +455,8 @@ def _as_vectors(array: Any, what: str, dim: int | None, normalize: bool) -> np.n
         raise PlaitError(f"{what} is empty (shape {matrix.shape}): pass at least one vector")
     if dim is not None and matrix.shape[1] != dim:
         raise PlaitError(
-            f"index holds {dim}-d vectors, {what} has {matrix.shape[1]}: embed with the same "
+            f"index holds {dim}-d vectors, {what} {'has' if what == 'query' else 'have'} "
+            f"{matrix.shape[1]}: embed with the same "
             "model (and modality projection) as the index"
         )
     if matrix.shape[1] == 0:
@@ -574,8 +580,8 @@ def _trained_ivfpq(
     count, dim = vectors.shape
     if count < 2:
         raise PlaitError("an ivfpq index needs at least 2 vectors to train; use kind='exact'")
-    cells = _ivf_cells(count, nlist)
     m = _pq_bytes(dim, pq_m)
+    cells = _ivf_cells(count, nlist)
     bits = 8 if count >= 256 else int(math.log2(count))  # PQ k-means needs 2**bits points
     probe = _positive_int("nprobe", nprobe) if nprobe is not None else max(16, cells // 16)
     index: Any = faiss.index_factory(dim, f"IVF{cells},PQ{m}x{bits}", faiss.METRIC_INNER_PRODUCT)
@@ -644,7 +650,7 @@ def _check_replaceable(target: Path) -> None:
         raise PlaitError(f"cannot save an index to {target}: it is a file")
     if any(target.iterdir()) and not (target / "index.json").is_file():
         raise PlaitError(
-            f"refusing to save over {target}: it is neither empty nor a Plait index "
+            f"refusing to save over {target}: it is not empty and not a Plait index "
             "(no index.json); pick another folder"
         )
 
