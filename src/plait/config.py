@@ -298,7 +298,9 @@ class AlignmentConfig(_Strict):
                 "(and the hard negatives of `itm`) come from a contrastive loss"
             )
         if self.pair is not None and (len(self.pair) != 2 or self.pair[0] == self.pair[1]):
-            raise ValueError(f"`alignment.pair` must name two different modalities, got {self.pair}")
+            raise ValueError(
+                f"`alignment.pair` must name two different modalities, got {self.pair}"
+            )
         for template in self.templates:
             if "{}" not in template:
                 raise ValueError(f"prompt template {template!r} has no `{{}}` for the class name")

@@ -14,7 +14,6 @@ A saved model is a folder (no pickles)::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,18 +21,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_model, save_model
 from torch.utils.data import DataLoader
 
 from plait.build import build_model
 from plait.config import PlaitConfig
-from plait.data import LabelSpace, MultimodalDataset, prepare_inference, restore_processor
+from plait.data import LabelSpace, MultimodalDataset, prepare_inference
 from plait.data.batch import Batch
-from plait.encoders import HFEncoder
 from plait.errors import PlaitError
 from plait.evaluation import compute_metrics
 from plait.model import MultimodalModel
-from plait.utils.io import atomic_write_json, atomic_write_text
+from plait.model_folder import load_weights_into, read_config, read_folder, save_folder
 
 if TYPE_CHECKING:
     from plait.alignment.predictor import AlignedPredictor
@@ -157,40 +154,26 @@ class Predictor:
 
     # ------------------------------------------------------------------ save / load
     def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.config.to_yaml(folder / "config.yaml")
-        save_model(self.model, str(folder / "model.safetensors"))
-        atomic_write_json(folder / "labels.json", self.labels.to_dict())
-        for name, processor in self.processors.items():
-            processor.save(folder / "processors" / name)
-            encoder = self.model.encoders[name]
-            if isinstance(encoder, HFEncoder):
-                encoder.save_hub_files(folder / "hub" / name)
-        if self.metrics:
-            atomic_write_json(folder / "metrics.json", self.metrics)
-        atomic_write_text(folder / "README.md", _model_card(self))
-        return folder
+        """Write the model folder (layout in `plait.model_folder`)."""
+        return save_folder(
+            folder,
+            model=self.model,
+            config=self.config,
+            processors=self.processors,
+            labels=self.labels,
+            metrics=self.metrics,
+            card=_model_card(self),
+        )
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> Predictor:
-        folder = Path(folder)
-        if not (folder / "model.safetensors").is_file():
-            raise PlaitError(f"{folder} is not a saved Plait model (no model.safetensors)")
-        config = PlaitConfig.from_dict(
-            _load_yaml(folder / "config.yaml"), source=str(folder / "config.yaml")
-        )
-        config = _point_hub_encoders_at(config, folder)
-        labels = LabelSpace.from_dict(json.loads((folder / "labels.json").read_text()))
-        processors = {
-            name: restore_processor(modality, folder / "processors" / name)
-            for name, modality in config.modalities.items()
-        }
-        model = build_model(config, processors, labels.num_outputs, load_weights=False)
-        load_model(model, str(folder / "model.safetensors"), device=device)
-        metrics_path = folder / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-        return cls(model.to(device), config, processors, labels, metrics)
+        config = read_config(folder)
+        found = read_folder(folder, config)
+        if found.labels is None:
+            raise PlaitError(f"{folder} has no labels.json: not a saved supervised model")
+        model = build_model(config, found.processors, found.labels.num_outputs, load_weights=False)
+        load_weights_into(model, folder, device)
+        return cls(model, config, found.processors, found.labels, found.metrics)
 
 
 def load(path: str | Path, device: str = "cpu") -> Predictor | AlignedPredictor:
@@ -220,18 +203,6 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     return yaml.safe_load(path.read_text())
-
-
-def _point_hub_encoders_at(config: PlaitConfig, folder: Path) -> PlaitConfig:
-    """Rebuild pretrained towers from the copy of their config saved with the model."""
-    modalities = {}
-    for name, modality in config.modalities.items():
-        local = folder / "hub" / name
-        if modality.encoder.type == "huggingface" and local.is_dir():
-            encoder = modality.encoder.model_copy(update={"model": str(local)})
-            modality = modality.model_copy(update={"encoder": encoder})
-        modalities[name] = modality
-    return config.model_copy(update={"modalities": modalities})
 
 
 def _model_card(predictor: Predictor) -> str:

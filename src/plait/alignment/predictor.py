@@ -12,7 +12,6 @@ config in `hub/_dual/`, so its projections are rebuilt offline.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,18 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_model, save_model
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from plait.alignment.build import build_aligned_model, shared_dual_checkpoint
 from plait.alignment.model import AlignedModel
 from plait.config import PlaitConfig
-from plait.data import LabelSpace, MultimodalDataset, prepare_inference, restore_processor
+from plait.data import LabelSpace, MultimodalDataset, prepare_inference
 from plait.data.batch import Batch
-from plait.encoders import HFEncoder
 from plait.errors import PlaitError
-from plait.utils.io import atomic_write_json, atomic_write_text
+from plait.model_folder import load_weights_into, read_config, read_folder, save_folder
 
 DUAL_FOLDER = "_dual"
 
@@ -338,17 +335,16 @@ class AlignedPredictor:
 
     # ------------------------------------------------------------------ save / load
     def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.config.to_yaml(folder / "config.yaml")
-        save_model(self.model, str(folder / "model.safetensors"))
-        if self.labels is not None:
-            atomic_write_json(folder / "labels.json", self.labels.to_dict())
-        for name, processor in self.processors.items():
-            processor.save(folder / "processors" / name)
-            encoder = self.model.encoders[name] if name in self.model.encoders else None
-            if isinstance(encoder, HFEncoder):
-                encoder.save_hub_files(folder / "hub" / name)
+        """Write the model folder (layout in `plait.model_folder`, plus `hub/_dual/`)."""
+        folder = save_folder(
+            folder,
+            model=self.model,
+            config=self.config,
+            processors=self.processors,
+            labels=self.labels,
+            metrics=self.metrics,
+            card=_model_card(self),
+        )
         checkpoint = shared_dual_checkpoint(self.config)
         if checkpoint is not None:
             from transformers import AutoConfig
@@ -356,40 +352,18 @@ class AlignedPredictor:
             AutoConfig.from_pretrained(checkpoint).save_pretrained(
                 str(folder / "hub" / DUAL_FOLDER)
             )
-        if self.metrics:
-            atomic_write_json(folder / "metrics.json", self.metrics)
-        atomic_write_text(folder / "README.md", _model_card(self))
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> AlignedPredictor:
-        from plait.predictor import _load_yaml, _point_hub_encoders_at
-
-        folder = Path(folder)
-        if not (folder / "model.safetensors").is_file():
-            raise PlaitError(f"{folder} is not a saved Plait model (no model.safetensors)")
-        config = PlaitConfig.from_dict(
-            _load_yaml(folder / "config.yaml"), source=str(folder / "config.yaml")
-        )
-        config = _point_hub_encoders_at(config, folder)
-        dual = folder / "hub" / DUAL_FOLDER
+        config = read_config(folder)
+        dual = Path(folder) / "hub" / DUAL_FOLDER
         if dual.is_dir():  # both towers and the projections rebuild from the full config
             config = _point_pair_at(config, str(dual))
-        labels_path = folder / "labels.json"
-        labels = (
-            LabelSpace.from_dict(json.loads(labels_path.read_text()))
-            if labels_path.is_file()
-            else None
-        )
-        processors = {
-            name: restore_processor(modality, folder / "processors" / name)
-            for name, modality in config.modalities.items()
-        }
-        model = build_aligned_model(config, processors, load_weights=False)
-        load_model(model, str(folder / "model.safetensors"), device=device)
-        metrics_path = folder / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-        return cls(model.to(device), config, processors, labels, metrics)
+        found = read_folder(folder, config)
+        model = build_aligned_model(config, found.processors, load_weights=False)
+        load_weights_into(model, folder, device)
+        return cls(model, config, found.processors, found.labels, found.metrics)
 
 
 def _point_pair_at(config: PlaitConfig, path: str) -> PlaitConfig:
