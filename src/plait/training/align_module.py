@@ -18,17 +18,24 @@ from plait.training.module import TrainingModule
 class AlignmentModule(TrainingModule):
     """Logs `train/loss`, one `train/<objective>` per objective, `valid/loss` and
     `valid/R@1`: the share of validation rows (both directions, whole validation split)
-    whose nearest partner is a match; identical inputs count as matches."""
+    whose nearest partner is a match: identical inputs count as matches and, with
+    `relevance: label`, so do rows of the same class (as in the test metrics)."""
 
     model: AlignedModel
 
     def __init__(
-        self, model: AlignedModel, objective: AlignmentObjective, training: TrainingConfig
+        self,
+        model: AlignedModel,
+        objective: AlignmentObjective,
+        training: TrainingConfig,
+        label_relevance: bool = False,
     ) -> None:
         super().__init__(training)
         self.model = model
         self.objective = objective
+        self.label_relevance = label_relevance
         self._valid: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+        self._classes: list[Tensor] = []
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         terms = self.objective(self.model, batch.inputs, batch.presence)
@@ -45,15 +52,23 @@ class AlignmentModule(TrainingModule):
         self.log("valid/loss", terms["loss"], prog_bar=True, batch_size=len(batch), sync_dist=True)
         if self.objective.last_pairs is not None:
             self._valid.append(self.objective.last_pairs)
+            if self.label_relevance and batch.labels is not None:
+                a, b = self.model.pair
+                both = batch.presence[a].bool() & batch.presence[b].bool()  # the scored rows
+                self._classes.append(batch.labels[both])
 
     def on_validation_epoch_end(self) -> None:
         if not self._valid:
             return
         za, zb, pa, pb = (torch.cat(parts) for parts in zip(*self._valid, strict=True))
+        classes = torch.cat(self._classes) if len(self._classes) == len(self._valid) else None
         self._valid.clear()
+        self._classes.clear()
         if len(za) < 2:
             return
         match = positive_pairs(pa, pb)  # [N, N]
+        if classes is not None and classes.dim() == 1:
+            match = match | (classes.unsqueeze(0) == classes.unsqueeze(1))
         rows = torch.arange(len(za), device=za.device)
         similarity = za @ zb.T  # [N, N]
         hits_ab = match[rows, similarity.argmax(1)].float().mean()

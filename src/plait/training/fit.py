@@ -223,7 +223,8 @@ def _module(config: PlaitConfig, data: PreparedData) -> TrainingModule:
     if config.alignment is not None:
         aligned = build_aligned_model(config, data.processors)
         objective = AlignmentObjective(config.alignment, text_tokens(config, data.processors))
-        return AlignmentModule(aligned, objective, config.training)
+        label_relevance = config.alignment.relevance == "label" and data.labels is not None
+        return AlignmentModule(aligned, objective, config.training, label_relevance)
     if data.labels is None:
         raise PlaitError("a supervised run needs `data.label`")
     model = build_model(config, data.processors, data.labels.num_outputs)
