@@ -2,6 +2,11 @@
 shared embedding space, self-contained HTML reports, and robustness to a missing or noisy
 modality."""
 
+from plait.evaluation.comparison import (
+    comparison_table,
+    render_rich_table,
+    write_comparison_report,
+)
 from plait.evaluation.metrics import (
     classification_metrics,
     compute_metrics,
@@ -9,14 +14,8 @@ from plait.evaluation.metrics import (
     regression_metrics,
     to_jsonable,
 )
-from plait.evaluation.report import (
-    comparison_table,
-    load_history,
-    render_retrieval_table,
-    render_rich_table,
-    write_comparison_report,
-    write_report,
-)
+from plait.evaluation.report import load_history, write_report
+from plait.evaluation.report_alignment import render_retrieval_table
 from plait.evaluation.retrieval import (
     cross_modal_retrieval,
     retrieval_metrics,

@@ -41,7 +41,9 @@ from torch import Tensor
 
 from plait.data.batch import Batch
 from plait.errors import PlaitError
-from plait.evaluation.report import _esc, _fmt, _html_table
+from plait.evaluation.html import esc as _esc
+from plait.evaluation.html import fmt as _fmt
+from plait.evaluation.html import html_table as _html_table
 
 if TYPE_CHECKING:
     from plait.predictor import Predictor
