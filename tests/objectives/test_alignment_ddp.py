@@ -61,6 +61,9 @@ def _worker(rank: int, store: str, out: str) -> None:
         loss = objective(model, local, {m: p[half] for m, p in presence.items()})["loss"]
         loss.backward()
         torch.save({"loss": loss.detach(), "grads": _grads(model)}, f"{out}/rank{rank}.pt")
+        # both processes finish their collectives before either tears gloo down: a
+        # process that exits while its peer still talks to it aborts the peer
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
