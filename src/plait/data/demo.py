@@ -220,7 +220,7 @@ def generate_demo(
         rows = _generate_split(
             split, n, first_id, int(seed), float(missing_rate), image_dir, audio_dir
         )
-        atomic_write_text(out_dir / f"{split}.csv", _to_csv(rows))
+        atomic_write_text(out_dir / f"{split}.csv", csv_text(COLUMNS, rows))
         first_id += n
 
     atomic_write_text(
@@ -393,16 +393,23 @@ def _audio(rng: np.random.Generator, pitch: int) -> np.ndarray:
     signal = np.zeros(n)
     offset = int(start * SAMPLE_RATE)
     signal[offset : offset + m] = tone
-    signal /= np.max(np.abs(signal)) + 1e-12
-    signal += rng.normal(0.0, rng.uniform(0.02, 0.15), size=n)
+    return noisy_pcm16(signal, rng, max_noise=0.15)
+
+
+def noisy_pcm16(signal: np.ndarray, rng: np.random.Generator, max_noise: float) -> np.ndarray:
+    """Peak-normalise, add background noise (a random level up to `max_noise`), scale to a
+    random loudness and quantise to 16-bit PCM: the generators' shared last step."""
+    signal = signal / (np.max(np.abs(signal)) + 1e-12)
+    signal += rng.normal(0.0, rng.uniform(0.02, max_noise), size=len(signal))
     signal *= rng.uniform(0.3, 0.9) / (np.max(np.abs(signal)) + 1e-12)
     return np.rint(signal * 32767).astype(np.int16)
 
 
-def _to_csv(rows: list[list[str]]) -> str:
+def csv_text(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    """A header plus rows as CSV text with Unix line ends (byte-identical per seed)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     writer.writerows(rows)
     return buffer.getvalue()
 

@@ -36,7 +36,6 @@ shared by the image and the caption that describes them.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw
 
+from plait.data.demo import csv_text, noisy_pcm16
 from plait.utils.io import atomic_write_text
 
 __all__ = [
@@ -181,7 +181,7 @@ def generate_shapes(
     for split, n in sizes.items():
         rows = _generate_split(split, int(n), first_id, int(seed), image_dir, audio_dir)
         paths[split] = out / f"{split}.csv"
-        atomic_write_text(paths[split], _to_csv(rows))
+        atomic_write_text(paths[split], csv_text(COLUMNS, rows))
         first_id += int(n)
     atomic_write_text(out / "README.md", _readme(sizes, int(seed)))
     return paths
@@ -352,21 +352,10 @@ def _audio(rng: np.random.Generator, colour: str, shape: str) -> np.ndarray:
         offset_samples = int((start + lengths[:j].sum() + gaps[:j].sum()) * SAMPLE_RATE)
         signal[offset_samples : offset_samples + m] = beep * envelope * rng.uniform(0.7, 1.0)
 
-    signal /= np.max(np.abs(signal)) + 1e-12
-    signal += rng.normal(0.0, rng.uniform(0.02, 0.12), size=n)
-    signal *= rng.uniform(0.3, 0.9) / (np.max(np.abs(signal)) + 1e-12)
-    return np.rint(signal * 32767).astype(np.int16)
+    return noisy_pcm16(signal, rng, max_noise=0.12)
 
 
 # ------------------------------------------------------------------------- files
-
-
-def _to_csv(rows: list[list[str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _readme(sizes: dict[str, int], seed: int) -> str:
