@@ -110,7 +110,6 @@ class AlignedPredictor:
         for batch in loader:
             yield batch.to(self.device)
 
-    @torch.inference_mode()
     def embed(
         self, data: Any, modality: str, *, batch_size: int = 64, progress: bool = False
     ) -> tuple[list[str], np.ndarray]:
@@ -119,10 +118,28 @@ class AlignedPredictor:
         `data`: a manifest path, a DataFrame or a prepared dataset; rows where the
         modality is missing are skipped (the ids say which rows were embedded).
         """
+        ids, vectors, _ = self.embed_rows(data, modality, batch_size=batch_size, progress=progress)
+        return ids, vectors
+
+    def embed_rows(
+        self, data: Any, modality: str, *, batch_size: int = 64, progress: bool = False
+    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """As `embed`, plus the 0-based table position of each embedded row (to join the
+        source table's other columns back without relying on ids being unique)."""
         name = self.modality(modality)
         dataset = self._dataset(data, [name], labels=False)
+        ids, vectors, positions = self._embed_dataset(dataset, name, batch_size, progress)
+        return ids, vectors, dataset.rows[positions]
+
+    @torch.inference_mode()
+    def _embed_dataset(
+        self, dataset: MultimodalDataset, name: str, batch_size: int, progress: bool
+    ) -> tuple[list[str], np.ndarray, list[int]]:
+        """(ids, vectors, dataset positions) of the samples where `name` is present."""
         ids: list[str] = []
+        positions: list[int] = []
         parts: list[np.ndarray] = []
+        start = 0
         with _progress(progress, f"embedding {name}", len(dataset)) as advance:
             for batch in self._batches(dataset, batch_size):
                 rows = batch.presence[name].bool().nonzero().squeeze(1)
@@ -130,8 +147,10 @@ class AlignedPredictor:
                     inputs = {k: v[rows] for k, v in batch.inputs[name].items()}
                     parts.append(self.model.embed(name, inputs).float().cpu().numpy())
                     ids.extend(batch.ids[i] for i in rows.tolist())
+                    positions.extend(start + i for i in rows.tolist())
+                start += len(batch)
                 advance(len(batch))
-        return ids, _stack(parts, self.dim)
+        return ids, _stack(parts, self.dim), positions
 
     @property
     def dim(self) -> int:
@@ -234,13 +253,16 @@ class AlignedPredictor:
         text = self.text_modality()
         target = self.modality(modality) if modality else next(n for n in self.pair if n != text)
         prompts = self.class_embeddings(names, list(templates or alignment.templates))
-        ids, vectors = self.embed(data, target, batch_size=batch_size, progress=progress)
+        dataset = self._dataset(data, [target], labels=False)
+        ids, vectors, positions = self._embed_dataset(dataset, target, batch_size, progress)
         scores = vectors @ prompts.T  # [N, K]
         frame = pd.DataFrame({"id": ids})
         frame["prediction"] = [names[i] for i in scores.argmax(1)] if len(ids) else []
         for j, name in enumerate(names):
             frame[f"score_{name}"] = scores[:, j]
-        truth = self._truth(data, label, ids)
+        truth = self._truth(
+            dataset, label, positions, from_table=not isinstance(data, MultimodalDataset)
+        )
         metrics = None
         if truth is not None:
             from plait.evaluation.retrieval import zeroshot_metrics
@@ -256,30 +278,23 @@ class AlignedPredictor:
             frame["label"] = truth
         return ZeroShotResult(frame, metrics)
 
-    def _truth(self, data: Any, label: str | None, ids: list[str]) -> list[str] | None:
-        """True class names per embedded row, from the label column when there is one."""
+    def _truth(
+        self, dataset: MultimodalDataset, label: str | None, positions: list[int], from_table: bool
+    ) -> list[str] | None:
+        """True class names of the embedded samples (`positions` in `dataset`), read from
+        the label column of the table they came from, when it has one."""
         column = label or (
             self.config.data.label if isinstance(self.config.data.label, str) else None
         )
-        if column is None or isinstance(data, MultimodalDataset):
+        if column is None or not from_table:
             return None
-        from plait.data.manifest import read_table
-
-        table = read_table(data)
-        if column not in table.frame.columns:
+        frame = dataset.table.frame
+        if column not in frame.columns:
             if label:
-                raise PlaitError(f"{table.name}: no column `{label}` (the --label column)")
+                raise PlaitError(f"{dataset.table.name}: no column `{label}` (the --label column)")
             return None
-        dataset_ids = self._row_ids(table)
-        values = dict(zip(dataset_ids, table.frame[column].tolist(), strict=True))
-        return [str(values[i]) for i in ids]
-
-    def _row_ids(self, table: Any) -> list[str]:
-        if self.config.data.id and self.config.data.id in table.frame.columns:
-            from plait.data.prepare import _id
-
-            return [_id(v) for v in table.frame[self.config.data.id]]
-        return [str(table.row_number(r)) for r in range(len(table.frame))]
+        rows = dataset.rows[positions]
+        return [str(v) for v in frame[column].iloc[rows].tolist()]
 
     # ------------------------------------------------------------------ evaluation
     @torch.inference_mode()
@@ -291,8 +306,13 @@ class AlignedPredictor:
         alignment = self.config.alignment
         assert alignment is not None
         a, b = self.pair
+        if not isinstance(data, MultimodalDataset):
+            from plait.data.manifest import read_table
+
+            data = read_table(data)  # once: the label check and the dataset share it
         use_labels = self.labels is not None and (
-            isinstance(data, MultimodalDataset) or self._has_label_column(data)
+            isinstance(data, MultimodalDataset)
+            or all(c in data.frame.columns for c in self.config.label_columns)
         )
         dataset = self._dataset(data, [a, b], labels=use_labels)
         za: list[np.ndarray] = []
@@ -326,12 +346,6 @@ class AlignedPredictor:
                 other: zeroshot_metrics(emb[other] @ prompts.T, classes, self.labels.names)
             }
         return metrics
-
-    def _has_label_column(self, data: Any) -> bool:
-        from plait.data.manifest import read_table
-
-        columns = read_table(data).frame.columns
-        return all(c in columns for c in self.config.label_columns)
 
     # ------------------------------------------------------------------ save / load
     def save(self, folder: str | Path) -> Path:

@@ -211,8 +211,10 @@ def embed_rows(
     from plait.data.manifest import read_table
 
     table = read_table(data)
-    ids, vectors = predictor.embed(table, modality, batch_size=batch_size, progress=progress)
-    metadata = row_metadata(predictor, table, modality, ids, metadata_columns)
+    ids, vectors, rows = predictor.embed_rows(
+        table, modality, batch_size=batch_size, progress=progress
+    )
+    metadata = row_metadata(predictor, table, modality, rows, metadata_columns)
     return ids, vectors, metadata
 
 
@@ -243,10 +245,10 @@ def row_metadata(
     predictor: AlignedPredictor,
     data: Any,
     modality: str,
-    ids: Sequence[str],
+    rows: Sequence[int] | np.ndarray,
     columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The source rows' metadata for embedded `ids`, one row per id.
+    """The source table's metadata for the 0-based table positions `rows`, one row each.
 
     By default: the embedded modality's column (file paths and array cells made absolute,
     so the hits of an index still open from another folder) and the label column(s) when
@@ -270,24 +272,12 @@ def row_metadata(
             raise PlaitError(f"{table.name}: no column(s) {missing} for the metadata")
     if columns is None:  # names an embeddings file or a search hit uses for itself
         wanted = [c for c in wanted if c not in (*RESERVED_COLUMNS, config.data.id)]
-    frame = table.frame[wanted].copy()
+    frame = table.frame[wanted].iloc[np.asarray(rows, dtype=np.int64)].reset_index(drop=True)
     if column in frame.columns and config.modalities[name].kind != "text":
         frame[column] = [
             _absolute(v, table.base_dir, is_array_cell(v)) for v in frame[column].tolist()
         ]
-    frame.index = pd.Index(_row_ids(predictor, table), dtype=object)
-    frame = frame[~frame.index.duplicated(keep="first")]
-    return frame.loc[list(ids)].reset_index(drop=True)
-
-
-def _row_ids(predictor: AlignedPredictor, table: Any) -> list[str]:
-    """The id `predictor.embed` gives each row: the id column, else the 1-based row number."""
-    from plait.data.prepare import _id
-
-    column = predictor.config.data.id
-    if column and column in table.frame.columns:
-        return [_id(v) for v in table.frame[column]]
-    return [str(table.row_number(r)) for r in range(len(table.frame))]
+    return frame
 
 
 def _absolute(value: Any, base_dir: Path, array_cell: bool) -> Any:
