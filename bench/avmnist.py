@@ -3,6 +3,7 @@
     plait data avmnist --mnist ../shared/data/mnist --fsdd ../shared/data/fsdd --out avmnist
     python bench/avmnist.py --data avmnist                      # full protocol
     python bench/avmnist.py --data avmnist-s5k --epochs 3 --tag subset5k   # quicker
+    python bench/avmnist.py --data avmnist --jobs 8 --threads 2   # runs side by side (GPU box)
 
 For each recipe and seed: train with `plait.training.fit` (recipe settings, data paths
 swapped for `--data`), then test accuracy, parameter count and training seconds per
@@ -10,16 +11,24 @@ epoch. For the first seed of every fusion recipe, also the robustness table: tes
 accuracy with the image or the audio missing and with noise on each (`--robustness`),
 and the same for a copy trained with modality dropout (`--dropout 0.3`).
 
-Prints markdown tables and writes bench/results/avmnist-<tag>.json.
+`--jobs N` trains N (recipe, seed) runs at once in spawned worker processes (each with
+`--threads` torch threads and its own CUDA context when a GPU is there); seconds per epoch
+then include the contention between runs. The JSON is rewritten after every finished run,
+so an interrupted sweep keeps what it had.
+
+Prints markdown tables and writes bench/results/avmnist-<tag>.json (or `--out`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +48,7 @@ def recipe_config(path: Path, data: Path, out: Path, seed: int, args: argparse.N
         "training.progress=false",
         "training.tensorboard=false",
         f"training.threads={args.threads}",
+        f"training.num_workers={args.workers}",
     ]
     if args.epochs:
         overrides.append(f"training.epochs={args.epochs}")
@@ -62,7 +72,12 @@ def run_one(config, label: str) -> dict[str, Any]:
 
 
 def robustness(predictor, data: Path, noise: float) -> dict[str, float]:
+    import torch
+
     from plait.evaluation import Condition, evaluate_robustness
+
+    if torch.cuda.is_available():
+        predictor.model.to("cuda")
 
     conditions = [
         Condition("clean"),
@@ -118,6 +133,39 @@ def robustness_markdown(table: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def run_task(name: str, seed: int, robust: bool, args: argparse.Namespace) -> dict[str, Any]:
+    """One recipe and seed (plus its modality-dropout copy when `robust`); plain data back."""
+    path = REPO / "configs" / f"avmnist-{name}.yaml"
+    data = args.data.resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = recipe_config(path, data, Path(tmp) / f"s{seed}", seed, args)
+        run = run_one(config, f"{name}/seed{seed}")
+        table: dict[str, dict[str, float]] = {}
+        if robust:
+            table[name] = robustness(run["predictor"], data, args.noise)
+            if args.dropout > 0:
+                dropped = config.model_copy(
+                    update={
+                        "name": f"{config.name}-mdrop",
+                        "output_dir": str(Path(tmp) / f"s{seed}-mdrop"),
+                        "fusion": config.fusion.model_copy(
+                            update={"modality_dropout": args.dropout}
+                        ),
+                    }
+                )
+                variant = run_one(dropped, f"{name}+dropout/seed{seed}")
+                table[f"{name} + modality dropout {args.dropout:g}"] = robustness(
+                    variant["predictor"], data, args.noise
+                )
+        run.pop("predictor")
+        fused = len(config.modalities) > 1
+    return {"run": {**run, "recipe": name, "seed": seed, "fused": fused}, "robustness": table}
+
+
+def _is_fused(name: str) -> bool:
+    return name not in {"image", "audio"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "avmnist")
@@ -125,51 +173,74 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=0, help="override the recipes' epochs")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0, help="data-loader workers per run")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
     parser.add_argument("--robustness", action="store_true")
     parser.add_argument("--noise", type=float, default=1.0, help="robustness noise level")
     parser.add_argument("--dropout", type=float, default=0.3, help="modality dropout variant")
     parser.add_argument("--tag", default="full")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/)")
     args = parser.parse_args()
 
     names = [n for n in args.recipes.split(",") if n] or sorted(
         p.stem.removeprefix("avmnist-") for p in (REPO / "configs").glob("avmnist-*.yaml")
     )
     seeds = [int(s) for s in args.seeds.split(",")]
-    data = args.data.resolve()
+    # seed-major: a sweep cut short still has every recipe at the first seeds
+    tasks = [
+        (name, seed, args.robustness and _is_fused(name) and seed == seeds[0])
+        for seed in seeds
+        for name in names
+    ]
+    out = args.out or RESULTS / f"avmnist-{args.tag}.json"
+    meta_path = args.data / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     runs: list[dict[str, Any]] = []
     robust: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            path = REPO / "configs" / f"avmnist-{name}.yaml"
-            for seed in seeds:
-                config = recipe_config(path, data, Path(tmp) / f"s{seed}", seed, args)
-                run = run_one(config, f"{name}/seed{seed}")
-                print(
-                    f"{name} seed {seed}: accuracy {run['accuracy']:.4f} "
-                    f"({run['seconds_per_epoch']:.1f} s/epoch)",
-                    flush=True,
-                )
-                fused = len(config.modalities) > 1
-                if args.robustness and fused and seed == seeds[0]:
-                    robust[name] = robustness(run["predictor"], data, args.noise)
-                    if args.dropout > 0:
-                        dropped = config.model_copy(
-                            update={
-                                "name": f"{config.name}-mdrop",
-                                "fusion": config.fusion.model_copy(
-                                    update={"modality_dropout": args.dropout}
-                                ),
-                            }
-                        )
-                        variant = run_one(dropped, f"{name}+dropout/seed{seed}")
-                        robust[f"{name} + modality dropout {args.dropout:g}"] = robustness(
-                            variant["predictor"], data, args.noise
-                        )
-                run.pop("predictor")
-                runs.append({**run, "recipe": name, "seed": seed})
 
-    rows = summarise(runs)
-    meta = json.loads((data / "meta.json").read_text()) if (data / "meta.json").is_file() else {}
+    def record(result: dict[str, Any]) -> None:
+        run = result["run"]
+        runs.append(run)
+        robust.update(result["robustness"])
+        print(
+            f"{run['recipe']} seed {run['seed']}: accuracy {run['accuracy']:.4f} "
+            f"({run['seconds_per_epoch']:.1f} s/epoch)",
+            flush=True,
+        )
+        write_report(out, args, seeds, meta, runs, robust)
+
+    if args.jobs <= 1:
+        for task in tasks:
+            record(run_task(*task, args))
+    else:
+        # spawn: CUDA cannot be used in forked children
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            # the long tasks (a fusion plus its modality-dropout copy) first
+            ordered = sorted(tasks, key=lambda task: not task[2])
+            futures = {pool.submit(run_task, *task, args): task for task in ordered}
+            for future in as_completed(futures):
+                try:
+                    record(future.result())
+                except Exception as exc:  # one failed run must not lose the others
+                    print(f"{futures[future][0]} seed {futures[future][1]} failed: {exc!r}")
+
+    rows = summarise(sorted(runs, key=lambda r: (names.index(r["recipe"]), r["seed"])))
+    print()
+    print(markdown(rows))
+    if robust:
+        print()
+        print(robustness_markdown(dict(sorted(robust.items()))))
+
+
+def write_report(
+    out: Path,
+    args: argparse.Namespace,
+    seeds: list[int],
+    meta: dict[str, Any],
+    runs: list[dict[str, Any]],
+    robust: dict[str, dict[str, float]],
+) -> None:
     report = {
         "tag": args.tag,
         "data": str(args.data),
@@ -177,17 +248,24 @@ def main() -> None:
         "seeds": seeds,
         "epochs_override": args.epochs,
         "threads": args.threads,
-        "summary": rows,
+        "jobs": args.jobs,
+        "device": _device(),
+        "summary": summarise(runs),
         "runs": runs,
         "robustness": robust,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"avmnist-{args.tag}.json").write_text(json.dumps(report, indent=2))
-    print()
-    print(markdown(rows))
-    if robust:
-        print()
-        print(robustness_markdown(robust))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(out)
+
+
+def _device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

@@ -232,3 +232,37 @@ def test_concat_recipe_trains(thousand, tmp_path):
     config = PlaitConfig.from_yaml(ROOT / "configs" / "avmnist-concat.yaml", overrides)
     result = fit(config)
     assert result.metrics["accuracy"] > 0.2
+
+
+def test_benchmark_runs_side_by_side_and_writes_every_run(thousand, tmp_path):
+    """`bench/avmnist.py --jobs 2`: two seeds in spawned workers, one JSON with both."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "avmnist.py"),
+        "--data",
+        str(thousand),
+        "--recipes",
+        "image",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--jobs",
+        "2",
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert sorted(run["seed"] for run in report["runs"]) == [0, 1]
+    (row,) = report["summary"]
+    assert row["recipe"] == "image" and row["seeds"] == 2
+    assert 0.0 < row["accuracy_mean"] <= 1.0
+    assert report["data_meta"]["counts"]["train"] == 1000

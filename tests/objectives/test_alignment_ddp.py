@@ -34,9 +34,7 @@ class Tiny(nn.Module):
 
 def _setup() -> tuple[AlignedModel, AlignmentObjective, dict, dict]:
     torch.manual_seed(0)
-    model = AlignedModel(
-        {"a": Tiny(), "b": Tiny()}, {"a": nn.Linear(4, 3), "b": nn.Linear(4, 3)}
-    )
+    model = AlignedModel({"a": Tiny(), "b": Tiny()}, {"a": nn.Linear(4, 3), "b": nn.Linear(4, 3)})
     objective = AlignmentObjective(
         AlignmentConfig(objectives=[{"name": "clip"}, {"name": "siglip", "weight": 0.5}])
     )

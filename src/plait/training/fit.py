@@ -147,8 +147,12 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
         )
 
     _load_best(module, checkpoint_dir / "best.ckpt")
-    predictor = _predictor(module.model.cpu(), config, data)
+    # test evaluation on the training device (a GPU when there is one); the predictor
+    # handed back and saved lives on the CPU
+    device = "cuda" if _uses_gpu(config.training.accelerator) else "cpu"
+    predictor = _predictor(module.model.to(device), config, data)
     metrics = _evaluate(predictor, data)
+    predictor.model.cpu()
     if before is not None:
         metrics["before_training"] = before
         metrics["warnings"] = forgetting_warnings(before, metrics)
