@@ -158,12 +158,14 @@ def run_task(name: str, seed: int, robust: bool, args: argparse.Namespace) -> di
                     variant["predictor"], data, args.noise
                 )
         run.pop("predictor")
-        fused = len(config.modalities) > 1
-    return {"run": {**run, "recipe": name, "seed": seed, "fused": fused}, "robustness": table}
+    return {"run": {**run, "recipe": name, "seed": seed}, "robustness": table}
 
 
 def _is_fused(name: str) -> bool:
-    return name not in {"image", "audio"}
+    from plait.config import PlaitConfig
+
+    recipe = PlaitConfig.from_yaml(REPO / "configs" / f"avmnist-{name}.yaml")
+    return len(recipe.modalities) > 1
 
 
 def main() -> None:
