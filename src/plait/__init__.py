@@ -22,6 +22,7 @@ _EXPORTS = {
     "embed": "plait.api",
     "zeroshot": "plait.api",
     "search": "plait.api",
+    "explain": "plait.api",
     "load": "plait.predictor",
     "Predictor": "plait.predictor",
     "AlignedPredictor": "plait.alignment.predictor",

@@ -135,6 +135,36 @@ def _write_frame(frame: pd.DataFrame, output: str | Path) -> None:
         atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
+def explain(
+    model: Predictor | AlignedPredictor | str | Path,
+    data: Any,
+    *,
+    target: str = "predicted",
+    out: str | Path | None = None,
+    batch_size: int = 64,
+) -> Any:
+    """How much each modality contributed to each prediction: exact Shapley values over
+    modalities (`plait.evaluation.attribution`). With `out`, writes attribution.csv (one
+    row per input row), summary.csv and modality_attribution.png there."""
+    from plait.evaluation.attribution import modality_attribution, plot_attribution
+
+    predictor = _as_predictor(model)
+    result = modality_attribution(
+        predictor,
+        data,
+        target=target,  # type: ignore[arg-type]  # checked inside, with a clear error
+        batch_size=batch_size,
+    )
+    if out is not None:
+        from plait.utils.io import atomic_write
+
+        folder = Path(out)
+        _write_frame(result.rows, folder / "attribution.csv")
+        atomic_write(folder / "summary.csv", lambda tmp: result.summary.to_csv(tmp))
+        plot_attribution(result.summary, folder / "modality_attribution.png")
+    return result
+
+
 def robustness(
     model: Predictor | AlignedPredictor | str | Path,
     data: Any,

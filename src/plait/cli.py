@@ -211,6 +211,40 @@ def robustness(
 
 
 @app.command()
+def explain(
+    model: Annotated[Path, typer.Argument(help="Saved model folder.")],
+    data: Annotated[Path, typer.Argument(help="Table to explain: CSV, Parquet or JSONL.")],
+    target: Annotated[
+        str,
+        typer.Option(help="Explain the 'predicted' class, or the true 'label' (needs labels)."),
+    ] = "predicted",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write attribution.csv, summary.csv and a bar chart here."),
+    ] = None,
+) -> None:
+    """How much each modality (text, image, audio) contributed to each prediction.
+
+    Exact Shapley values over modalities: every subset of modalities is run with the
+    others marked missing, the way an empty cell is. Per row, the contributions add up
+    to the prediction's probability minus its probability with every modality missing.
+
+    Example: [bold]plait explain runs/demo/model test.csv --out explain[/]
+    """
+
+    def action() -> None:
+        from plait.api import explain as explain_api
+        from plait.evaluation import render_rich_table
+
+        result = explain_api(model, data, target=target, out=out)
+        Console().print(render_rich_table(result.summary, "Modality attribution"))
+        if out:
+            console.print(f"wrote {len(result.rows)} rows of contributions to {out}")
+
+    _run(action)
+
+
+@app.command()
 def report(
     runs: Annotated[
         list[Path], typer.Argument(help="Run folders (each with report/metrics.json).")

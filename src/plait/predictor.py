@@ -95,7 +95,7 @@ class Predictor:
                 batch = transform(batch)
             batch = batch.to(device)
             raw = self.model(batch.inputs, batch.presence)  # [B, K]
-            outs.append(_activate(raw, self.task).float().cpu().numpy())
+            outs.append(activate(raw, self.task).float().cpu().numpy())
             ids.extend(batch.ids)
             if batch.labels is not None:
                 targets.append(batch.labels.cpu().numpy())
@@ -191,7 +191,8 @@ def load(path: str | Path, device: str = "cpu") -> Predictor | AlignedPredictor:
     return Predictor.load(path, device=device)
 
 
-def _activate(raw: torch.Tensor, task: str) -> torch.Tensor:
+def activate(raw: torch.Tensor, task: str) -> torch.Tensor:
+    """Raw head outputs -> probabilities (classification, multilabel) or values."""
     if task == "classification":
         return raw.softmax(-1)
     if task == "multilabel":

@@ -19,6 +19,7 @@ from plait.config import PlaitConfig
 from plait.data import prepare_data
 from plait.data.demo import CLASS_NAMES, label_factors
 from plait.errors import PlaitError
+from plait.evaluation import modality_attribution
 from plait.training import fit
 
 # `plait.training.fit` the name is the function; the module holds `_trainer` and friends
@@ -240,6 +241,10 @@ def test_regression_trains_and_predicts_numbers(tiny_config, demo_data, tmp_path
     assert len(frame) == 16 and np.isfinite(frame["score"]).all()
     # outputs are de-standardised back to the label's units (0..7), not z-scores
     assert 0.5 < frame["score"].mean() < 6.5
+    # modality attribution explains the predicted value itself, in the label's units
+    explained = modality_attribution(plait.load(run.model_dir), data / "test.csv").rows
+    assert np.allclose(explained["full"], frame["score"], atol=1e-4)
+    _assert_contributions_add_up(explained)
 
 
 def test_multilabel_trains_and_predicts_label_sets(tiny_config, demo_data, tmp_path):
@@ -264,6 +269,17 @@ def test_multilabel_trains_and_predicts_label_sets(tiny_config, demo_data, tmp_p
     for row, text in zip(proba, frame["prediction"].fillna(""), strict=True):
         on = [n for n, p in zip(names, row, strict=True) if p >= 0.5]
         assert text == "|".join(on)
+    # modality attribution explains each row's highest-scoring label
+    explained = modality_attribution(plait.load(run.model_dir), data / "test.csv").rows
+    assert list(explained["target"]) == [names[i] for i in proba.argmax(1)]
+    assert np.allclose(explained["full"], proba.max(1), atol=1e-5)
+    _assert_contributions_add_up(explained)
+
+
+def _assert_contributions_add_up(rows) -> None:
+    columns = [c for c in rows.columns if c.startswith("contribution_")]
+    assert len(columns) == 3
+    assert np.allclose(rows[columns].sum(axis=1), rows["full"] - rows["baseline"], atol=1e-4)
 
 
 def test_skipped_bad_rows_are_listed_in_bad_rows_csv(tiny_config, demo_data, tmp_path):

@@ -1,7 +1,8 @@
 """Evaluation: task metrics as JSON-ready dicts, retrieval and zero-shot metrics of a
-shared embedding space, self-contained HTML reports, and robustness to a missing or noisy
-modality."""
+shared embedding space, self-contained HTML reports, robustness to a missing or noisy
+modality, and each modality's contribution to a prediction."""
 
+from plait.evaluation.attribution import Attribution, modality_attribution
 from plait.evaluation.comparison import (
     comparison_table,
     render_rich_table,
@@ -30,6 +31,7 @@ from plait.evaluation.robustness import (
 )
 
 __all__ = [
+    "Attribution",
     "Condition",
     "apply_condition",
     "classification_metrics",
@@ -39,6 +41,7 @@ __all__ = [
     "default_conditions",
     "evaluate_robustness",
     "load_history",
+    "modality_attribution",
     "multilabel_metrics",
     "regression_metrics",
     "render_retrieval_table",
