@@ -9,7 +9,9 @@ For each recipe and seed: train with `plait.training.fit` (recipe settings, data
 swapped for `--data`), then test accuracy, parameter count and training seconds per
 epoch. For the first seed of every fusion recipe, also the robustness table: test
 accuracy with the image or the audio missing and with noise on each (`--robustness`),
-and the same for a copy trained with modality dropout (`--dropout 0.3`).
+and the same for a copy trained with modality dropout (`--dropout 0.3`). With `--explain`,
+each fusion run's modality attribution on the test rows (each modality's share of the mean
+|Shapley contribution|, `plait.evaluation.attribution`).
 
 `--jobs N` trains N (recipe, seed) runs at once in spawned worker processes (each with
 `--threads` torch threads and its own CUDA context when a GPU is there); seconds per epoch
@@ -157,8 +159,33 @@ def run_task(name: str, seed: int, robust: bool, args: argparse.Namespace) -> di
                 table[f"{name} + modality dropout {args.dropout:g}"] = robustness(
                     variant["predictor"], data, args.noise
                 )
+        if args.explain and len(config.modalities) > 1:
+            run["attribution"] = attribution_shares(run["predictor"], data)
         run.pop("predictor")
     return {"run": {**run, "recipe": name, "seed": seed}, "robustness": table}
+
+
+def attribution_shares(predictor, data: Path) -> dict[str, float]:
+    """Each modality's share of the mean |Shapley contribution| on the test rows."""
+    from plait.evaluation import modality_attribution
+
+    summary = modality_attribution(predictor, data / "test.csv", batch_size=256).summary
+    return {m: round(float(v), 4) for m, v in summary["share"].items()}
+
+
+def attribution_markdown(runs: list[dict[str, Any]]) -> str:
+    explained = [r for r in runs if "attribution" in r]
+    if not explained:
+        return ""
+    modalities = list(explained[0]["attribution"])
+    lines = [
+        "| recipe | seed | accuracy | " + " | ".join(f"{m} share" for m in modalities) + " |",
+        "| --- | ---: | ---: |" + " ---: |" * len(modalities),
+    ]
+    for r in explained:
+        shares = " | ".join(f"{r['attribution'][m]:.3f}" for m in modalities)
+        lines.append(f"| {r['recipe']} | {r['seed']} | {r['accuracy']:.4f} | {shares} |")
+    return "\n".join(lines)
 
 
 def _is_fused(name: str) -> bool:
@@ -180,6 +207,9 @@ def main() -> None:
     parser.add_argument("--robustness", action="store_true")
     parser.add_argument("--noise", type=float, default=1.0, help="robustness noise level")
     parser.add_argument("--dropout", type=float, default=0.3, help="modality dropout variant")
+    parser.add_argument(
+        "--explain", action="store_true", help="modality attribution shares of fusion runs"
+    )
     parser.add_argument("--tag", default="full")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/)")
     args = parser.parse_args()
@@ -227,9 +257,12 @@ def main() -> None:
                 except Exception as exc:  # one failed run must not lose the others
                     print(f"{futures[future][0]} seed {futures[future][1]} failed: {exc!r}")
 
-    rows = summarise(sorted(runs, key=lambda r: (names.index(r["recipe"]), r["seed"])))
+    runs.sort(key=lambda r: (names.index(r["recipe"]), r["seed"]))
     print()
-    print(markdown(rows))
+    print(markdown(summarise(runs)))
+    if args.explain:
+        print()
+        print(attribution_markdown(runs))
     if robust:
         print()
         print(robustness_markdown(dict(sorted(robust.items()))))
