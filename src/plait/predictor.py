@@ -59,8 +59,9 @@ class Predictor:
         return self.config.head.task
 
     # ----------------------------------------------------------------- inference
-    def _batches(self, data: Any, require_labels: bool, batch_size: int) -> Iterator[Batch]:
-        """`data`: a path, DataFrame or an already prepared `MultimodalDataset`."""
+    def batches(self, data: Any, require_labels: bool, batch_size: int) -> Iterator[Batch]:
+        """Collated batches of `data` (a path, DataFrame or an already prepared
+        `MultimodalDataset`), on the CPU, for code that runs the model itself."""
         if isinstance(data, MultimodalDataset):
             dataset = data
         else:
@@ -90,7 +91,7 @@ class Predictor:
         ids: list[str] = []
         outs: list[np.ndarray] = []
         targets: list[np.ndarray] = []
-        for batch in self._batches(data, require_labels, batch_size):
+        for batch in self.batches(data, require_labels, batch_size):
             if transform is not None:
                 batch = transform(batch)
             batch = batch.to(device)

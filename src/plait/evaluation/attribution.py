@@ -97,8 +97,7 @@ def modality_attribution(
     values: dict[frozenset[str], list[np.ndarray]] = {c: [] for c in coalitions}
     present: dict[str, list[np.ndarray]] = {m: [] for m in players}
     with torch.inference_mode():
-        batches = predictor._batches(data, target == "label", batch_size)
-        for batch in batches:
+        for batch in predictor.batches(data, target == "label", batch_size):
             batch = batch.to(device)
             full = _outputs(predictor, batch.inputs, batch.presence)
             chosen = _targets(predictor.task, full, batch.labels, target)
