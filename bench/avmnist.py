@@ -276,6 +276,8 @@ def write_report(
     runs: list[dict[str, Any]],
     robust: dict[str, dict[str, float]],
 ) -> None:
+    from plait.utils.io import atomic_write_json
+
     report = {
         "tag": args.tag,
         "data": str(args.data),
@@ -289,10 +291,7 @@ def write_report(
         "runs": runs,
         "robustness": robust,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(out)
+    atomic_write_json(out, report)
 
 
 def _device() -> str:

@@ -30,6 +30,7 @@ from plait.training import fit as _fit
 
 if TYPE_CHECKING:
     from plait.alignment.predictor import AlignedPredictor, ZeroShotResult
+    from plait.evaluation.attribution import Attribution
     from plait.retrieval.index import EmbeddingIndex
 
 
@@ -142,7 +143,7 @@ def explain(
     target: str = "predicted",
     out: str | Path | None = None,
     batch_size: int = 64,
-) -> Any:
+) -> Attribution:
     """How much each modality contributed to each prediction: exact Shapley values over
     modalities (`plait.evaluation.attribution`). With `out`, writes attribution.csv (one
     row per input row), summary.csv and modality_attribution.png there."""
@@ -156,11 +157,9 @@ def explain(
         batch_size=batch_size,
     )
     if out is not None:
-        from plait.utils.io import atomic_write
-
         folder = Path(out)
         _write_frame(result.rows, folder / "attribution.csv")
-        atomic_write(folder / "summary.csv", lambda tmp: result.summary.to_csv(tmp))
+        _write_frame(result.summary.reset_index(), folder / "summary.csv")
         plot_attribution(result.summary, folder / "modality_attribution.png")
     return result
 
