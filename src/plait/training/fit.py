@@ -162,6 +162,12 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
     metrics["params"] = sum(p.numel() for p in model.parameters())
     metrics["epochs"] = trainer.current_epoch
     metrics["threads"] = threads
+    if data.problems:  # the metrics leave these rows out: say so beside them
+        metrics["skipped_rows"] = {
+            "total": sum(data.skipped_rows.values()),
+            "per_split": data.skipped_rows,
+            "list": str(run_dir / "bad_rows.csv"),
+        }
     predictor.metrics = metrics
     predictor.save(run_dir / "model")
     if config.evaluation.report:
