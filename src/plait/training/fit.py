@@ -418,6 +418,7 @@ def _write_problems(run_dir: Path, problems: list) -> None:
             ]
         )
         frame.to_csv(path, index=False)
-        log.warning("%d bad rows skipped; see %s", len(problems), path)
+        rows = len({(p.file, p.row) for p in problems})
+        log.warning("%d bad row(s) skipped (%d problem(s)); see %s", rows, len(problems), path)
     elif path.exists():
         path.unlink()
