@@ -149,7 +149,9 @@ def _read_text(path: Path, default: str) -> pd.DataFrame:
         # pandas turns the first column into an index when the first data row has one
         # field more than the header: every value would shift one column to the left
         raise DataError(_parse_error(path, encoding, sep, "a row has too many fields"))
-    return frame.replace(r"^\s*$", np.nan, regex=True)
+    for column in frame.columns:  # an empty or blank cell is the one kind of missing
+        frame[column] = frame[column].mask(frame[column].str.strip() == "")
+    return frame
 
 
 def _delimiter(header: str, default: str) -> str:

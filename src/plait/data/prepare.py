@@ -114,7 +114,7 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
     if len(good["train"]) == 0:
         raise DataError(f"{train_table.name}: no valid training rows left", problems)
     if labels is not None:
-        labels = _recount_labels(config, labels, train_table, good["train"])
+        labels = _recount_labels(labels, train_table, good["train"])
 
     for processor in processors.values():
         processor.fit(train_table.frame[processor.column].iloc[good["train"]].tolist())
@@ -150,9 +150,7 @@ def _fit_labels(config: PlaitConfig, train_rows: pd.DataFrame) -> LabelSpace:
     return labels
 
 
-def _recount_labels(
-    config: PlaitConfig, labels: LabelSpace, table: Table, rows: np.ndarray
-) -> LabelSpace:
+def _recount_labels(labels: LabelSpace, table: Table, rows: np.ndarray) -> LabelSpace:
     """Counts from the training rows actually used, with a warning naming each class
     that has a single row (often a typo) or none left (all its rows were skipped).
 
