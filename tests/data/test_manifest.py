@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from plait.data import prepare_data, read_table
+from plait.data import manifest, prepare_data, read_table
 from plait.data.manifest import check_columns
 from plait.errors import DataError
 
@@ -98,6 +98,21 @@ def test_utf8_bom_and_latin1_files(tmp_path, caplog):
     utf16 = tmp_path / "excel.csv"  # Excel's "Unicode text": UTF-16 with a BOM, tabs
     utf16.write_bytes("id\tlabel\n1\tcafé\n".encode("utf-16"))
     assert read_table(utf16).frame["label"].tolist() == ["café"]
+
+
+def test_encoding_is_checked_in_blocks_across_split_characters(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(manifest, "_BLOCK", 7)  # every multi-byte character gets split
+    path = tmp_path / "m.csv"
+    path.write_bytes("id,label\n1,café\n2,crème brûlée\n3,naïve\n".encode())
+    with caplog.at_level(logging.WARNING, logger="plait"):
+        frame = read_table(path).frame
+    assert frame["label"].tolist() == ["café", "crème brûlée", "naïve"]
+    assert caplog.text == ""  # all of it is UTF-8: no fallback
+    path.write_bytes("id,label\n1,café\n2,ok\n".encode() + "3,naïve\n".encode("cp1252"))
+    with caplog.at_level(logging.WARNING, logger="plait"):
+        frame = read_table(path).frame
+    assert frame["label"].tolist() == ["cafÃ©", "ok", "naïve"]  # cp1252 reads all of it
+    assert "byte 0xEF in row 3" in caplog.text and "cp1252" in caplog.text
 
 
 def test_binary_file_named_csv_is_a_clear_error(tmp_path):

@@ -258,7 +258,7 @@ class LabelSpace:
                 )
             return None
         if label_key(value) is None:
-            return "missing label (empty)"
+            return "missing label (NaN or empty)"
         number = label_number(value)
         if number is None:
             return f"wrong label type: '{value}' is not a number (regression target)"

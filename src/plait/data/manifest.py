@@ -212,8 +212,9 @@ def _first_undecodable(path: Path, encoding: str) -> int | None:
         for block in iter(lambda: file.read(_BLOCK), b""):
             if b"\x00" in block:
                 raise DataError(
-                    f"{path}: holds NUL bytes, so it is a binary file, not CSV/TSV text "
-                    "(a Parquet file needs the .parquet extension)"
+                    f"{path}: holds NUL bytes, so it is not CSV/TSV text: a binary file (a "
+                    "Parquet file needs the .parquet extension) or UTF-16 text without a "
+                    "byte-order mark (save it as UTF-8)"
                 )
             pending = len(decoder.getstate()[0])  # bytes of a character split by the block
             try:
