@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from plait.data import manifest, prepare_data, read_table
+from plait.data import delimited, prepare_data, read_table
 from plait.data.manifest import check_columns
 from plait.errors import DataError
 
@@ -101,7 +101,7 @@ def test_utf8_bom_and_latin1_files(tmp_path, caplog):
 
 
 def test_encoding_is_checked_in_blocks_across_split_characters(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(manifest, "_BLOCK", 7)  # every multi-byte character gets split
+    monkeypatch.setattr(delimited, "_BLOCK", 7)  # every multi-byte character gets split
     path = tmp_path / "m.csv"
     path.write_bytes("id,label\n1,café\n2,crème brûlée\n3,naïve\n".encode())
     with caplog.at_level(logging.WARNING, logger="plait"):
