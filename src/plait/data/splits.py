@@ -104,10 +104,10 @@ def _cut(
             kept, taken = next(splitter.split(common, sub[~rare]))
             return np.concatenate([common[kept], positions[rare]]), common[taken]
         log.warning(
-            "stratified split: %d row(s) are too few to give each of the %d class(es) rows "
-            "on both sides of a %d-row cut; using a random split instead",
-            len(positions),
-            len(counts),
+            "stratified split: %d row(s) in %d class(es) with 2 or more rows are too few to "
+            "put each class on both sides of a %d-row cut; using a random split instead",
+            len(common),
+            n_classes,
             n_out,
         )
     order = np.random.default_rng(seed).permutation(len(positions))
