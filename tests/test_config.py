@@ -56,6 +56,17 @@ def test_minimal_config_gets_defaults():
             "needs `model:`",
         ),
         (_raw(modalities={}), "`modalities` is empty"),
+        (
+            _raw(modalities={"photo": {"kind": "imag", "column": "p"}}),
+            "`modalities.photo.kind`: `imag` is not one of 'text', 'image', 'audio'. "
+            "Did you mean `image`?",
+        ),
+        (_raw(modalities={"photo": {"column": "p"}}), "`modalities.photo.kind` is required"),
+        (_raw(data={"train": "t.csv", "label": "y", "on_error": "skp"}), "Did you mean `skip`?"),
+        (
+            _raw(data={"train": "t.csv", "label": "y", "split": {"method": "stratifed"}}),
+            "Did you mean `stratified`?",
+        ),
     ],
 )
 def test_errors_name_the_key_and_suggest(raw, expected):

@@ -561,13 +561,12 @@ def explain_validation_error(exc: ValidationError, source: str) -> str:
             listing = f" Valid keys here: {', '.join(sorted(valid))}." if valid else ""
             lines.append(f"  - unknown key `{key}`.{hint}{listing}")
             continue
-        if err["type"] == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "")
-            options = [o.strip().strip("'") for o in str(expected).replace(" or ", ",").split(",")]
-            got = str(err.get("input"))
-            close = difflib.get_close_matches(got, options, n=1, cutoff=0.5)
-            hint = f" Did you mean `{close[0]}`?" if close else ""
-            lines.append(f"  - `{key}`: `{got}` is not one of {expected}.{hint}")
+        if err["type"] in ("literal_error", "union_tag_invalid"):
+            lines.append(_unknown_choice(err, key))
+            continue
+        if err["type"] == "union_tag_not_found":  # e.g. a modality without `kind:`
+            tag = str(err.get("ctx", {}).get("discriminator", "kind")).strip("'")
+            lines.append(f"  - `{key}.{tag}` is required but missing")
             continue
         if err["type"] == "missing":
             lines.append(f"  - `{key}` is required but missing")
@@ -576,6 +575,21 @@ def explain_validation_error(exc: ValidationError, source: str) -> str:
         shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
         lines.append(f"  - `{key}`: {message}{shown}")
     return "\n".join(lines)
+
+
+def _unknown_choice(err: Any, key: str) -> str:
+    """A value outside a fixed set of choices (a `Literal` field, or the `kind` tag that
+    picks a modality type) -> the line naming it, the choices and the closest one."""
+    ctx = err.get("ctx", {})
+    if err["type"] == "union_tag_invalid":
+        key = f"{key}.{str(ctx.get('discriminator', 'kind')).strip(chr(39))}"
+        expected, got = str(ctx.get("expected_tags", "")), str(ctx.get("tag"))
+    else:
+        expected, got = str(ctx.get("expected", "")), str(err.get("input"))
+    options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",")]
+    close = difflib.get_close_matches(got, options, n=1, cutoff=0.5)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    return f"  - `{key}`: `{got}` is not one of {expected}.{hint}"
 
 
 def _display_loc(loc: tuple[Any, ...]) -> str:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -8,7 +10,7 @@ import pytest
 import torch
 
 from plait.config import DataConfig
-from plait.data.labels import LabelSpace
+from plait.data.labels import LabelSpace, label_key
 from plait.data.splits import split_table
 
 
@@ -106,12 +108,46 @@ def test_stratified_split_keeps_proportions_and_is_deterministic():
     assert np.array_equal(np.sort(np.concatenate([train, valid, test])), np.arange(100))
 
 
-def test_stratified_falls_back_to_random_for_rare_class():
-    labels = ["a"] * 19 + ["b"]
+def test_singleton_class_stays_in_train_and_the_rest_is_stratified(caplog):
+    labels = ["a"] * 19 + ["b"] * 10 + ["typo"]
     df = pd.DataFrame({"y": labels})
-    with pytest.warns(UserWarning, match="falling back to a random split"):
-        train, valid, test = split_table(df, _config("stratified", valid=0.2, test=0.0), labels)
-    assert len(valid) == 4 and len(test) == 0
+    for seed in range(5):  # a random split would miss these proportions for some seed
+        config = _config("stratified", valid=0.2, test=0.1, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a Plait log line, not a raw Python warning
+            train, valid, test = split_table(df, config, labels)
+        assert 29 in train  # the singleton row
+        assert (len(train), len(valid), len(test)) == (21, 6, 3)
+        assert sorted(df.y.iloc[valid]) == ["a"] * 4 + ["b"] * 2
+        assert sorted(df.y.iloc[test]) == ["a"] * 2 + ["b"]
+
+
+def test_stratified_falls_back_to_random_with_a_log_line_when_it_cannot_hold(caplog):
+    labels = ["a", "b", "c"] * 2
+    df = pd.DataFrame({"y": labels})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with caplog.at_level(logging.INFO, logger="plait"):
+            train, valid, test = split_table(df, _config("stratified", valid=0.2), labels)
+    assert len(valid) == 2 and len(train) + len(valid) + len(test) == 6
+    assert "random split" in caplog.text
+
+
+def test_text_cells_compare_as_before():
+    assert label_key("3") == label_key("3.0") == label_key(3.0) == label_key(3) == "3"
+    assert label_key(" 2.50 ") == label_key(2.5) == "2.5"
+    assert label_key("0001") == "1"  # numbers compare by value, as when CSVs were parsed
+    for text in ("None", "NA", "N/A", "null", "nan", "NaN", "inf"):
+        assert label_key(text) == text  # NA-looking words are class names
+    assert label_key("true") == label_key(True) == "True"  # pandas read these as booleans
+    assert label_key("   ") is None and label_key(float("nan")) is None and label_key(None) is None
+    space = LabelSpace.fit(pd.DataFrame({"y": ["1.0", "0", "1", "0.0"]}), ["y"], "classification")
+    assert space.names == ["0", "1"] and space.counts == [2, 2]
+    flags = pd.DataFrame({"x": ["1.0", "0.0", "1"], "z": ["0", "1.0", "2"]})
+    space = LabelSpace.fit(flags, ["x", "z"], "multilabel")
+    assert space.counts == [2, 1]
+    [problem] = space.validate(flags, "f")
+    assert (problem.row, problem.column) == (3, "z")
 
 
 def test_random_split_and_zero_fractions():

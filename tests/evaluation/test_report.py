@@ -78,6 +78,18 @@ def test_nan_becomes_null(tmp_path: Path) -> None:
     assert json.loads(raw) == {"accuracy": None, "n": 3}
 
 
+def test_skipped_rows_are_stated_in_the_report(tmp_path: Path) -> None:
+    skipped = {"total": 3, "per_split": {"train": 2, "test": 1}, "list": "/runs/x/bad_rows.csv"}
+    text = write_report(
+        tmp_path, {"accuracy": 0.5, "skipped_rows": skipped}, task="classification"
+    ).read_text()
+    assert "3 rows were skipped as bad (train 2, test 1)" in text
+    assert "/runs/x/bad_rows.csv" in text
+    assert json.loads((tmp_path / "metrics.json").read_text())["skipped_rows"] == skipped
+    clean = write_report(tmp_path / "clean", {"accuracy": 0.5}, task="classification")
+    assert "skipped" not in clean.read_text()
+
+
 def test_empty_history_columns_are_skipped(tmp_path: Path) -> None:
     history = _history()[["epoch", "step", "train/loss", "never/logged"]]
     text = write_report(tmp_path, {"n": 1}, task="regression", history=history).read_text()

@@ -283,28 +283,52 @@ def _assert_contributions_add_up(rows) -> None:
 
 
 def test_skipped_bad_rows_are_listed_in_bad_rows_csv(tiny_config, demo_data, tmp_path):
-    bad_position = 5  # 0-based; the 6th data row of train.csv
+    bad_positions = [30, 5]  # 0-based; data rows 31 and 6 of train.csv
 
-    def break_one_image(frame, split):
+    def break_images_number_ids(frame, split):
+        offset = 1000 if split == "train" else 0
+        frame["id"] = [f"{offset + i:04d}" for i in range(1, len(frame) + 1)]  # "0001"...
         if split == "train":
             frame["image"] = frame["image"].astype(object)
-            frame.loc[bad_position, "image"] = str(demo_data / "images" / "no-such-file.png")
+            for position in bad_positions:
+                frame.loc[position, "image"] = str(demo_data / "images" / f"gone-{position}.png")
         return frame
 
-    data = _relabelled(demo_data, tmp_path / "data", break_one_image)
+    data = _relabelled(demo_data, tmp_path / "data", break_images_number_ids)
     raw = _config_on(tiny_config, data, tmp_path / "runs", name="skip", training={"epochs": 1})
     raw["data"]["on_error"] = "skip"
     run = fit(config_of(raw))
 
     bad = pd.read_csv(run.run_dir / "bad_rows.csv")
     assert list(bad.columns) == ["file", "row", "column", "reason"]
-    assert len(bad) == 1
-    assert bad.loc[0, "file"] == str(data / "train.csv")
-    assert bad.loc[0, "row"] == bad_position + 1
-    assert bad.loc[0, "column"] == "image"
-    assert "no-such-file.png" in bad.loc[0, "reason"]
-    assert len(run.problems) == 1
+    assert bad["row"].tolist() == [6, 31]  # ordered by row
+    assert (bad["file"] == str(data / "train.csv")).all()
+    assert (bad["column"] == "image").all()
+    assert "gone-5.png" in bad.loc[0, "reason"]
+    assert len(run.problems) == 2
     assert (run.model_dir / "model.safetensors").is_file()
+
+    # the label counts saved with the model leave the skipped rows out
+    source = pd.read_csv(data / "train.csv", dtype=str)
+    split = prepare_data(config_of(raw))
+    used = source["label"].iloc[split.train.rows].value_counts()
+    labels = json.loads((run.model_dir / "labels.json").read_text())
+    assert labels["counts"] == [int(used.get(name, 0)) for name in labels["names"]]
+    assert labels["num_rows"] == len(split.train) == sum(labels["counts"])
+
+    # metrics.json and the report say rows were skipped, how many, per split, and where
+    metrics = json.loads((run.run_dir / "report" / "metrics.json").read_text())
+    skipped = metrics["skipped_rows"]
+    assert skipped["total"] == 2
+    assert sum(skipped["per_split"].values()) == 2
+    assert set(skipped["per_split"]) <= {"train", "valid"}
+    assert skipped["list"] == str(run.run_dir / "bad_rows.csv")
+    html = (run.run_dir / "report" / "report.html").read_text()
+    assert "2 rows were skipped" in html and "bad_rows.csv" in html
+
+    # ids come back verbatim: "0001" stays "0001", so predictions join to the source
+    frame = plait.load(run.model_dir).predict(data / "test.csv")
+    assert frame["id"].tolist() == [f"{i:04d}" for i in range(1, 17)]
 
 
 def test_balanced_class_weights(tiny_config, tmp_path):

@@ -5,12 +5,15 @@ A `LabelSpace` is fitted on the training split only, checks every other row agai
 It is JSON-able, so a saved model maps its outputs back to label names without any data.
 
 Label values are compared as strings ("3", 3 and 3.0 are the same class), so integer
-labels read from CSV, Parquet or JSON stay usable; integer-like classes sort numerically.
+labels read from CSV (as text), Parquet or JSON stay usable; integer-like classes sort
+numerically. A text cell is a class name as written, `None`, `NA` and `null` included;
+only an empty or blank cell is a missing label.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,15 +23,30 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from plait.data.manifest import Table
 from plait.errors import RowProblem
 
 TASKS = ("classification", "multilabel", "regression")
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
+_INTEGER = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+#: The words pandas read as booleans when it parsed CSV cells; kept as the same classes
+#: so models trained then still know the labels of files read as text now.
+_BOOLEAN_WORDS = {"True": "True", "TRUE": "True", "true": "True"} | {
+    "False": "False",
+    "FALSE": "False",
+    "false": "False",
+}
 
 
 def label_key(value: Any) -> str | None:
-    """A cell -> its class name, or None when missing (None, NaN, blank)."""
+    """A cell -> its class name, or None when missing (None, NaN, blank).
+
+    Numbers compare by value, whether typed or written as text: 3, 3.0, "3", "3.0" and
+    "003" are the class "3" (as when CSV cells were parsed as numbers). Any other text
+    is its own class, stripped of surrounding spaces: "NA", "None" and "nan" included.
+    """
     if value is None:
         return None
     if isinstance(value, bool | np.bool_):
@@ -36,18 +54,49 @@ def label_key(value: Any) -> str | None:
     if isinstance(value, float | np.floating):
         if math.isnan(value):
             return None
-        if float(value).is_integer():
-            return str(int(value))
-        return str(float(value))
+        return _float_key(float(value))
     if isinstance(value, int | np.integer):
         return str(int(value))
+    if isinstance(value, str):
+        return _text_key(value)
     try:
         if pd.isna(value):
             return None
     except (TypeError, ValueError):
         pass
+    return _text_key(str(value))
+
+
+def _float_key(number: float) -> str:
+    return str(int(number)) if number.is_integer() else str(number)
+
+
+def _text_key(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    if _INTEGER.fullmatch(text):
+        return str(int(text))  # exact at any size; "007" -> "7"
+    if _DECIMAL.fullmatch(text):
+        number = float(text)
+        return _float_key(number) if math.isfinite(number) else text
+    return _BOOLEAN_WORDS.get(text, text)
+
+
+def label_number(value: Any) -> float | None:
+    """A regression cell -> its number (NaN/inf kept, for the caller to reject), or None
+    when it is missing or not a number. Text must be a plain decimal number ("1_000",
+    "1,5" are not)."""
+    if label_key(value) is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
     text = str(value).strip()
-    return text or None
+    if _DECIMAL.fullmatch(text) or text.lower().lstrip("+-") in ("inf", "infinity", "nan"):
+        return float(text)
+    return None
 
 
 def _sorted_classes(names: Sequence[str]) -> list[str]:
@@ -127,7 +176,7 @@ class LabelSpace:
                 counts = [sum(_flag(v) is True for v in frame[c]) for c in columns]
             return cls(task, columns, names, counts, separator=separator, num_rows=len(frame))
         # regression
-        values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        values = _numbers(frame, columns)  # [N, R], NaN where a cell is not a number
         mean = std = None
         if standardize:
             mean = np.nanmean(values, axis=0) if len(values) else np.zeros(len(columns))
@@ -142,6 +191,25 @@ class LabelSpace:
             mean=mean,
             std=std,
             num_rows=len(frame),
+        )
+
+    def recount(self, frame: pd.DataFrame) -> LabelSpace:
+        """The same outputs (names and order), with counts, row total and regression
+        statistics taken from `frame`: the training rows actually used once bad rows are
+        skipped. A name with no row left keeps its output, counted 0."""
+        fitted = LabelSpace.fit(
+            frame, self.columns, self.task, self.separator, standardize=self.mean is not None
+        )
+        found = dict(zip(fitted.names, fitted.counts, strict=True))
+        return LabelSpace(
+            self.task,
+            self.columns,
+            self.names,
+            [found.get(name, 0) for name in self.names],
+            separator=self.separator,
+            mean=fitted.mean,
+            std=fitted.std,
+            num_rows=fitted.num_rows,
         )
 
     @property
@@ -163,7 +231,7 @@ class LabelSpace:
             for pos, value in zip(positions, frame[column], strict=True):
                 reason = self.check_value(value, column)
                 if reason:
-                    problems.append(RowProblem(file, int(pos) + 1, column, reason))
+                    problems.append(RowProblem(file, Table.row_number(pos), column, reason))
         return problems
 
     def check_value(self, value: Any, column: str) -> str | None:
@@ -189,12 +257,10 @@ class LabelSpace:
                     else (f"expected 0/1 for a multilabel column, got '{value}'")
                 )
             return None
-        key = label_key(value)
-        if key is None:
+        if label_key(value) is None:
             return "missing label (NaN or empty)"
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
+        number = label_number(value)
+        if number is None:
             return f"wrong label type: '{value}' is not a number (regression target)"
         if not math.isfinite(number):
             return f"label is {number} (regression targets must be finite)"
@@ -219,8 +285,7 @@ class LabelSpace:
                 for j, column in enumerate(self.columns):
                     out[:, j] = torch.tensor([_flag_value(v) for v in frame[column]])
             return out
-        numbers = frame[self.columns].apply(pd.to_numeric, errors="coerce")
-        out = torch.tensor(numbers.to_numpy(dtype=np.float32))
+        out = torch.tensor(_numbers(frame, self.columns), dtype=torch.float32)  # [N, R]
         if self.mean is not None and self.std is not None:
             out = (out - torch.tensor(self.mean)) / torch.tensor(self.std)
         return out
@@ -345,3 +410,14 @@ def _flag(value: Any) -> bool | None:
     if key in _FALSE:
         return False
     return None
+
+
+def _numbers(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Regression cells -> [N, R] float64, NaN where a cell is missing or not a number."""
+    out = np.full((len(frame), len(columns)), np.nan)
+    for j, column in enumerate(columns):
+        for i, value in enumerate(frame[column].tolist()):
+            number = label_number(value)
+            if number is not None:
+                out[i, j] = number
+    return out

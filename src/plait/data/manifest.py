@@ -4,6 +4,11 @@ A manifest is a CSV, TSV, Parquet or JSON-lines file, or an in-memory DataFrame.
 inside it are relative to the manifest's own folder (`Table.base_dir`), so a data folder can
 be moved as a whole.
 
+CSV and TSV files are read as text (see `plait.data.delimited`): a cell is missing only
+when it is empty or blank, so a class named `None`, `NA` or `null` and a caption `NA` are
+values, and an id `0001` stays `0001`. Parquet, JSON lines and DataFrames keep their own
+types.
+
 Row numbers: every error Plait reports counts *data rows from 1*, the header excluded, so
 "row 17" is the 17th record of the file whatever its format. `Table.row_number` is the one
 place that turns a 0-based position into that number.
@@ -12,16 +17,22 @@ place that turns a 0-based position into that number.
 from __future__ import annotations
 
 import difflib
+import logging
+import math
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from plait.errors import DataError
 
 if TYPE_CHECKING:
     from plait.config import PlaitConfig
+
+log = logging.getLogger(__name__)
 
 ROW_NUMBERING = "row numbers count data rows from 1, the header line excluded"
 
@@ -63,7 +74,8 @@ def read_table(source: str | Path | pd.DataFrame | Table) -> Table:
     """Read a manifest by its extension (.csv, .tsv, .parquet, .jsonl/.ndjson) or wrap a DataFrame.
 
     Raises:
-        DataError: unknown extension, missing or unreadable file, or a table with no rows.
+        DataError: unknown extension, missing or unreadable file, a binary or badly
+            delimited text file, or a table with no rows.
     """
     if isinstance(source, Table):
         return source
@@ -81,6 +93,8 @@ def read_table(source: str | Path | pd.DataFrame | Table) -> Table:
         raise DataError(f"{path}: manifest file not found")
     try:
         frame = _read(path, kind)
+    except DataError:
+        raise
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the manifest is empty (no header, no rows)") from None
     except Exception as exc:  # pandas/pyarrow raise many types for a bad file
@@ -91,14 +105,33 @@ def read_table(source: str | Path | pd.DataFrame | Table) -> Table:
 
 
 def _read(path: Path, kind: str) -> pd.DataFrame:
-    if kind == "csv":
-        return pd.read_csv(path)
-    if kind == "tsv":
-        return pd.read_csv(path, sep="\t")
+    if kind in ("csv", "tsv"):
+        from plait.data.delimited import read_delimited  # it imports this module
+
+        return read_delimited(path, default="," if kind == "csv" else "\t")
     if kind == "parquet":
         return pd.read_parquet(path)
     # dtype=False: keep JSON's own types (a "3" label stays a string, as written)
     return pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+
+
+def id_text(value: Any) -> str:
+    """An id cell as written: text verbatim (`0001` stays `0001`), integers without a
+    trailing `.0` (Parquet floats), a missing cell as an empty string."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if float(value).is_integer() else str(value)
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
 
 
 def required_columns(config: PlaitConfig, require_labels: bool = True) -> dict[str, str]:
@@ -136,3 +169,42 @@ def check_columns(table: Table, config: PlaitConfig, require_labels: bool = True
             + "\n".join(lines)
             + f"\n  columns in this file: {', '.join(present)}"
         )
+    if config.data.id:
+        warn_duplicate_ids(table, config.data.id)
+
+
+def duplicate_ids(table: Table, column: str) -> dict[str, list[int]]:
+    """Each id that occurs more than once -> its row numbers (missing ids ignored)."""
+    rows: dict[str, list[int]] = defaultdict(list)
+    for position, value in enumerate(table.frame[column].tolist()):
+        text = id_text(value)
+        if text.strip():
+            rows[text].append(Table.row_number(position))
+    return {key: found for key, found in rows.items() if len(found) > 1}
+
+
+def warn_duplicate_ids(table: Table, column: str, shown: int = 10) -> None:
+    """Name every duplicated id and its rows, as a warning.
+
+    A warning, not an error: each row is still a valid sample, and every output keeps
+    one row per input row in input order, so nothing is lost; but predictions joined back
+    to the source by id alone would pair the wrong rows, so the user must hear of it.
+    """
+    duplicates = duplicate_ids(table, column)
+    if not duplicates:
+        return
+    items = list(duplicates.items())
+    listed = ", ".join(
+        f"'{key}' (rows {', '.join(map(str, rows[:shown]))}{' ...' if len(rows) > shown else ''})"
+        for key, rows in items[:shown]
+    )
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    log.warning(
+        "%s: %d duplicated id(s) in column '%s': %s%s. Outputs keep one row per input row, "
+        "in order, but joining them back by id alone would pair the wrong rows.",
+        table.name,
+        len(items),
+        column,
+        listed,
+        more,
+    )

@@ -19,7 +19,7 @@ import pandas as pd
 from plait.config import PlaitConfig
 from plait.data.dataset import MultimodalDataset, handle_problems, validate_rows
 from plait.data.labels import LabelSpace, label_key
-from plait.data.manifest import Table, check_columns, read_table
+from plait.data.manifest import Table, check_columns, id_text, read_table
 from plait.data.processor import Processor, build_processor
 from plait.data.splits import split_table
 from plait.errors import DataError, RowProblem
@@ -36,7 +36,8 @@ class PreparedData:
     test: MultimodalDataset | None
     processors: dict[str, Processor]
     labels: LabelSpace | None  # None for an alignment run without a label column
-    problems: list[RowProblem] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)  # ordered by file, then row
+    skipped_rows: dict[str, int] = field(default_factory=dict)  # split -> bad rows left out
 
 
 def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedData:
@@ -89,6 +90,7 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
 
     good: dict[str, np.ndarray] = {}
     problems: list[RowProblem] = []
+    skipped: dict[str, int] = {}
     for split, (table, rows) in parts.items():
         good[split], found = validate_rows(
             table,
@@ -101,11 +103,18 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
             description=f"checking {split} rows",
         )
         problems += found
+        if found:
+            skipped[split] = len({p.row for p in found})
+    # one list by row, not by split: the train file's splits interleave its rows
+    file_order = {name: i for i, name in enumerate(t.name for t in tables.values())}
+    problems.sort(key=lambda p: (file_order.get(p.file, len(file_order)), p.row, p.column or ""))
     names = ", ".join(sorted({t.name for t, _ in parts.values()}))
     total = sum(len(rows) for _, rows in parts.values())
     handle_problems(problems, data.on_error, names, total)
     if len(good["train"]) == 0:
         raise DataError(f"{train_table.name}: no valid training rows left", problems)
+    if labels is not None:
+        labels = _recount_labels(labels, train_table, good["train"])
 
     for processor in processors.values():
         processor.fit(train_table.frame[processor.column].iloc[good["train"]].tolist())
@@ -120,7 +129,9 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
 
     train = dataset("train")
     assert train is not None
-    return PreparedData(train, dataset("valid"), dataset("test"), processors, labels, problems)
+    return PreparedData(
+        train, dataset("valid"), dataset("test"), processors, labels, problems, skipped
+    )
 
 
 def _fit_labels(config: PlaitConfig, train_rows: pd.DataFrame) -> LabelSpace:
@@ -135,6 +146,55 @@ def _fit_labels(config: PlaitConfig, train_rows: pd.DataFrame) -> LabelSpace:
         raise DataError(
             f"{config.data.train}: the training split needs at least 2 classes / 1 label "
             f"in {config.label_columns}; found: {found_names}"
+        )
+    return labels
+
+
+def _recount_labels(labels: LabelSpace, table: Table, rows: np.ndarray) -> LabelSpace:
+    """Counts from the training rows actually used, with a warning naming each class
+    that has a single row (often a typo) or none left (all its rows were skipped).
+
+    Raises:
+        DataError: fewer than 2 classes keep any training row.
+    """
+    frame = table.frame.iloc[rows]
+    labels = labels.recount(frame)
+    if labels.task == "regression":
+        return labels
+    kind = "class" if labels.task == "classification" else "label"
+    counts = dict(zip(labels.names, labels.counts, strict=True))
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty:
+        log.warning(
+            "%s: %s(es) %s have no usable training row (their rows were skipped as bad); "
+            "the model keeps an output for them but cannot learn them",
+            table.name,
+            kind,
+            ", ".join(f"'{n}'" for n in empty),
+        )
+    single = [name for name, count in counts.items() if count == 1]
+    if single:
+        targets = labels.encode(frame[labels.columns])  # [N] class ids or [N, L] flags
+        shown = []
+        for name in single[:10]:
+            index = labels.index[name]
+            hit = targets == index if targets.dim() == 1 else targets[:, index] > 0  # [N]
+            row = Table.row_number(int(rows[int(hit.nonzero()[0, 0])]))
+            shown.append(f"'{name}' (row {row})")
+        more = f" and {len(single) - 10} more" if len(single) > 10 else ""
+        log.warning(
+            "%s: %d %s(es) with only 1 training row: %s%s. A typo or an unknown label? "
+            "Each is learnt from that one row; fix the label or add examples.",
+            table.name,
+            len(single),
+            kind,
+            ", ".join(shown),
+            more,
+        )
+    if labels.task == "classification" and len(counts) - len(empty) < 2:
+        raise DataError(
+            f"{table.name}: after skipping bad rows, fewer than 2 classes have a training "
+            f"row in {labels.columns}; found: {', '.join(n for n in counts if n not in empty)}"
         )
     return labels
 
@@ -188,5 +248,5 @@ def _dataset(
 
 
 def _id(value: Any) -> str:
-    key = label_key(value)
-    return "" if key is None else key
+    """An id as written in the manifest (`0001` stays `0001`), so outputs join back."""
+    return id_text(value)

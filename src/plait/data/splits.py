@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from plait.config import DataConfig
+from plait.data.manifest import Table
 from plait.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -80,23 +80,35 @@ def _n_out(n: int, fraction: float) -> int:
 def _cut(
     positions: Indices, keys: np.ndarray | None, fraction: float, seed: int
 ) -> tuple[Indices, Indices]:
-    """Split `positions` into (kept, taken) with `fraction` taken, stratified by `keys`."""
+    """Split `positions` into (kept, taken) with `fraction` taken, stratified by `keys`.
+
+    Rows of a class with a single row here cannot be on both sides, so they stay on the
+    kept (training) side and the other classes are stratified as asked: one typo'd label
+    must not turn a stratified split into a random one. `prepare_data` names such classes.
+    """
     n_out = _n_out(len(positions), fraction)
     if n_out == 0:
         return positions, _empty()
     if keys is not None:
         sub = keys[positions]
-        _, counts = np.unique(sub, return_counts=True)
-        if counts.min() >= 2 and n_out >= len(counts) and len(positions) - n_out >= len(counts):
+        _, inverse, counts = np.unique(sub, return_inverse=True, return_counts=True)
+        rare = counts[inverse] < 2  # [n] rows whose class has a single row here
+        common = positions[~rare]
+        n_classes = int((counts >= 2).sum())
+        if n_classes and n_out >= n_classes and len(common) - n_out >= n_classes:
             from sklearn.model_selection import StratifiedShuffleSplit
 
+            if rare.any():
+                log.debug("stratified split: %d single-row class(es) stay in train", rare.sum())
             splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_out, random_state=seed)
-            kept, taken = next(splitter.split(positions, sub))
-            return positions[kept], positions[taken]
-        warnings.warn(
-            "stratified split: a class has fewer than 2 rows or there are too few rows for "
-            "every class in each split; falling back to a random split",
-            stacklevel=3,
+            kept, taken = next(splitter.split(common, sub[~rare]))
+            return np.concatenate([common[kept], positions[rare]]), common[taken]
+        log.warning(
+            "stratified split: %d row(s) in %d class(es) with 2 or more rows are too few to "
+            "put each class on both sides of a %d-row cut; using a random split instead",
+            len(common),
+            n_classes,
+            n_out,
         )
     order = np.random.default_rng(seed).permutation(len(positions))
     return positions[order[n_out:]], positions[order[:n_out]]
@@ -108,7 +120,7 @@ def _group_keys(column: pd.Series) -> np.ndarray:
     missing = 0
     for i, value in enumerate(column):
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            keys.append(f"<row {i + 1}>")
+            keys.append(f"<row {Table.row_number(i)}>")
             missing += 1
         else:
             keys.append(str(value))

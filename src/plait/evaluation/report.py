@@ -74,7 +74,9 @@ def write_report(
     block, optional zero-shot blocks; see `alignment_sections`). `history` is a Lightning
     CSVLogger table (see `load_history`); `extra_sections` are (heading, html) pairs
     inserted verbatim, so callers must escape their own content. A `warnings` list in
-    `metrics` is shown in a box above everything else. Returns the path of `report.html`.
+    `metrics` is shown in a box above everything else, and `skipped_rows` (how many bad
+    rows were left out, per split, and where they are listed) in one below it. Returns
+    the path of `report.html`.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,6 +86,7 @@ def write_report(
     meta = f"task: {task}" + (f" · {clean['n']} samples" if "n" in clean else "")
     parts = [f"<h1>{esc(title)}</h1>", f'<p class="meta">{esc(meta)}</p>']
     parts += _warnings_box(clean.get("warnings"))
+    parts += _skipped_rows_note(clean.get("skipped_rows"))
     parts += ["<h2>Summary</h2>", _summary_table(clean)]
     if history is not None:
         curves = _learning_curves(history)
@@ -115,6 +118,23 @@ def _warnings_box(warnings: Any) -> list[str]:
     items = [warnings] if isinstance(warnings, str) else list(warnings)
     lines = "".join(f"<li>{esc(w)}</li>" for w in items)
     return [f'<div class="warn"><b>Warnings</b><ul>{lines}</ul></div>']
+
+
+def _skipped_rows_note(skipped: Any) -> list[str]:
+    """`metrics["skipped_rows"]` ({total, per_split, list}) -> a box saying how many rows
+    were left out as bad, from which split, and where they are listed."""
+    if not isinstance(skipped, dict) or not skipped.get("total"):
+        return []
+    total = int(skipped["total"])
+    splits = ", ".join(f"{split} {n}" for split, n in (skipped.get("per_split") or {}).items())
+    where = f" Every one is listed, with its file, row, column and reason, in {skipped['list']}."
+    text = (
+        f"{total} {'row was' if total == 1 else 'rows were'} skipped as bad"
+        + (f" ({splits})" if splits else "")
+        + "; training and these metrics leave them out."
+        + (where if skipped.get("list") else "")
+    )
+    return [f'<div class="warn"><b>Skipped rows</b><p>{esc(text)}</p></div>']
 
 
 def _summary_table(metrics: dict[str, Any]) -> str:

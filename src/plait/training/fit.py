@@ -162,6 +162,12 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
     metrics["params"] = sum(p.numel() for p in model.parameters())
     metrics["epochs"] = trainer.current_epoch
     metrics["threads"] = threads
+    if data.problems:  # the metrics leave these rows out: say so beside them
+        metrics["skipped_rows"] = {
+            "total": sum(data.skipped_rows.values()),
+            "per_split": data.skipped_rows,
+            "list": str(run_dir / "bad_rows.csv"),
+        }
     predictor.metrics = metrics
     predictor.save(run_dir / "model")
     if config.evaluation.report:
@@ -412,6 +418,7 @@ def _write_problems(run_dir: Path, problems: list) -> None:
             ]
         )
         frame.to_csv(path, index=False)
-        log.warning("%d bad rows skipped; see %s", len(problems), path)
+        rows = len({(p.file, p.row) for p in problems})
+        log.warning("%d bad row(s) skipped (%d problem(s)); see %s", rows, len(problems), path)
     elif path.exists():
         path.unlink()
