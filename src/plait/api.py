@@ -142,8 +142,8 @@ def predict(
     """Predictions (and class probabilities) as a DataFrame; also written to `output`.
 
     One row per input row, in input order. With `on_error="skip"` (default) a row that
-    cannot be read has an empty prediction and an `error` column says why;
-    `frame.attrs["problems"]` lists every problem and, with `output`, so does
+    cannot be read has an empty prediction and an `error` column says why; the loaded
+    model's `last_bad_rows` lists every problem and, with `output`, so does
     `<output stem>.bad_rows.csv` beside it. `raise` refuses the table instead.
     """
     from plait.data.bad_rows import bad_rows_path, check_on_error, write_bad_rows

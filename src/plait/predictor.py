@@ -150,9 +150,8 @@ class Predictor:
 
         One row per input row, in input order. With `on_error="skip"` (the default) a row
         that cannot be read (a missing or corrupt file...) keeps its row with an empty
-        prediction, and an `error` column (present only then) says why; the problems are
-        also in `frame.attrs["problems"]` and `last_bad_rows`. `on_error="raise"`
-        refuses the table instead.
+        prediction, and an `error` column (present only then) says why; `last_bad_rows`
+        lists every problem with the row's id. `on_error="raise"` refuses the table.
         """
         dataset = self.dataset(data, on_error=on_error)
         ids, out, _ = self.outputs(dataset, batch_size=batch_size)
@@ -180,12 +179,8 @@ class Predictor:
     ) -> pd.DataFrame:
         """The good rows' `frame` put back among the skipped rows of the table `data`."""
         if dataset is data:  # a prepared dataset: its rows are the input rows
-            frame.attrs["problems"] = []
             return frame
-        report = self.last_bad_rows
-        frame = with_bad_rows(frame, dataset.rows, report)
-        frame.attrs["problems"] = list(report.problems) if report else []
-        return frame
+        return with_bad_rows(frame, dataset.rows, self.last_bad_rows)
 
     def evaluate(
         self,

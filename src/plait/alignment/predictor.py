@@ -323,7 +323,6 @@ class AlignedPredictor:
         if metrics is not None and from_table:
             metrics["skipped_rows"] = len(report.rows) if report else 0
         frame = self._every_row(frame, dataset, classified, inputs, target, report, label)
-        frame.attrs["problems"] = list(report.problems) if report else []
         return ZeroShotResult(frame, metrics)
 
     def _every_row(
