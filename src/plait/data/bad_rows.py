@@ -92,8 +92,8 @@ class BadRows:
         return DataError(
             f"{self.table}: {len(self.rows)} of {self.total} row(s) cannot be used "
             f"({ROW_NUMBERING}); the first is row {first.row}{column}: {first.reason}. "
-            'Pass --on-error skip (Python: on_error="skip") to go on with the other rows '
-            "and list these in a bad-rows file",
+            "Fix or drop these rows, or let predict, evaluate, embed or zeroshot skip and "
+            'list them: --on-error skip (Python: on_error="skip")',
             self.problems,
         )
 
