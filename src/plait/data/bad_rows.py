@@ -126,8 +126,9 @@ def with_bad_rows(
     reasons = report.reasons()
     bad = [row - 1 for row in report.rows]  # Table.row_number(p) == p + 1
     if "id" in full.columns:
-        full["id"] = full["id"].astype(object)
-        full.loc[bad, "id"] = [report.ids.get(row, str(row)) for row in report.rows]
+        ids = full["id"].astype(object)
+        ids.loc[bad] = [report.ids.get(row, str(row)) for row in report.rows]
+        full["id"] = ids.astype(frame["id"].dtype)
     error = pd.Series(None, index=full.index, dtype=object)
     error.loc[bad] = [reasons[row] for row in report.rows]
     full["error"] = error
