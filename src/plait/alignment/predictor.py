@@ -141,7 +141,7 @@ class AlignedPredictor:
         A vector cannot be empty, so with `on_error="skip"` (the default) a row whose
         file cannot be read is left out too and listed in `last_bad_rows`: one bad file
         does not stop embedding a large collection, and the caller lists what is missing
-        (`plait embed` writes `<out>.bad_rows.csv` and exits 3). `raise` refuses instead.
+        (`plait embed` writes `<out stem>.bad_rows.csv` and exits 3). `raise` refuses instead.
         """
         ids, vectors, _ = self.embed_rows(
             data, modality, batch_size=batch_size, progress=progress, on_error=on_error
