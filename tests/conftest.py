@@ -98,3 +98,58 @@ def tiny_config(demo_data: Path):
         return build_tiny_config(demo_data, Path(out_dir), name, **sections)
 
     return build
+
+
+# row number (1-based) -> (column, file written there); None: the file does not exist
+HOSTILE_FILES = {
+    2: ("image", "gone.png"),
+    4: ("image", "noise.png"),
+    6: ("image", "half.png"),
+    9: ("image", "empty.png"),
+    13: ("image", "text.png"),
+    14: ("audio", "noise.wav"),
+    18: ("audio", "empty.wav"),
+    21: ("audio", "gone.wav"),
+    25: ("audio", "header.wav"),
+}
+
+
+@pytest.fixture(scope="session")
+def hostile_table(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """25 demo rows (test.csv, then 9 of train.csv; paths made absolute) where the nine
+    rows of `HOSTILE_FILES` point at a missing, corrupt, truncated or empty image or audio
+    file. Ids stay the demo's, so predictions can be joined back. Read-only."""
+    import pandas as pd
+
+    out = tmp_path_factory.mktemp("hostile")
+    frame = pd.concat(
+        [pd.read_csv(demo_data / "test.csv"), pd.read_csv(demo_data / "train.csv").head(9)],
+        ignore_index=True,
+    )
+    for column in ("image", "audio"):
+        frame[column] = [str(demo_data / v) if isinstance(v, str) else v for v in frame[column]]
+    png = sorted((demo_data / "images").glob("*.png"))[0].read_bytes()
+    wav = sorted((demo_data / "audio").glob("*.wav"))[0].read_bytes()
+    contents = {
+        "noise.png": bytes(range(256)) * 4,
+        "half.png": png[: len(png) // 2],
+        "empty.png": b"",
+        "text.png": b"not an image at all\n",
+        "noise.wav": bytes(range(256)) * 8,
+        "empty.wav": b"",
+        "header.wav": wav[:44],  # a RIFF header and no samples
+    }
+    for row, (column, name) in HOSTILE_FILES.items():
+        if name in contents:
+            (out / name).write_bytes(contents[name])
+        frame[column] = frame[column].astype(object)
+        frame.loc[row - 1, column] = str(out / name)
+    table = out / "hostile.csv"
+    frame.to_csv(table, index=False)
+    return table
+
+
+@pytest.fixture(scope="session")
+def hostile_rows() -> dict[int, tuple[str, str]]:
+    """The bad rows of `hostile_table`: row number -> (column, file name)."""
+    return dict(HOSTILE_FILES)

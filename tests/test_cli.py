@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -165,12 +166,109 @@ def test_predict_names_the_missing_file_and_row(runner, saved_model, demo_data, 
     frame.to_csv(table, index=False)
 
     out = tmp_path / "pred.csv"
-    result = invoke(runner, "predict", saved_model, table, "-o", out)
+    result = invoke(runner, "predict", saved_model, table, "-o", out, "--on-error", "raise")
     assert result.exit_code == 2, result.output
+    assert f"{table}: 1 of 16 row(s) cannot be used" in result.flat
     assert f"{table}, row 4, column 'image'" in result.flat
     assert str(tmp_path / "gone [old].png") in result.flat
+    assert "--on-error skip" in result.flat
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+def _bad_rows(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
+
+
+def test_predict_keeps_every_row_and_lists_every_bad_one(
+    runner, saved_model, hostile_table, hostile_rows, tmp_path
+):
+    """A model trained with the default `data.on_error: raise` still predicts a table with
+    nine unreadable files: one output row per input row, the nine listed, exit 3."""
+    out = tmp_path / "predictions.csv"
+    result = invoke(runner, "predict", saved_model, hostile_table, "-o", out)
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output
+
+    source = pd.read_csv(hostile_table, dtype={"id": str})
+    frame = pd.read_csv(out, dtype={"id": str})
+    assert list(frame["id"]) == list(source["id"])  # one row per input row, in order
+    errors = frame["error"].notna()
+    assert sorted(frame.index[errors] + 1) == sorted(hostile_rows)
+    for row, (column, name) in hostile_rows.items():
+        reason = frame.loc[row - 1, "error"]
+        assert f"column '{column}'" in reason and name in reason, (row, reason)
+    proba = frame[[c for c in frame.columns if c.startswith("proba_")]]
+    assert frame.loc[errors, "prediction"].isna().all() and proba[errors].isna().all().all()
+    assert frame.loc[~errors, "prediction"].notna().all()
+    assert np.allclose(proba[~errors].sum(1), 1.0, atol=1e-5)
+
+    listed = _bad_rows(tmp_path / "predictions.bad_rows.csv")
+    assert list(listed.columns) == ["row", "id", "column", "file", "reason"]
+    assert list(listed["row"]) == sorted(hostile_rows)  # every one, sorted by row
+    assert list(listed["id"]) == [source["id"][r - 1] for r in sorted(hostile_rows)]
+    assert list(listed["column"]) == [hostile_rows[r][0] for r in sorted(hostile_rows)]
+    assert set(listed["file"]) == {str(hostile_table)}
+
+    assert f"wrote 25 predictions to {out}" in result.flat
+    assert "skipped 9 of 25 row(s)" in result.flat
+    assert f"{hostile_table}, row 2, column 'image'" in result.flat  # the first few...
+    assert "and 4 more problem(s)" in result.flat  # ...not all nine on the terminal
+    assert str(tmp_path / "predictions.bad_rows.csv") in result.flat
+
+    # a clean table written to the same output: exit 0 and no stale list left behind
+    clean = source.drop(index=[r - 1 for r in hostile_rows])
+    clean.to_csv(tmp_path / "clean.csv", index=False)
+    again = invoke(runner, "predict", saved_model, tmp_path / "clean.csv", "-o", out)
+    assert again.exit_code == 0, again.output
+    assert "error" not in pd.read_csv(out).columns
+    assert not (tmp_path / "predictions.bad_rows.csv").exists()
+
+
+def test_predict_on_error_raise_names_the_first_row_and_how_many(
+    runner, saved_model, hostile_table, tmp_path
+):
+    out = tmp_path / "predictions.csv"
+    result = invoke(runner, "predict", saved_model, hostile_table, "-o", out, "--on-error", "raise")
+    assert result.exit_code == 2, result.output
+    assert f"{hostile_table}: 9 of 25 row(s) cannot be used" in result.flat
+    assert "the first is row 2, column 'image': image file not found" in result.flat
+    assert "Traceback" not in result.output
+    assert not out.exists() and not (tmp_path / "predictions.bad_rows.csv").exists()
+    wrong = invoke(runner, "predict", saved_model, hostile_table, "--on-error", "ignore")
+    assert wrong.exit_code == 2 and "raise" in wrong.output and "skip" in wrong.output
+
+
+def test_evaluate_refuses_bad_rows_unless_told_to_skip(
+    runner, saved_model, hostile_table, hostile_rows, tmp_path
+):
+    refused = invoke(runner, "evaluate", saved_model, hostile_table, "--out", tmp_path / "no")
+    assert refused.exit_code == 2, refused.output
+    assert "9 of 25 row(s) cannot be used" in refused.flat and "--on-error skip" in refused.flat
+    assert not (tmp_path / "no" / "metrics.json").exists()
+
+    report = tmp_path / "eval"
+    result = invoke(
+        runner, "evaluate", saved_model, hostile_table, "--out", report, "--on-error", "skip"
+    )
+    assert result.exit_code == 3, result.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["n"] == 16 and metrics["skipped_rows"] == 9
+    assert "skipped 9 of 25 row(s)" in result.flat
+    assert list(_bad_rows(report / "bad_rows.csv")["row"]) == sorted(hostile_rows)
+
+    # the metrics are those of the good rows alone
+    import plait
+
+    source = pd.read_csv(hostile_table)
+    good = source.drop(index=[r - 1 for r in hostile_rows])
+    expected = plait.load(saved_model).evaluate(good)
+    assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
+    assert expected["skipped_rows"] == 0
+
+    # without --out the terminal says where the full list can be had
+    bare = invoke(runner, "evaluate", saved_model, hostile_table, "--on-error", "skip")
+    assert bare.exit_code == 3 and "--out DIR writes the full list" in bare.flat
 
 
 def test_demo_runs_and_writes_the_comparison(runner, tmp_path):

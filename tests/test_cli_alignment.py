@@ -143,6 +143,92 @@ def test_embed_writes_vectors_ids_and_metadata(runner, model, demo_data, tmp_pat
     assert "unknown embeddings format '.csv'" in _error(bad)
 
 
+def _image_rows(hostile_rows: dict[int, tuple[str, str]]) -> list[int]:
+    """The hostile rows a caption <-> image model reads (it never opens the audio)."""
+    return sorted(r for r, (column, _) in hostile_rows.items() if column == "image")
+
+
+def test_embed_skips_unreadable_rows_and_lists_them(
+    runner, model, hostile_table, hostile_rows, tmp_path
+):
+    out = tmp_path / "emb.parquet"
+    result = invoke(runner, "embed", model, hostile_table, "--modality", "image", "--out", out)
+    assert result.exit_code == 3, result.output
+    bad = _image_rows(hostile_rows)
+    source = pd.read_csv(hostile_table, dtype={"id": str})
+    has_image = source["image"].notna()
+    expected = [i for n, i in enumerate(source["id"], 1) if has_image[n - 1] and n not in bad]
+    ids, vectors, _ = read_embeddings(out)
+    assert ids == expected and vectors.shape == (len(expected), 16)  # no vector, no row
+    listed = pd.read_csv(tmp_path / "emb.bad_rows.csv", dtype={"id": str})
+    assert list(listed["row"]) == bad
+    assert list(listed["id"]) == [source["id"][r - 1] for r in bad]
+    assert f"skipped {len(bad)} of 25 row(s)" in result.flat
+    assert str(tmp_path / "emb.bad_rows.csv") in result.flat
+
+    refused = invoke(
+        runner,
+        "embed",
+        model,
+        hostile_table,
+        "--modality",
+        "image",
+        "--out",
+        tmp_path / "r.parquet",
+        "--on-error",
+        "raise",
+    )
+    line = _error(refused)
+    assert f"{len(bad)} of 25 row(s) cannot be used" in line and "row 2, column 'image'" in line
+    assert not (tmp_path / "r.parquet").exists()
+
+    # the captions of the same table are all readable: exit 0, no list written
+    text = invoke(runner, "embed", model, hostile_table, "--modality", "text", "--out", out)
+    assert text.exit_code == 0, text.output
+    assert not (tmp_path / "emb.bad_rows.csv").exists()
+
+
+def test_zeroshot_keeps_every_row_and_lists_the_unreadable_ones(
+    runner, model, hostile_table, hostile_rows, tmp_path
+):
+    out = tmp_path / "zs.csv"
+    result = invoke(runner, "zeroshot", model, hostile_table, "--out", out)
+    assert result.exit_code == 3, result.output
+    bad = _image_rows(hostile_rows)
+    source = pd.read_csv(hostile_table, dtype={"id": str})
+    frame = pd.read_csv(out, dtype={"id": str})
+    assert list(frame["id"]) == list(source["id"])  # one row per input row, in order
+    assert list(frame["label"]) == list(source["label"])
+    empty = [n for n, v in enumerate(source["image"], 1) if pd.isna(v)]
+    unclassified = [n for n, e in enumerate(frame["error"], 1) if isinstance(e, str)]
+    assert unclassified == sorted(bad + empty)
+    for row in bad:
+        assert hostile_rows[row][1] in frame["error"][row - 1]
+    for row in empty:
+        assert "cell is empty" in frame["error"][row - 1]
+    assert frame["prediction"].isna().tolist() == frame["error"].notna().tolist()
+    listed = pd.read_csv(tmp_path / "zs.bad_rows.csv")
+    assert list(listed["row"]) == bad  # an empty cell is not a bad row
+    assert f"skipped {len(bad)} of 25 row(s)" in result.flat and "skipped_rows" in result.flat
+
+    refused = invoke(runner, "zeroshot", model, hostile_table, "-o", out, "--on-error", "raise")
+    assert f"{len(bad)} of 25 row(s) cannot be used" in _error(refused)
+
+
+def test_aligned_evaluate_refuses_bad_rows_unless_told_to_skip(
+    runner, model, hostile_table, hostile_rows, tmp_path
+):
+    bad = _image_rows(hostile_rows)
+    refused = invoke(runner, "evaluate", model, hostile_table)
+    assert f"{len(bad)} of 25 row(s) cannot be used" in _error(refused)
+    report = tmp_path / "ev"
+    result = invoke(runner, "evaluate", model, hostile_table, "--out", report, "--on-error", "skip")
+    assert result.exit_code == 3, result.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["skipped_rows"] == len(bad)
+    assert list(pd.read_csv(report / "bad_rows.csv")["row"]) == bad
+
+
 @pytest.mark.parametrize("command", [["search"], ["index", "search"]])
 def test_search_prints_ranked_hits_and_a_contact_sheet(runner, index, demo_data, tmp_path, command):
     sheet = tmp_path / "sheet.html"
@@ -257,7 +343,10 @@ def test_zeroshot_writes_predictions_and_prints_accuracy(runner, model, demo_dat
     frame = pd.read_csv(out)
     assert {"id", "prediction", "label"} <= set(frame.columns)
     assert [f"score_{c}" for c in labels] == [c for c in frame.columns if c.startswith("score_")]
-    assert set(frame["prediction"]) <= set(labels)
+    assert set(frame["prediction"].dropna()) <= set(labels)
+    # one row per input row: a row with no image has an empty prediction and says why
+    assert len(frame) == len(pd.read_csv(demo_data / "test.csv"))
+    assert frame["prediction"].isna().tolist() == frame["error"].notna().tolist()
     assert f"wrote {len(frame)} predictions to {out}" in result.flat and "accuracy" in result.output
     # default classes: the training labels
     result = invoke(

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from plait.config import PlaitConfig
+from plait.data.bad_rows import BadRows, OnError
 from plait.errors import ConfigError, PlaitError
 from plait.predictor import Predictor, load
 from plait.training import RunResult
@@ -95,14 +96,22 @@ def evaluate(
     data: Any,
     *,
     out: str | Path | None = None,
+    on_error: OnError = "raise",
 ) -> dict[str, Any]:
     """Metrics of a saved model on labelled data; writes a report folder when `out` is set.
 
     An aligned model reports retrieval in both directions (and zero-shot accuracy when
     the data has class labels) on the rows that have both of its modalities.
+
+    `on_error="raise"` (default) refuses data with a bad row (metrics on a silently
+    reduced set would mislead); `skip` scores the good rows, `metrics["skipped_rows"]`
+    counts the others and, with `out`, `out/bad_rows.csv` lists them (the list is in
+    `model.last_bad_rows` too when `model` is a loaded model).
     """
+    from plait.data.bad_rows import check_on_error, write_bad_rows
+
     predictor = _as_any_predictor(model)
-    metrics = predictor.evaluate(data)
+    metrics = predictor.evaluate(data, on_error=check_on_error(on_error))
     if out is not None:
         from plait.evaluation import write_report
 
@@ -112,16 +121,38 @@ def evaluate(
             task=predictor.task,
             title=f"Plait evaluation: {predictor.config.name}",
         )
+        write_bad_rows(_bad_rows(predictor, data), Path(out) / "bad_rows.csv")
     return metrics
 
 
+def _bad_rows(predictor: Predictor | AlignedPredictor, data: Any) -> BadRows | None:
+    """The bad rows of the table `data` the predictor just read (none for a dataset)."""
+    from plait.data import MultimodalDataset
+
+    return None if isinstance(data, MultimodalDataset) else predictor.last_bad_rows
+
+
 def predict(
-    model: Predictor | AlignedPredictor | str | Path, data: Any, *, output: str | Path | None = None
+    model: Predictor | AlignedPredictor | str | Path,
+    data: Any,
+    *,
+    output: str | Path | None = None,
+    on_error: OnError = "skip",
 ) -> pd.DataFrame:
-    """Predictions (and class probabilities) as a DataFrame; also written to `output`."""
-    frame = _as_predictor(model).predict(data)
+    """Predictions (and class probabilities) as a DataFrame; also written to `output`.
+
+    One row per input row, in input order. With `on_error="skip"` (default) a row that
+    cannot be read has an empty prediction and an `error` column says why; the loaded
+    model's `last_bad_rows` lists every problem and, with `output`, so does
+    `<output stem>.bad_rows.csv` beside it. `raise` refuses the table instead.
+    """
+    from plait.data.bad_rows import bad_rows_path, check_on_error, write_bad_rows
+
+    predictor = _as_predictor(model)
+    frame = predictor.predict(data, on_error=check_on_error(on_error))
     if output is not None:
         _write_frame(frame, output)
+        write_bad_rows(_bad_rows(predictor, data), bad_rows_path(output))
     return frame
 
 
@@ -222,21 +253,35 @@ def embed(
     *,
     batch_size: int = 64,
     progress: bool = False,
+    on_error: OnError = "skip",
 ) -> tuple[list[str], np.ndarray]:
     """Embed one modality of every row that has it: (ids, [N, D] float32 unit vectors).
 
     With `out` (`.parquet` or `.npy`) the vectors are also written, with the ids and each
     row's metadata (see `plait.retrieval.embed`).
+
+    A vector cannot be empty: with `on_error="skip"` (default) a row whose file cannot
+    be read is left out, like a row without the modality, and listed in
+    `<out stem>.bad_rows.csv` beside `out` (and in `model.last_bad_rows`); `raise`
+    refuses the table.
     """
+    from plait.data.bad_rows import bad_rows_path, check_on_error, write_bad_rows
     from plait.retrieval.embed import check_format, embed_rows, write_embeddings
 
     if out is not None:
         check_format(Path(out))
+    predictor = _as_aligned(model)
     ids, vectors, metadata = embed_rows(
-        _as_aligned(model), data, modality, batch_size=batch_size, progress=progress
+        predictor,
+        data,
+        modality,
+        batch_size=batch_size,
+        progress=progress,
+        on_error=check_on_error(on_error),
     )
     if out is not None:
         write_embeddings(out, ids, vectors, metadata)
+        write_bad_rows(predictor.last_bad_rows, bad_rows_path(out))
     return ids, vectors
 
 
@@ -250,14 +295,30 @@ def zeroshot(
     label: str | None = None,
     out: str | Path | None = None,
     progress: bool = False,
+    on_error: OnError = "skip",
 ) -> ZeroShotResult:
     """Classify rows by their nearest class prompt ("a photo of a {}"); metrics when the
-    data has true classes. `out` writes the predictions (CSV or Parquet)."""
-    result = _as_aligned(model).zeroshot(
-        data, classes, templates=templates, modality=modality, label=label, progress=progress
+    data has true classes. `out` writes the predictions (CSV or Parquet).
+
+    One prediction row per input row, as `predict`: with `on_error="skip"` (default) a
+    row that cannot be read has an empty prediction and an `error`, is listed in
+    `<out stem>.bad_rows.csv` and counted in `metrics["skipped_rows"]`; `raise` refuses.
+    """
+    from plait.data.bad_rows import bad_rows_path, check_on_error, write_bad_rows
+
+    predictor = _as_aligned(model)
+    result = predictor.zeroshot(
+        data,
+        classes,
+        templates=templates,
+        modality=modality,
+        label=label,
+        progress=progress,
+        on_error=check_on_error(on_error),
     )
     if out is not None:
         _write_frame(result.predictions, out)
+        write_bad_rows(_bad_rows(predictor, data), bad_rows_path(out))
     return result
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +22,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
+if TYPE_CHECKING:
+    from plait.data.bad_rows import BadRows
+
 console = Console(stderr=True)
 data_app = typer.Typer(help="Build ready-made data sets (AV-MNIST, digits).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -32,11 +36,45 @@ index_app = typer.Typer(
 app.add_typer(index_app, name="index")
 
 
+EXIT_ERROR = 2  # a PlaitError: nothing (or nothing complete) was written
+EXIT_SKIPPED = 3  # the output was written, but some rows were skipped and listed
+
+
+class OnError(str, Enum):
+    """What predict / evaluate / embed / zeroshot do with a row they cannot read."""
+
+    raise_ = "raise"
+    skip = "skip"
+
+
+_ON_ERROR_HELP = (
+    "What to do with a row whose file cannot be read (missing, corrupt, empty...): "
+    "`raise` refuses the table, `skip` {skip}, lists every bad row in {where} and exits "
+    "3. Never taken from the training config's data.on_error."
+)
+
+
+def _on_error_option(skip: str, where: str) -> Any:
+    return typer.Option(
+        "--on-error", case_sensitive=False, help=_ON_ERROR_HELP.format(skip=skip, where=where)
+    )
+
+
+def _bad_rows_exit(report: BadRows | None, listed_in: Path | None, hint: str = "") -> None:
+    """Print a summary of the skipped rows (count, the first few, the list file) and
+    exit with EXIT_SKIPPED; nothing when no row was skipped."""
+    if not report:
+        return
+    text = report.summary(listed_in) + (f"\n{hint}" if hint else "")
+    console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
+    raise typer.Exit(code=EXIT_SKIPPED)
+
+
 def _fail(exc: Exception) -> None:
     # the message is plain text: a path like `scans[old]/x.png` must not be read as rich markup,
     # and long paths must not be broken across lines
     console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=EXIT_ERROR)
 
 
 def _run(action):
@@ -144,19 +182,34 @@ def evaluate(
     model: Annotated[Path, typer.Argument(help="Saved model folder (runs/NAME/model).")],
     data: Annotated[Path, typer.Argument(help="Labelled table: CSV, Parquet or JSONL.")],
     out: Annotated[Path | None, typer.Option(help="Write metrics.json + report.html here.")] = None,
+    on_error: Annotated[
+        OnError,
+        _on_error_option(
+            "scores the other rows (metrics say how many were left out)", "OUT/bad_rows.csv"
+        ),
+    ] = OnError.raise_,
 ) -> None:
     """Score a saved model on labelled data (an aligned model: retrieval both ways, and
     zero-shot accuracy when the data has class labels).
+
+    A bad row refuses the table by default (metrics on a quietly smaller set would
+    mislead); [bold]--on-error skip[/] scores the rest. Exit status: 0, 2 on an error,
+    3 when rows were skipped.
 
     Example: [bold]plait evaluate runs/demo/model test.csv --out eval-report[/]
     """
 
     def action() -> None:
         from plait.api import evaluate as evaluate_api
+        from plait.predictor import load
 
-        _print_results(evaluate_api(model, data, out=out))
+        predictor = load(model)
+        _print_results(evaluate_api(predictor, data, out=out, on_error=on_error.value))
         if out:
             console.print(f"report: {out / 'report.html'}")
+        listed = out / "bad_rows.csv" if out else None
+        hint = "" if out else "(--out DIR writes the full list to DIR/bad_rows.csv)"
+        _bad_rows_exit(predictor.last_bad_rows, listed, hint)
 
     _run(action)
 
@@ -168,17 +221,33 @@ def predict(
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV or Parquet to write.")] = Path(
         "predictions.csv"
     ),
+    on_error: Annotated[
+        OnError,
+        _on_error_option(
+            "writes an empty prediction and an `error` for it", "OUTPUT_STEM.bad_rows.csv"
+        ),
+    ] = OnError.skip,
 ) -> None:
     """Predict classes and probabilities (or values) for every row.
+
+    One output row per input row, in input order, ids as written. A row whose file
+    cannot be read keeps its row with an empty prediction and an `error` column saying
+    why, and is listed in [bold]predictions.bad_rows.csv[/] beside the output. Exit
+    status: 0 all rows predicted, 2 on an error (nothing written), 3 when rows were
+    skipped (output written).
 
     Example: [bold]plait predict runs/demo/model new.csv -o predictions.csv[/]
     """
 
     def action() -> None:
         from plait.api import predict as predict_api
+        from plait.data.bad_rows import bad_rows_path
+        from plait.predictor import load
 
-        frame = predict_api(model, data, output=output)
+        predictor = load(model)
+        frame = predict_api(predictor, data, output=output, on_error=on_error.value)
         console.print(f"wrote {len(frame)} predictions to {output}")
+        _bad_rows_exit(getattr(predictor, "last_bad_rows", None), bad_rows_path(output))
 
     _run(action)
 
@@ -363,19 +432,40 @@ def embed(
         Path, typer.Option(help="Output: .parquet (ids, vectors, metadata) or .npy.")
     ] = Path("embeddings.parquet"),
     batch_size: BatchOption = 64,
+    on_error: Annotated[
+        OnError,
+        _on_error_option(
+            "leaves it out of the vectors (which cannot be empty)", "OUT_STEM.bad_rows.csv"
+        ),
+    ] = OnError.skip,
 ) -> None:
     """Embed one modality of every row with an aligned model, into a file of vectors.
+
+    Rows without the modality have no vector. A row whose file cannot be read has none
+    either: by default it is skipped (one bad file does not stop a large collection) and
+    listed in [bold]OUT_STEM.bad_rows.csv[/] beside the output. Exit status: 0, 2 on an
+    error, 3 when rows were skipped.
 
     Example: [bold]plait embed runs/clip/model photos.csv --modality image --out emb.parquet[/]
     """
 
     def action() -> None:
         from plait.api import embed as embed_api
+        from plait.data.bad_rows import bad_rows_path
+        from plait.retrieval.search import load_aligned
 
+        predictor = load_aligned(model)
         ids, vectors = embed_api(
-            model, data, modality, out=out, batch_size=batch_size, progress=True
+            predictor,
+            data,
+            modality,
+            out=out,
+            batch_size=batch_size,
+            progress=True,
+            on_error=on_error.value,
         )
         console.print(f"wrote {len(ids)} embeddings ({vectors.shape[1]} dims) to {out}")
+        _bad_rows_exit(predictor.last_bad_rows, bad_rows_path(out))
 
     _run(action)
 
@@ -536,8 +626,18 @@ def zeroshot(
     out: Annotated[Path, typer.Option("-o", "--out", help="CSV or Parquet to write.")] = Path(
         "predictions.csv"
     ),
+    on_error: Annotated[
+        OnError,
+        _on_error_option(
+            "writes an empty prediction and an `error` for it", "OUT_STEM.bad_rows.csv"
+        ),
+    ] = OnError.skip,
 ) -> None:
     """Classify rows with no training: each row gets the class whose prompt is nearest.
+
+    One output row per input row, as [bold]plait predict[/]: a row with nothing to
+    classify (an empty cell, or a file that cannot be read) has an empty prediction and
+    an `error`. Exit status: 0, 2 on an error, 3 when unreadable rows were skipped.
 
     Example: [bold]plait zeroshot runs/clip/model test.csv --classes "cat,dog" --template
     "a photo of a {}" --out predictions.csv[/]
@@ -545,14 +645,25 @@ def zeroshot(
 
     def action() -> None:
         from plait.api import zeroshot as zeroshot_api
+        from plait.data.bad_rows import bad_rows_path
+        from plait.retrieval.search import load_aligned
 
+        predictor = load_aligned(model)
         names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
         result = zeroshot_api(
-            model, data, names, template or None, modality=modality, label=label, out=out
+            predictor,
+            data,
+            names,
+            template or None,
+            modality=modality,
+            label=label,
+            out=out,
+            on_error=on_error.value,
         )
         console.print(f"wrote {len(result.predictions)} predictions to {out}")
         if result.metrics is not None:
             _print_metrics(result.metrics)
+        _bad_rows_exit(predictor.last_bad_rows, bad_rows_path(out))
 
     _run(action)
 

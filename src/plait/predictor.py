@@ -26,8 +26,10 @@ from torch.utils.data import DataLoader
 from plait.build import build_model
 from plait.config import PlaitConfig
 from plait.data import LabelSpace, MultimodalDataset, prepare_inference
+from plait.data.bad_rows import BadRows, OnError, with_bad_rows
 from plait.data.batch import Batch
-from plait.errors import PlaitError
+from plait.data.prepare import bad_rows_of
+from plait.errors import PlaitError, RowProblem
 from plait.evaluation import compute_metrics
 from plait.model import MultimodalModel
 from plait.model_folder import load_weights_into, read_config, read_folder, save_folder
@@ -52,22 +54,43 @@ class Predictor:
         self.processors = processors
         self.labels = labels
         self.metrics = metrics or {}
-        self.last_problems: list = []
+        self.last_problems: list[RowProblem] = []  # of the last table read
+        self.last_bad_rows: BadRows | None = None  # the same, with each bad row's id
 
     @property
     def task(self) -> str:
         return self.config.head.task
 
     # ----------------------------------------------------------------- inference
-    def batches(self, data: Any, require_labels: bool, batch_size: int) -> Iterator[Batch]:
+    def dataset(
+        self, data: Any, require_labels: bool = False, on_error: OnError = "raise"
+    ) -> MultimodalDataset:
+        """`data` (a path or DataFrame) read and validated as a dataset of its good rows;
+        an already prepared `MultimodalDataset` is returned as it is.
+
+        A table's problems are kept in `last_problems` and `last_bad_rows` (with each bad
+        row's id); `on_error` (`raise` or `skip`) is this call's choice, never the
+        training config's.
+        """
+        if isinstance(data, MultimodalDataset):
+            return data
+        dataset, self.last_problems = prepare_inference(
+            data,
+            self.config,
+            self.processors,
+            self.labels,
+            require_labels=require_labels,
+            on_error=on_error,
+        )
+        self.last_bad_rows = bad_rows_of(dataset, self.config, self.last_problems)
+        return dataset
+
+    def batches(
+        self, data: Any, require_labels: bool, batch_size: int, on_error: OnError = "raise"
+    ) -> Iterator[Batch]:
         """Collated batches of `data` (a path, DataFrame or an already prepared
         `MultimodalDataset`), on the CPU, for code that runs the model itself."""
-        if isinstance(data, MultimodalDataset):
-            dataset = data
-        else:
-            dataset, self.last_problems = prepare_inference(
-                data, self.config, self.processors, self.labels, require_labels=require_labels
-            )
+        dataset = self.dataset(data, require_labels, on_error)
         loader = DataLoader(
             dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate
         )
@@ -81,8 +104,10 @@ class Predictor:
         require_labels: bool = False,
         batch_size: int = 64,
         transform: Callable[[Batch], Batch] | None = None,
+        on_error: OnError = "raise",
     ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-        """Raw model outputs: (ids, outputs [N, K] as probabilities or values, labels).
+        """Raw model outputs of the good rows: (ids, outputs [N, K] as probabilities or
+        values, labels).
 
         `transform` rewrites each collated batch (on the CPU, before it moves to the
         model's device), e.g. to hide or perturb a modality (`plait.evaluation.robustness`).
@@ -91,7 +116,7 @@ class Predictor:
         ids: list[str] = []
         outs: list[np.ndarray] = []
         targets: list[np.ndarray] = []
-        for batch in self.batches(data, require_labels, batch_size):
+        for batch in self.batches(data, require_labels, batch_size, on_error):
             if transform is not None:
                 batch = transform(batch)
             batch = batch.to(device)
@@ -105,18 +130,31 @@ class Predictor:
         labels = np.concatenate(targets) if targets else None
         return ids, stacked, labels
 
-    def predict_proba(self, data: Any, batch_size: int = 64) -> pd.DataFrame:
-        """Per-class probabilities (classification, multilabel) with an `id` column."""
+    def predict_proba(
+        self, data: Any, batch_size: int = 64, *, on_error: OnError = "skip"
+    ) -> pd.DataFrame:
+        """Per-class probabilities (classification, multilabel) with an `id` column; one
+        row per input row, as `predict`."""
         if self.task == "regression":
             raise PlaitError("predict_proba is for classification models; use predict")
-        ids, probs, _ = self.outputs(data, batch_size=batch_size)
+        dataset = self.dataset(data, on_error=on_error)
+        ids, probs, _ = self.outputs(dataset, batch_size=batch_size)
         frame = pd.DataFrame(probs, columns=[f"proba_{c}" for c in self.labels.names])
         frame.insert(0, "id", ids)
-        return frame
+        return self._every_row(frame, dataset, data)
 
-    def predict(self, data: Any, batch_size: int = 64) -> pd.DataFrame:
-        """Predictions with an `id` column; class models add one `proba_<class>` per class."""
-        ids, out, _ = self.outputs(data, batch_size=batch_size)
+    def predict(
+        self, data: Any, batch_size: int = 64, *, on_error: OnError = "skip"
+    ) -> pd.DataFrame:
+        """Predictions with an `id` column; class models add one `proba_<class>` per class.
+
+        One row per input row, in input order. With `on_error="skip"` (the default) a row
+        that cannot be read (a missing or corrupt file...) keeps its row with an empty
+        prediction, and an `error` column (present only then) says why; `last_bad_rows`
+        lists every problem with the row's id. `on_error="raise"` refuses the table.
+        """
+        dataset = self.dataset(data, on_error=on_error)
+        ids, out, _ = self.outputs(dataset, batch_size=batch_size)
         frame = pd.DataFrame({"id": ids})
         if self.task == "classification":
             frame["prediction"] = [self.labels.names[i] for i in out.argmax(1)] if len(out) else []
@@ -134,24 +172,43 @@ class Predictor:
             values = self.labels.denormalize(out)
             for j, name in enumerate(self.labels.names):
                 frame[name] = values[:, j]
-        return frame
+        return self._every_row(frame, dataset, data)
+
+    def _every_row(
+        self, frame: pd.DataFrame, dataset: MultimodalDataset, data: Any
+    ) -> pd.DataFrame:
+        """The good rows' `frame` put back among the skipped rows of the table `data`."""
+        if dataset is data:  # a prepared dataset: its rows are the input rows
+            return frame
+        return with_bad_rows(frame, dataset.rows, self.last_bad_rows)
 
     def evaluate(
         self,
         data: Any,
         batch_size: int = 64,
         transform: Callable[[Batch], Batch] | None = None,
+        *,
+        on_error: OnError = "raise",
     ) -> dict[str, Any]:
         """Metrics on labelled data (same report format as training); `transform` as in
-        `outputs`."""
+        `outputs`.
+
+        `on_error="raise"` (the default) refuses a table with bad rows: metrics on a
+        silently smaller set would mislead. With `skip` the metrics cover the good rows
+        and `skipped_rows` says how many were left out (listed in `last_bad_rows`).
+        """
+        dataset = self.dataset(data, require_labels=True, on_error=on_error)
         _, out, labels = self.outputs(
-            data, require_labels=True, batch_size=batch_size, transform=transform
+            dataset, require_labels=True, batch_size=batch_size, transform=transform
         )
         if labels is None or len(labels) == 0:
             raise PlaitError("no labelled rows to evaluate")
         if self.task == "regression":
             out, labels = self.labels.denormalize(out), self.labels.denormalize(labels)
-        return compute_metrics(self.task, labels, out, self.labels.names)
+        metrics = compute_metrics(self.task, labels, out, self.labels.names)
+        if dataset is not data and self.last_bad_rows is not None:
+            metrics["skipped_rows"] = len(self.last_bad_rows.rows)
+        return metrics
 
     # ------------------------------------------------------------------ save / load
     def save(self, folder: str | Path) -> Path:

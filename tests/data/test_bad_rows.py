@@ -1,103 +1,83 @@
-"""prepare_data with rare classes and skipped rows: singletons are named, stratification
-survives them, label counts and the bad-row list describe the rows actually used."""
+"""The bad rows of an inference run: their order, their list file, the output frame."""
 
 from __future__ import annotations
 
-import logging
-import warnings
-
+import numpy as np
 import pandas as pd
 import pytest
 
-from plait.data import prepare_data, read_table
-from plait.data.splits import split_table
+from plait.data.bad_rows import (
+    BadRows,
+    bad_rows_path,
+    check_on_error,
+    with_bad_rows,
+    write_bad_rows,
+)
+from plait.errors import PlaitError, RowProblem
 
 
-def _text_config(make_config, path, **data):
-    return make_config(path, modalities={"t": {"kind": "text", "column": "text"}}, data=data)
+def _report() -> BadRows:
+    problems = [  # found out of order, one row with two bad cells
+        RowProblem("t.csv", 5, "image", "image file not found: a.png"),
+        RowProblem("t.csv", 2, "audio", "audio file b.wav is empty (0 frames)"),
+        RowProblem("t.csv", 5, "audio", "cannot decode audio file c.wav"),
+    ]
+    return BadRows("t.csv", 6, problems, ids={2: "0002", 5: "0005"})
 
 
-def test_singleton_class_is_named_and_the_rest_stays_stratified(tmp_path, make_config, caplog):
-    labels = ["cat"] * 20 + ["dog"] * 20
-    labels.insert(17, "dgo")  # a typo: one row, data row 18
-    path = tmp_path / "train.csv"
-    pd.DataFrame({"text": [f"text {i}" for i in range(len(labels))], "label": labels}).to_csv(
-        path, index=False
+def test_problems_are_sorted_by_row_and_each_row_counted_once():
+    report = _report()
+    assert [(p.row, p.column) for p in report.problems] == [
+        (2, "audio"),
+        (5, "audio"),
+        (5, "image"),
+    ]
+    assert report.rows == [2, 5]
+    assert report.reasons()[5] == (
+        "column 'audio': cannot decode audio file c.wav; "
+        "column 'image': image file not found: a.png"
     )
-    config = _text_config(
-        make_config, path, split={"method": "stratified", "valid": 0.2, "test": 0.0}
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no raw Python warning reaches the user
-        with caplog.at_level(logging.INFO, logger="plait"):
-            prepared = prepare_data(config)
-    message = caplog.text
-    assert "'dgo'" in message and "row 18" in message and "1 training row" in message
-    assert str(path) in message
-    valid_labels = [labels[r] for r in prepared.valid.rows]
-    assert len(valid_labels) == 9 and "dgo" not in valid_labels  # ceil(0.2 * 41) rows
-    assert abs(valid_labels.count("cat") - valid_labels.count("dog")) <= 1  # stratified
-    assert 17 in prepared.train.rows  # the singleton stays where it can be learnt
+    frame = report.frame()
+    assert list(frame.columns) == ["row", "id", "column", "file", "reason"]
+    assert list(frame["row"]) == [2, 5, 5] and list(frame["id"]) == ["0002", "0005", "0005"]
 
 
-def test_label_counts_exclude_skipped_rows(tmp_path, good_rows, make_config, media):
-    rows = [dict(r) for r in good_rows]  # 6 cat, 6 dog
-    rows[0]["image"] = str(media / "missing.png")  # a cat
-    rows[2]["audio"] = str(media / "bad.wav")  # a cat
-    path = tmp_path / "train.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    config = make_config(
-        path, data={"on_error": "skip", "split": {"method": "random", "valid": 0.0, "test": 0.0}}
-    )
-    prepared = prepare_data(config)
-    assert prepared.labels.names == ["cat", "dog"]
-    assert prepared.labels.counts == [4, 6]
-    assert prepared.labels.num_rows == 10
+def test_summary_shows_the_count_the_first_few_and_the_list():
+    problems = [RowProblem("t.csv", r, "image", f"bad {r}") for r in range(1, 9)]
+    text = BadRows("t.csv", 20, problems).summary("t.bad_rows.csv", shown=3)
+    assert text.startswith("skipped 8 of 20 row(s) of t.csv")
+    assert "row 3, column 'image': bad 3" in text and "bad 4" not in text
+    assert "... and 5 more problem(s)" in text and text.endswith("listed in t.bad_rows.csv")
 
 
-def test_class_left_without_rows_is_named(tmp_path, good_rows, make_config, media, caplog):
-    rows = [dict(r) for r in good_rows]
-    rows.append({**rows[0], "label": "bird", "image": str(media / "corrupt.png")})
-    path = tmp_path / "train.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    config = make_config(
-        path, data={"on_error": "skip", "split": {"method": "random", "valid": 0.0, "test": 0.0}}
-    )
-    with caplog.at_level(logging.WARNING, logger="plait"):
-        prepared = prepare_data(config)
-    assert prepared.labels.counts == [0, 6, 6]  # bird, cat, dog
-    assert "'bird'" in caplog.text and "no usable training row" in caplog.text
+def test_refusal_names_the_first_row_and_how_many():
+    error = _report().refusal()
+    assert "t.csv: 2 of 6 row(s) cannot be used" in str(error)
+    assert "the first is row 2, column 'audio'" in str(error)
+    assert "--on-error skip" in str(error) and len(error.problems) == 3
 
 
-def test_bad_rows_are_ordered_by_row_and_counted_per_split(tmp_path, good_rows, make_config, media):
-    rows = [dict(r) for r in good_rows * 2]  # 24 rows
-    for position in range(0, 24, 3):  # rows 1, 4, 7, ... 22 are bad
-        rows[position]["image"] = str(media / f"missing-{position}.png")
-    path = tmp_path / "train.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    config = make_config(
-        path,
-        data={"on_error": "skip", "split": {"method": "random", "valid": 0.5, "test": 0.0}},
-    )
-    prepared = prepare_data(config)
-    found = [p.row for p in prepared.problems]
-    assert found == list(range(1, 25, 3))
-    train_split, valid_split, _ = split_table(read_table(path).frame, config.data)
-    train_bad = [r for r in found if r - 1 in set(train_split)]
-    valid_bad = [r for r in found if r - 1 in set(valid_split)]
-    assert train_bad and valid_bad and min(valid_bad) < max(train_bad)  # really interleaved
-    assert prepared.skipped_rows == {"train": len(train_bad), "valid": len(valid_bad)}
+def test_every_input_row_keeps_its_place():
+    report = _report()
+    good = [0, 2, 3, 5]  # 0-based positions of rows 1, 3, 4, 6
+    frame = pd.DataFrame({"id": ["a", "c", "d", "f"], "proba_x": [0.1, 0.3, 0.4, 0.6]})
+    full = with_bad_rows(frame, np.array(good), report)
+    assert list(full["id"]) == ["a", "0002", "c", "d", "0005", "f"]
+    assert full["proba_x"].isna().tolist() == [False, True, False, False, True, False]
+    assert full["error"].notna().tolist() == full["proba_x"].isna().tolist()
+    assert full["error"][1].startswith("column 'audio'")
+    assert with_bad_rows(frame, good, BadRows("t.csv", 4)) is frame  # nothing bad: unchanged
+    with pytest.raises(ValueError):
+        with_bad_rows(frame, good[:2], report)
 
 
-@pytest.mark.parametrize("method", ["stratified", "random"])
-def test_no_raw_warning_when_stratification_cannot_hold(tmp_path, make_config, method, caplog):
-    path = tmp_path / "train.csv"
-    pd.DataFrame({"text": list("abcdef"), "label": ["x", "y", "z", "x", "y", "z"]}).to_csv(
-        path, index=False
-    )
-    config = _text_config(make_config, path, split={"method": method, "valid": 0.2, "test": 0.0})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with caplog.at_level(logging.INFO, logger="plait"):
-            prepared = prepare_data(config)
-    assert len(prepared.train) + len(prepared.valid) == 6
+def test_the_list_file_sits_beside_the_output_and_never_goes_stale(tmp_path):
+    assert bad_rows_path(tmp_path / "predictions.csv") == tmp_path / "predictions.bad_rows.csv"
+    assert bad_rows_path(tmp_path / "emb.npy") == tmp_path / "emb.bad_rows.csv"
+    path = tmp_path / "p.bad_rows.csv"
+    assert write_bad_rows(_report(), path) == path
+    assert list(pd.read_csv(path)["row"]) == [2, 5, 5]
+    assert write_bad_rows(BadRows("t.csv", 6), path) is None and not path.exists()
+    assert check_on_error("skip") == "skip"
+    with pytest.raises(PlaitError, match="'raise' or 'skip'"):
+        check_on_error("collect")

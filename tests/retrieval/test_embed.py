@@ -212,3 +212,27 @@ def _bytes(path: Path, data: bytes) -> Path:
 def _npy(path: Path, array: np.ndarray) -> Path:
     np.save(path, array)
     return path
+
+
+def test_embedding_skips_unreadable_rows_and_lists_them(
+    model, hostile_table, hostile_rows, tmp_path
+):
+    """`embed` and `embed_table` skip (a vector cannot be empty) and list; the lower-level
+    `embed_rows` behind `plait index build` refuses, having nowhere to list them."""
+    from plait.retrieval.embed import embed_rows
+
+    bad = sorted(r for r, (column, _) in hostile_rows.items() if column == "image")
+    ids, vectors = model.embed(hostile_table, "image")
+    assert model.last_bad_rows is not None and model.last_bad_rows.rows == bad
+    source = pd.read_csv(hostile_table, dtype={"id": str})
+    assert not set(ids) & {source["id"][r - 1] for r in bad}
+
+    out = embed_table(model, hostile_table, "image", tmp_path / "emb.npy")
+    assert read_embeddings(out)[0] == ids
+    listed = pd.read_csv(tmp_path / "emb.bad_rows.csv")
+    assert list(listed["row"]) == bad and set(listed["column"]) == {"image"}
+
+    with pytest.raises(PlaitError, match=f"{len(bad)} of 25 row"):
+        embed_rows(model, hostile_table, "image")
+    with pytest.raises(PlaitError, match="row 2, column 'image'"):
+        embed_api(model, hostile_table, "image", on_error="raise")

@@ -27,8 +27,11 @@ from plait.alignment.build import build_aligned_model, shared_dual_checkpoint
 from plait.alignment.model import AlignedModel
 from plait.config import PlaitConfig
 from plait.data import LabelSpace, MultimodalDataset, prepare_inference
+from plait.data.bad_rows import BadRows, OnError
 from plait.data.batch import Batch
-from plait.errors import PlaitError
+from plait.data.manifest import Table
+from plait.data.prepare import bad_rows_of, row_ids
+from plait.errors import PlaitError, RowProblem
 from plait.model_folder import load_weights_into, read_config, read_folder, save_folder
 
 DUAL_FOLDER = "_dual"
@@ -61,7 +64,8 @@ class AlignedPredictor:
         self.processors = processors
         self.labels = labels
         self.metrics = metrics or {}
-        self.last_problems: list = []
+        self.last_problems: list[RowProblem] = []  # of the last table read
+        self.last_bad_rows: BadRows | None = None  # the same, with each bad row's id
         self._dim: int | None = None
 
     @property
@@ -91,7 +95,11 @@ class AlignedPredictor:
         )
 
     # -------------------------------------------------------------- tables of rows
-    def _dataset(self, data: Any, names: Sequence[str], labels: bool) -> MultimodalDataset:
+    def _dataset(
+        self, data: Any, names: Sequence[str], labels: bool, on_error: OnError = "raise"
+    ) -> MultimodalDataset:
+        """The good rows of `data` for the modalities `names` (only their columns are
+        read and checked); the problems go to `last_problems` / `last_bad_rows`."""
         if isinstance(data, MultimodalDataset):
             return data
         config = self.config.model_copy(
@@ -99,8 +107,14 @@ class AlignedPredictor:
         )
         processors = {n: self.processors[n] for n in names}
         dataset, self.last_problems = prepare_inference(
-            data, config, processors, self.labels if labels else None, require_labels=labels
+            data,
+            config,
+            processors,
+            self.labels if labels else None,
+            require_labels=labels,
+            on_error=on_error,
         )
+        self.last_bad_rows = bad_rows_of(dataset, config, self.last_problems)
         return dataset
 
     def _batches(self, dataset: MultimodalDataset, batch_size: int) -> Iterator[Batch]:
@@ -111,23 +125,42 @@ class AlignedPredictor:
             yield batch.to(self.device)
 
     def embed(
-        self, data: Any, modality: str, *, batch_size: int = 64, progress: bool = False
+        self,
+        data: Any,
+        modality: str,
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+        on_error: OnError = "skip",
     ) -> tuple[list[str], np.ndarray]:
         """Embed one modality of every row that has it: (ids, [N, D] float32 unit vectors).
 
         `data`: a manifest path, a DataFrame or a prepared dataset; rows where the
         modality is missing are skipped (the ids say which rows were embedded).
+
+        A vector cannot be empty, so with `on_error="skip"` (the default) a row whose
+        file cannot be read is left out too and listed in `last_bad_rows`: one bad file
+        does not stop embedding a large collection, and the caller lists what is missing
+        (`plait embed` writes `<out stem>.bad_rows.csv` and exits 3). `raise` refuses instead.
         """
-        ids, vectors, _ = self.embed_rows(data, modality, batch_size=batch_size, progress=progress)
+        ids, vectors, _ = self.embed_rows(
+            data, modality, batch_size=batch_size, progress=progress, on_error=on_error
+        )
         return ids, vectors
 
     def embed_rows(
-        self, data: Any, modality: str, *, batch_size: int = 64, progress: bool = False
+        self,
+        data: Any,
+        modality: str,
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+        on_error: OnError = "skip",
     ) -> tuple[list[str], np.ndarray, np.ndarray]:
         """As `embed`, plus the 0-based table position of each embedded row (to join the
         source table's other columns back without relying on ids being unique)."""
         name = self.modality(modality)
-        dataset = self._dataset(data, [name], labels=False)
+        dataset = self._dataset(data, [name], labels=False, on_error=on_error)
         ids, vectors, positions = self._embed_dataset(dataset, name, batch_size, progress)
         return ids, vectors, dataset.rows[positions]
 
@@ -236,14 +269,23 @@ class AlignedPredictor:
         label: str | None = None,
         batch_size: int = 64,
         progress: bool = False,
+        on_error: OnError = "skip",
     ) -> ZeroShotResult:
         """Classify the rows of `data` by their nearest class prompt.
+
+        The predictions have one row per input row, in input order, like `predict`'s: a
+        row that cannot be classified (its file cannot be read, or its cell is empty) has
+        an empty prediction and an `error` column (present only then) saying why. Metrics
+        cover the classified rows; `metrics["skipped_rows"]` counts the unreadable ones,
+        listed in `last_bad_rows`.
 
         Args:
             classes: class names (default: `alignment.classes`, else the training labels).
             templates: prompt templates such as "a photo of a {}" (default: the config's).
             modality: the modality to classify (default: the non-text one).
             label: a column of true class names; default `data.label` when `data` has it.
+            on_error: `skip` (default: predictions are the main output, as for
+                `predict`; the skipped rows are listed) or `raise` (refuse the table).
         """
         alignment = self.config.alignment
         assert alignment is not None
@@ -253,16 +295,17 @@ class AlignedPredictor:
         text = self.text_modality()
         target = self.modality(modality) if modality else next(n for n in self.pair if n != text)
         prompts = self.class_embeddings(names, list(templates or alignment.templates))
-        dataset = self._dataset(data, [target], labels=False)
+        from_table = not isinstance(data, MultimodalDataset)
+        dataset = self._dataset(data, [target], labels=False, on_error=on_error)
         ids, vectors, positions = self._embed_dataset(dataset, target, batch_size, progress)
         scores = vectors @ prompts.T  # [N, K]
         frame = pd.DataFrame({"id": ids})
         frame["prediction"] = [names[i] for i in scores.argmax(1)] if len(ids) else []
         for j, name in enumerate(names):
             frame[f"score_{name}"] = scores[:, j]
-        truth = self._truth(
-            dataset, label, positions, from_table=not isinstance(data, MultimodalDataset)
-        )
+        classified = dataset.rows[positions]  # 0-based table positions, in order
+        inputs = np.arange(len(dataset.table)) if from_table else dataset.rows
+        truth = self._truth(dataset.table, label, classified) if from_table else None
         metrics = None
         if truth is not None:
             from plait.evaluation.retrieval import zeroshot_metrics
@@ -276,31 +319,70 @@ class AlignedPredictor:
             metrics = zeroshot_metrics(scores[known], [names.index(truth[i]) for i in known], names)
             metrics["unknown_labels"] = len(truth) - len(known)
             frame["label"] = truth
+        report = self.last_bad_rows if from_table else None
+        if metrics is not None and from_table:
+            metrics["skipped_rows"] = len(report.rows) if report else 0
+        frame = self._every_row(frame, dataset, classified, inputs, target, report, label)
         return ZeroShotResult(frame, metrics)
 
-    def _truth(
-        self, dataset: MultimodalDataset, label: str | None, positions: list[int], from_table: bool
-    ) -> list[str] | None:
-        """True class names of the embedded samples (`positions` in `dataset`), read from
-        the label column of the table they came from, when it has one."""
+    def _every_row(
+        self,
+        frame: pd.DataFrame,
+        dataset: MultimodalDataset,
+        classified: np.ndarray,
+        inputs: np.ndarray,
+        target: str,
+        report: BadRows | None,
+        label: str | None,
+    ) -> pd.DataFrame:
+        """One row per input row (0-based table positions `inputs`): the rows of `frame`
+        (table positions `classified`) in place, the others with an empty prediction and
+        an `error` saying why (the row's problem, or its empty cell)."""
+        if len(classified) == len(inputs):
+            return frame
+        table = dataset.table
+        full = frame.set_axis(classified).reindex(inputs)
+        full["id"] = (
+            row_ids(table, self.config, inputs) if report is not None else list(dataset.ids)
+        )
+        if "label" in full.columns:
+            full["label"] = self._truth(table, label, inputs)
+        reasons = report.reasons() if report is not None else {}
+        column = self.config.modalities[target].column
+        empty = f"no {target} to classify: the '{column}' cell is empty"
+        done = set(classified.tolist())
+        full["error"] = [
+            None if pos in done else reasons.get(Table.row_number(pos), empty)
+            for pos in inputs.tolist()
+        ]
+        return full.reset_index(drop=True)
+
+    def _truth(self, table: Table, label: str | None, rows: np.ndarray) -> list[str] | None:
+        """True class names of the 0-based table positions `rows`, read from the label
+        column (`label`, else the config's `data.label`) when the table has it."""
         column = label or (
             self.config.data.label if isinstance(self.config.data.label, str) else None
         )
-        if column is None or not from_table:
+        if column is None:
             return None
-        frame = dataset.table.frame
+        frame = table.frame
         if column not in frame.columns:
             if label:
-                raise PlaitError(f"{dataset.table.name}: no column `{label}` (the --label column)")
+                raise PlaitError(f"{table.name}: no column `{label}` (the --label column)")
             return None
-        rows = dataset.rows[positions]
         return [str(v) for v in frame[column].iloc[rows].tolist()]
 
     # ------------------------------------------------------------------ evaluation
     @torch.inference_mode()
-    def evaluate(self, data: Any, batch_size: int = 64) -> dict[str, Any]:
+    def evaluate(
+        self, data: Any, batch_size: int = 64, *, on_error: OnError = "raise"
+    ) -> dict[str, Any]:
         """Retrieval in both directions over rows with both modalities (and zero-shot
-        accuracy through the text tower when the data has class labels)."""
+        accuracy through the text tower when the data has class labels).
+
+        `on_error="raise"` (the default) refuses a table with bad rows: metrics on a
+        silently smaller set would mislead. With `skip` they cover the good rows and
+        `skipped_rows` says how many were left out (listed in `last_bad_rows`)."""
         from plait.evaluation.retrieval import cross_modal_retrieval, zeroshot_metrics
 
         alignment = self.config.alignment
@@ -314,7 +396,8 @@ class AlignedPredictor:
             isinstance(data, MultimodalDataset)
             or all(c in data.frame.columns for c in self.config.label_columns)
         )
-        dataset = self._dataset(data, [a, b], labels=use_labels)
+        from_table = not isinstance(data, MultimodalDataset)
+        dataset = self._dataset(data, [a, b], labels=use_labels, on_error=on_error)
         za: list[np.ndarray] = []
         zb: list[np.ndarray] = []
         keys: list[str] = []
@@ -345,6 +428,8 @@ class AlignedPredictor:
             metrics["zeroshot"] = {
                 other: zeroshot_metrics(emb[other] @ prompts.T, classes, self.labels.names)
             }
+        if from_table and self.last_bad_rows is not None:
+            metrics["skipped_rows"] = len(self.last_bad_rows.rows)
         return metrics
 
     # ------------------------------------------------------------------ save / load

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from plait.config import PlaitConfig
+from plait.data.bad_rows import BadRows, OnError, check_on_error
 from plait.data.dataset import MultimodalDataset, handle_problems, validate_rows
 from plait.data.labels import LabelSpace, label_key
-from plait.data.manifest import Table, check_columns, id_text, read_table
+from plait.data.manifest import ROW_NUMBERING, Table, check_columns, id_text, read_table
 from plait.data.processor import Processor, build_processor
 from plait.data.splits import split_table
 from plait.errors import DataError, RowProblem
@@ -206,12 +207,21 @@ def prepare_inference(
     labels: LabelSpace | None,
     require_labels: bool = False,
     progress: bool | None = None,
+    on_error: OnError = "raise",
 ) -> tuple[MultimodalDataset, list[RowProblem]]:
     """A dataset over new rows for predict/evaluate, using already-fitted processors.
 
     With `require_labels` the label columns must exist and be valid and the dataset
     carries encoded labels (evaluate); otherwise labels are ignored (predict).
+
+    `on_error` is the caller's choice, never the training config's `data.on_error`:
+    `raise` refuses a table with any bad row (naming the first and how many); `skip`
+    returns a dataset over the good rows and every problem, sorted by row.
+
+    Raises:
+        DataError: missing columns; a bad row under `raise`; no usable row at all.
     """
+    on_error = check_on_error(on_error)
     progress = config.training.progress if progress is None else progress
     table = read_table(table_source)
     check_columns(table, config, require_labels=require_labels)
@@ -221,13 +231,41 @@ def prepare_inference(
         config,
         processors,
         use_labels,
+        on_error="collect",
         progress=progress,
         description=f"checking {table.name}",
     )
+    report = BadRows(table.name, len(table), problems)
+    if report and on_error == "raise":
+        raise report.refusal()
     if len(good) == 0:
-        raise DataError(f"{table.name}: no valid rows to process", problems)
+        raise DataError(
+            f"{table.name}: none of its {len(table)} row(s) can be used ({ROW_NUMBERING})",
+            report.problems,
+        )
     dataset = _dataset(table, good, config, processors, use_labels, False, config.training.seed)
-    return dataset, problems
+    return dataset, report.problems
+
+
+def row_ids(table: Table, config: PlaitConfig, positions: np.ndarray | list[int]) -> list[str]:
+    """The id of each 0-based table position, as predictions write it: the `data.id`
+    cell when the config has one, else the 1-based row number."""
+    if not config.data.id:
+        return [str(Table.row_number(p)) for p in positions]
+    cells = table.frame[config.data.id].iloc[np.asarray(positions, dtype=np.int64)]
+    return [_id(v) for v in cells]
+
+
+def bad_rows_of(
+    dataset: MultimodalDataset, config: PlaitConfig, problems: list[RowProblem]
+) -> BadRows:
+    """The problems `prepare_inference` found in the table of `dataset`, with the id of
+    each bad row (so a bad-rows list joins to the source table like the predictions)."""
+    table = dataset.table
+    report = BadRows(table.name, len(table), problems)
+    positions = [row - 1 for row in report.rows]  # Table.row_number(p) == p + 1
+    report.ids = dict(zip(report.rows, row_ids(table, config, positions), strict=True))
+    return report
 
 
 def _dataset(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from plait.data.bad_rows import OnError
 from plait.errors import PlaitError
 from plait.utils.io import atomic_write
 
@@ -203,16 +204,21 @@ def embed_rows(
     batch_size: int = 64,
     progress: bool = False,
     metadata_columns: Sequence[str] | None = None,
+    on_error: OnError = "raise",
 ) -> tuple[list[str], np.ndarray, pd.DataFrame]:
     """Embed one modality of every row of `data` that has it: (ids, [N, D], metadata).
 
     The metadata (see `row_metadata`) lets search hits show what they point at.
+    `on_error`: `raise` (the default here, for callers such as `plait index build`
+    that have nowhere to list skipped rows) refuses a table with an unreadable file;
+    `skip` leaves such rows out (a vector cannot be empty) and keeps them in
+    `predictor.last_bad_rows` for the caller to list.
     """
     from plait.data.manifest import read_table
 
     table = read_table(data)
     ids, vectors, rows = predictor.embed_rows(
-        table, modality, batch_size=batch_size, progress=progress
+        table, modality, batch_size=batch_size, progress=progress, on_error=on_error
     )
     metadata = row_metadata(predictor, table, modality, rows, metadata_columns)
     return ids, vectors, metadata
@@ -227,8 +233,16 @@ def embed_table(
     batch_size: int = 64,
     progress: bool = False,
     metadata_columns: Sequence[str] | None = None,
+    on_error: OnError = "skip",
 ) -> Path:
-    """Embed one modality of a table and write the file `out` (.parquet or .npy)."""
+    """Embed one modality of a table and write the file `out` (.parquet or .npy).
+
+    With `on_error="skip"` (the default, as `plait embed`) rows whose file cannot be
+    read are left out of `out` and listed in `<out stem>.bad_rows.csv` beside it (a stale
+    list from an earlier run is removed); `raise` refuses the table.
+    """
+    from plait.data.bad_rows import bad_rows_path, write_bad_rows
+
     check_format(Path(out))
     ids, vectors, metadata = embed_rows(
         predictor,
@@ -237,8 +251,11 @@ def embed_table(
         batch_size=batch_size,
         progress=progress,
         metadata_columns=metadata_columns,
+        on_error=on_error,
     )
-    return write_embeddings(out, ids, vectors, metadata)
+    path = write_embeddings(out, ids, vectors, metadata)
+    write_bad_rows(predictor.last_bad_rows, bad_rows_path(path))
+    return path
 
 
 def row_metadata(
