@@ -2,6 +2,7 @@
 
 import plait
 run = plait.train("my.yaml")                    # plait train my.yaml
+plait.check_data("my.yaml").problems            # plait check my.yaml --data
 model = plait.load(run.model_dir)
 model.predict(df)                               # plait predict MODEL DATA -o out.csv
 plait.evaluate(model, "test.csv", out="report") # plait evaluate MODEL DATA --out report
@@ -30,6 +31,7 @@ from plait.training import fit as _fit
 
 if TYPE_CHECKING:
     from plait.alignment.predictor import AlignedPredictor, ZeroShotResult
+    from plait.checking import DataCheck
     from plait.evaluation.attribution import Attribution
     from plait.retrieval.index import EmbeddingIndex
 
@@ -61,8 +63,29 @@ def train(
     resume: bool = False,
     overrides: list[str] | None = None,
 ) -> RunResult:
-    """Train a model; returns the run (model folder, report, metrics, predictor)."""
-    return _fit(as_config(config, overrides), resume=resume)
+    """Train a model; returns the run (model folder, report, metrics, predictor).
+
+    Pretrained model names are checked first, so a typo fails in seconds, not after
+    minutes of download retries.
+    """
+    from plait.encoders.hub import check_hub_models
+
+    resolved = as_config(config, overrides)
+    check_hub_models(resolved)
+    return _fit(resolved, resume=resume)
+
+
+def check_data(
+    config: PlaitConfig | str | Path | dict[str, Any],
+    *,
+    overrides: list[str] | None = None,
+    progress: bool | None = None,
+) -> DataCheck:
+    """Validate what `train` would (pretrained model names, data files, columns, every
+    row) without training; the result lists every bad row (`plait.checking`)."""
+    from plait.checking import check_data as _check_data
+
+    return _check_data(as_config(config, overrides), progress=progress)
 
 
 def _as_any_predictor(
