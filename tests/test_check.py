@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 import plait
 import plait.api  # noqa: F401  (imported up front: the timings below measure the check alone)
-import plait.checking  # noqa: F401
 from plait.cli import app
 from plait.errors import ConfigError, DataError
 
