@@ -82,7 +82,8 @@ class DataCheck:
     Attributes:
         config: the config checked.
         rows: split (`train`, `valid`, `test`) -> rows that passed, as training would use them.
-        problems: every bad row (file, row, column, reason), in Plait's row numbering.
+        problems: every bad row (file, row, column, reason), in Plait's row numbering,
+            ordered by file and row.
     """
 
     config: PlaitConfig
@@ -124,7 +125,8 @@ def check_data(
     prepared = prepare_data(resolved.model_copy(update={"data": collect}), progress=progress)
     splits = {"train": prepared.train, "valid": prepared.valid, "test": prepared.test}
     rows = {name: len(dataset) for name, dataset in splits.items() if dataset is not None}
-    return DataCheck(resolved, rows, list(prepared.problems))
+    problems = sorted(prepared.problems, key=lambda p: (p.file, p.row))  # stable: columns stay
+    return DataCheck(resolved, rows, problems)
 
 
 def _as_any_predictor(

@@ -8,11 +8,17 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from plait.api import DataCheck
+    from plait.errors import RowProblem
 
 app = typer.Typer(
     name="plait",
@@ -297,9 +303,10 @@ def check(
     """Validate a config (keys, types, values) and print it fully resolved; with --data,
     validate everything train would before its first step, without training.
 
-    Exit status: 0 the check passed (with `data.on_error: skip`, the bad rows listed would
-    be skipped); 1 bad rows that train would refuse (`data.on_error: raise`); 2 an error
-    (config, missing data file or column, a model name that cannot be loaded).
+    Exit status:
+      0  passed (with `data.on_error: skip`, the bad rows listed would be skipped)
+      1  bad rows that train would refuse (`data.on_error: raise`)
+      2  an error: the config, a missing data file or column, an unloadable model name
 
     Examples:
       [bold]plait check my.yaml[/]
@@ -329,7 +336,7 @@ def check(
         raise typer.Exit(code=code)
 
 
-def _print_data_check(result) -> None:
+def _print_data_check(result: DataCheck) -> None:
     """The data summary on stdout; each bad row on a line of its own (up to 100)."""
     rows = ", ".join(f"{split} {count}" for split, count in result.rows.items())
     print(f"rows that pass, per split: {rows}")
@@ -347,7 +354,7 @@ def _print_data_check(result) -> None:
         print(f"  ... and {len(result.problems) - 100} more (--bad-rows FILE writes them all)")
 
 
-def _problem_frame(problems):
+def _problem_frame(problems: list[RowProblem]) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(
