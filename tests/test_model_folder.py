@@ -367,3 +367,50 @@ def test_aligned_folder_saves_with_a_manifest_and_embeds_as_before(tmp_path: Pat
         again_ids, again = plait.load(saved).embed(demo_data / "test.csv", modality)
         assert again_ids == ids
         np.testing.assert_allclose(again, vectors, atol=1e-6)
+
+
+KILLED_SAVE = """
+import sys, time
+from pathlib import Path
+import plait, plait.model_folder as mf
+
+def stall(folder):  # the weights and every other file are written; the manifest is next
+    Path(sys.argv[3]).write_text("ready")
+    time.sleep(600)
+
+mf.write_manifest = stall
+plait.load(sys.argv[1]).save(sys.argv[2])
+"""
+
+
+def test_kill_9_during_a_save_leaves_the_previous_folder_loadable(
+    saved: Path, demo_data: Path, tmp_path: Path
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = _probabilities(saved, demo_data)
+    ready = tmp_path / "ready"
+    script = tmp_path / "save.py"
+    script.write_text(KILLED_SAVE)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(SAVED_V0 / "supervised"), str(saved), str(ready)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert process.poll() is None, "the saving process ended early"
+            assert time.monotonic() < deadline, "the save never reached the manifest"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    staging = saved.parent / ".model.staging"
+    assert (staging / "model.safetensors").is_file() and not (staging / "manifest.json").exists()
+    np.testing.assert_allclose(_probabilities(saved, demo_data), before)
+    with pytest.raises(PlaitError, match="interrupted save"):
+        plait.load(staging)
