@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "train": "plait.api",
+    "check_data": "plait.api",
     "evaluate": "plait.api",
     "predict": "plait.api",
     "similarity": "plait.api",

@@ -2,6 +2,7 @@
 
 import plait
 run = plait.train("my.yaml")                    # plait train my.yaml
+plait.check_data("my.yaml").problems            # plait check my.yaml --data
 model = plait.load(run.model_dir)
 model.predict(df)                               # plait predict MODEL DATA -o out.csv
 plait.evaluate(model, "test.csv", out="report") # plait evaluate MODEL DATA --out report
@@ -16,6 +17,7 @@ plait.search("photos-index", text="a dog", k=5)                    # plait searc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ import pandas as pd
 
 from plait.config import PlaitConfig
 from plait.data.bad_rows import BadRows, OnError
-from plait.errors import ConfigError, PlaitError
+from plait.errors import ConfigError, PlaitError, RowProblem
 from plait.predictor import Predictor, load
 from plait.training import RunResult
 from plait.training import fit as _fit
@@ -62,8 +64,70 @@ def train(
     resume: bool = False,
     overrides: list[str] | None = None,
 ) -> RunResult:
-    """Train a model; returns the run (model folder, report, metrics, predictor)."""
-    return _fit(as_config(config, overrides), resume=resume)
+    """Train a model; returns the run (model folder, report, metrics, predictor).
+
+    Pretrained model names are checked first, so a typo fails in seconds, not after
+    minutes of download retries.
+    """
+    from plait.encoders.hub import check_hub_models
+
+    resolved = as_config(config, overrides)
+    check_hub_models(resolved)
+    return _fit(resolved, resume=resume)
+
+
+@dataclass
+class DataCheck:
+    """What `check_data` found.
+
+    Attributes:
+        config: the config checked.
+        rows: split (`train`, `valid`, `test`) -> rows that passed, as training would use them.
+        problems: every bad row (file, row, column, reason), in Plait's row numbering,
+            ordered by file and row.
+    """
+
+    config: PlaitConfig
+    rows: dict[str, int]
+    problems: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def bad_rows(self) -> int:
+        return len({(p.file, p.row) for p in self.problems})
+
+    @property
+    def blocks_training(self) -> bool:
+        """True when `train` would stop on these rows (`data.on_error: raise`)."""
+        return bool(self.problems) and self.config.data.on_error == "raise"
+
+
+def check_data(
+    config: PlaitConfig | str | Path | dict[str, Any],
+    *,
+    overrides: list[str] | None = None,
+    progress: bool | None = None,
+) -> DataCheck:
+    """Validate what `train` would validate, without training: pretrained model names,
+    then the data files, columns, split, labels and every row, through the same
+    `plait.data.prepare_data` as training, so what it accepts `train` accepts.
+
+    Raises:
+        ConfigError: the config, or a pretrained model name that cannot be loaded.
+        DataError: a data file that is missing or unreadable, a missing column (with the
+            closest existing name), or no valid training row left.
+    """
+    from plait.data import prepare_data
+    from plait.encoders.hub import check_hub_models
+
+    resolved = as_config(config, overrides)
+    check_hub_models(resolved)
+    # "collect": every bad row comes back instead of stopping at the on_error policy
+    collect = resolved.data.model_copy(update={"on_error": "collect"})
+    prepared = prepare_data(resolved.model_copy(update={"data": collect}), progress=progress)
+    splits = {"train": prepared.train, "valid": prepared.valid, "test": prepared.test}
+    rows = {name: len(dataset) for name, dataset in splits.items() if dataset is not None}
+    problems = sorted(prepared.problems, key=lambda p: (p.file, p.row))  # stable: columns stay
+    return DataCheck(resolved, rows, problems)
 
 
 def _as_any_predictor(

@@ -15,6 +15,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from plait.api import DataCheck
+    from plait.errors import RowProblem
+
 app = typer.Typer(
     name="plait",
     help="Plait: multimodal deep learning (text, image, audio) from a table to a model.",
@@ -345,18 +351,84 @@ def report(
 
 
 @app.command()
-def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> None:
-    """Validate a config (keys, types, values) and print it fully resolved.
+def check(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    data: Annotated[
+        bool,
+        typer.Option(
+            "--data",
+            help="Also check what train would: model names, data files, columns, every row.",
+        ),
+    ] = False,
+    bad_rows: Annotated[
+        Path | None,
+        typer.Option(help="With --data: write every bad row (file, row, column, reason) here."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key, e.g. --set data.on_error=skip"),
+    ] = None,
+) -> None:
+    """Validate a config (keys, types, values) and print it fully resolved; with --data,
+    validate everything train would before its first step, without training.
 
-    Example: [bold]plait check my.yaml[/]
+    Exit status:
+      0  passed (with `data.on_error: skip`, the bad rows listed would be skipped)
+      1  bad rows that train would refuse (`data.on_error: raise`)
+      2  an error: the config, a missing data file or column, an unloadable model name
+
+    Examples:
+      [bold]plait check my.yaml[/]
+      [bold]plait check my.yaml --data --bad-rows bad_rows.csv[/]
     """
 
-    def action() -> None:
-        from plait.config import PlaitConfig
+    def action() -> int:
+        from plait.api import as_config
 
-        sys.stdout.write(PlaitConfig.from_yaml(config).to_yaml())
+        resolved = as_config(config, set_ or [])
+        if not data:
+            sys.stdout.write(resolved.to_yaml())
+            return 0
+        from plait.api import check_data
 
-    _run(action)
+        result = check_data(resolved)
+        _print_data_check(result)
+        if bad_rows is not None and result.problems:
+            from plait.api import _write_frame
+
+            _write_frame(_problem_frame(result.problems), bad_rows)
+            console.print(f"wrote {len(result.problems)} problems to {bad_rows}")
+        return 1 if result.blocks_training else 0
+
+    code = _run(action)
+    if code:
+        raise typer.Exit(code=code)
+
+
+def _print_data_check(result: DataCheck) -> None:
+    """The data summary on stdout; each bad row on a line of its own (up to 100)."""
+    rows = ", ".join(f"{split} {count}" for split, count in result.rows.items())
+    print(f"rows that pass, per split: {rows}")
+    if not result.problems:
+        return
+    policy = result.config.data.on_error
+    effect = "train would stop" if policy == "raise" else "train would skip them"
+    print(
+        f"{result.bad_rows} bad row(s), {len(result.problems)} problem(s) ({effect}, "
+        f"data.on_error: {policy}):"
+    )
+    for problem in result.problems[:100]:
+        print(f"  - {problem}")
+    if len(result.problems) > 100:
+        print(f"  ... and {len(result.problems) - 100} more (--bad-rows FILE writes them all)")
+
+
+def _problem_frame(problems: list[RowProblem]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(
+        [{"file": p.file, "row": p.row, "column": p.column, "reason": p.reason} for p in problems]
+    )
 
 
 @data_app.command("avmnist")

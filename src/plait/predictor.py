@@ -10,6 +10,7 @@ A saved model is a folder (no pickles)::
     processors/<name>/   tokenizer, vocabulary or feature-extractor settings
     hub/<name>/          Hugging Face architecture config, so the model rebuilds offline
     metrics.json         test metrics at save time (when known)
+    manifest.json        size and checksum of every file, written last (see plait.model_folder)
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ from plait.data.prepare import bad_rows_of
 from plait.errors import PlaitError, RowProblem
 from plait.evaluation import compute_metrics
 from plait.model import MultimodalModel
-from plait.model_folder import load_weights_into, read_config, read_folder, save_folder
+from plait.model_folder import (
+    load_weights_into,
+    raw_config,
+    read_config,
+    read_folder,
+    save_folder,
+)
 
 if TYPE_CHECKING:
     from plait.alignment.predictor import AlignedPredictor
@@ -239,10 +246,10 @@ def load(path: str | Path, device: str = "cpu") -> Predictor | AlignedPredictor:
 
     A folder saved by an alignment run (its config.yaml has an `alignment:` block) loads
     as an `AlignedPredictor` (embed, similarity, zero-shot); any other as a `Predictor`.
+    A missing, half-saved or corrupt folder raises one `PlaitError` naming the file
+    (checks in `plait.model_folder`).
     """
-    config = Path(path) / "config.yaml"
-    raw = _load_yaml(config) if config.is_file() else None
-    if isinstance(raw, dict) and raw.get("alignment") is not None:
+    if raw_config(path).get("alignment") is not None:
         from plait.alignment.predictor import AlignedPredictor  # imports this module
 
         return AlignedPredictor.load(path, device=device)
@@ -256,12 +263,6 @@ def activate(raw: torch.Tensor, task: str) -> torch.Tensor:
     if task == "multilabel":
         return raw.sigmoid()
     return raw
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load(path.read_text())
 
 
 def _model_card(predictor: Predictor) -> str:

@@ -435,7 +435,17 @@ class AlignedPredictor:
     # ------------------------------------------------------------------ save / load
     def save(self, folder: str | Path) -> Path:
         """Write the model folder (layout in `plait.model_folder`, plus `hub/_dual/`)."""
-        folder = save_folder(
+        checkpoint = shared_dual_checkpoint(self.config)
+
+        def save_dual_config(staging: Path) -> None:
+            if checkpoint is not None:
+                from transformers import AutoConfig
+
+                AutoConfig.from_pretrained(checkpoint).save_pretrained(
+                    str(staging / "hub" / DUAL_FOLDER)
+                )
+
+        return save_folder(
             folder,
             model=self.model,
             config=self.config,
@@ -443,15 +453,8 @@ class AlignedPredictor:
             labels=self.labels,
             metrics=self.metrics,
             card=_model_card(self),
+            extra=save_dual_config,
         )
-        checkpoint = shared_dual_checkpoint(self.config)
-        if checkpoint is not None:
-            from transformers import AutoConfig
-
-            AutoConfig.from_pretrained(checkpoint).save_pretrained(
-                str(folder / "hub" / DUAL_FOLDER)
-            )
-        return folder
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> AlignedPredictor:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from plait.data.manifest import ROW_NUMBERING
 from plait.errors import DataError
+
+ROW_NUMBERING = "row numbers count data rows from 1, the header line excluded"
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from plait.data.delimited import ROW_NUMBERING as ROW_NUMBERING  # re-exported
+from plait.data.delimited import read_delimited
 from plait.errors import DataError
 
 if TYPE_CHECKING:
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROW_NUMBERING = "row numbers count data rows from 1, the header line excluded"
 
 _READERS = {
     ".csv": "csv",
@@ -106,8 +107,6 @@ def read_table(source: str | Path | pd.DataFrame | Table) -> Table:
 
 def _read(path: Path, kind: str) -> pd.DataFrame:
     if kind in ("csv", "tsv"):
-        from plait.data.delimited import read_delimited  # it imports this module
-
         return read_delimited(path, default="," if kind == "csv" else "\t")
     if kind == "parquet":
         return pd.read_parquet(path)

@@ -33,6 +33,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 from transformers.models.clap.modeling_clap import ClapProjectionLayer
 
+from plait.encoders.hub import check_hub_model
 from plait.errors import ConfigError
 
 DUAL_MODEL_TYPES = frozenset({"clip", "siglip", "siglip2", "clap"})
@@ -70,6 +71,7 @@ class PretrainedHeads:
 def dual_checkpoint_type(name: str) -> str | None:
     """The model_type of hub name / folder `name` when it is a dual-encoder checkpoint, else
     None. Reads only the config (no weights)."""
+    check_hub_model(name, "aligned pair")
     model_type = str(AutoConfig.from_pretrained(name).model_type)
     return model_type if model_type in DUAL_MODEL_TYPES else None
 
@@ -85,8 +87,10 @@ def load_pretrained_heads(
     under the stable names `weight`, or `linear1.*` / `linear2.*` for CLAP).
 
     Raises:
-        ConfigError: `name` is not a dual checkpoint, or has no tower for one of `kinds`.
+        ConfigError: `name` cannot be loaded (`check_hub_model`), is not a dual checkpoint,
+            or has no tower for one of `kinds`.
     """
+    check_hub_model(name, "aligned pair")
     config = AutoConfig.from_pretrained(name)
     model_type = config.model_type
     if model_type not in DUAL_MODEL_TYPES:

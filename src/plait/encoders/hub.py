@@ -18,6 +18,10 @@ the side the checkpoint's tokenizer pads, as its processor (`padding="max_length
 SigLIP2 (NaFlex) vision towers read patch sequences: square [B, 3, H, W] pixels are cut
 into the same patches its image processor makes.
 
+A name that cannot be loaded fails within seconds with one clear error (`check_hub_model`:
+a local folder, then the local cache, then one short lookup on the hub unless
+HF_HUB_OFFLINE is set), never after minutes of download retries.
+
 Freezing: `freeze` stops gradients to every backbone weight, and `unfreeze_last=N` trains
 the last N entries of the model's layer list again. The layer list is found generically:
 the `nn.ModuleList`s whose attribute name is `layer`, `layers`, `block`, `blocks` or
@@ -29,6 +33,7 @@ no BatchNorm statistics drift) and runs without autograd.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,8 +44,9 @@ import transformers
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel
 
-from plait.config import EncoderConfig
+from plait.config import EncoderConfig, PlaitConfig
 from plait.encoders.base import Encoder, EncoderOutput, masked_max, masked_mean
+from plait.errors import ConfigError
 
 # model_type of a dual-encoder checkpoint -> the tower class to use for each modality. A
 # tower saved alone (its config's model_type, e.g. `clip_text_model`) maps to the same class.
@@ -101,8 +107,104 @@ def load_tower(
     return model
 
 
+def check_hub_model(name: str, modality: str, timeout: float = 5.0) -> None:
+    """Fail within seconds when `name` cannot be loaded, instead of transformers' minutes of
+    retries and a long traceback: a local folder must hold a `config.json`; a hub name
+    must be well formed, then is found in the local cache, or (unless HF_HUB_OFFLINE is
+    set) by one lookup on the hub with a short `timeout`.
+
+    `modality` names the config entry in the message (`caption`, `image`, ...).
+
+    Raises:
+        ConfigError: naming the modality, the name, what is wrong and what to do.
+    """
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        RepositoryNotFoundError,
+    )
+    from huggingface_hub.utils import validate_repo_id
+
+    where = f"modality `{modality}`: model '{name}'"
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ConfigError(
+                f"{where} is a folder without config.json, so not a Hugging Face model "
+                "(write one with `save_pretrained`)"
+            )
+        return
+    if name.startswith(("/", "./", "../", "~", "\\")) or name.count("/") > 1:
+        raise ConfigError(f"{where}: no such folder (check the path)")
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise ConfigError(
+            f"{where} is neither a local folder nor a valid Hugging Face name "
+            "(`org/name`, e.g. `sentence-transformers/all-MiniLM-L6-v2`)"
+        ) from None
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    if hub_offline():
+        raise ConfigError(
+            f"{where} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
+            "check the name for a typo, give a local folder, or download it once with "
+            "network access (HF_HUB_OFFLINE unset)"
+        )
+    try:
+        HfApi().model_info(name, timeout=timeout)
+    except GatedRepoError:
+        raise ConfigError(
+            f"{where} is gated on the Hugging Face hub: accept its terms on the model page "
+            "and log in (`hf auth login`), or give a local folder"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ConfigError(
+            f"{where} does not exist on the Hugging Face hub (or is private): check the name "
+            "for a typo, log in for a private model, or give a local folder"
+        ) from None
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", "an error")
+        raise ConfigError(
+            f"{where}: the Hugging Face hub answered {status}; try again later, or give a "
+            "local folder"
+        ) from None
+    except Exception as exc:  # no network, DNS, proxy, timeout: the client's own types
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ConfigError(
+            f"{where}: the Hugging Face hub could not be reached ({reason}) and the model is "
+            "not in the local cache: connect, or download it elsewhere and give a local "
+            "folder, or set HF_HUB_OFFLINE=1 to use only cached models"
+        ) from None
+
+
+def check_hub_models(config: PlaitConfig) -> None:
+    """`check_hub_model` for every pretrained encoder of a config (each name once)."""
+    seen: set[str] = set()
+    for name, modality in config.modalities.items():
+        model = modality.encoder.model
+        if modality.encoder.type == "huggingface" and model and model not in seen:
+            seen.add(model)
+            check_hub_model(model, name)
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as the environment says now (the hub client reads it only at import)."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return constants.is_offline_mode() or value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
 def load_backbone(name: str, kind: str, load_weights: bool) -> transformers.PreTrainedModel:
-    """The backbone for `kind` (text/image/audio) from hub name or folder `name`."""
+    """The backbone for `kind` (text/image/audio) from hub name or folder `name`.
+
+    Raises:
+        ConfigError: `name` is not a loadable model (see `check_hub_model`).
+    """
+    check_hub_model(name, kind)
     hf_config = AutoConfig.from_pretrained(name)
     cls = tower_class(hf_config.model_type, kind)
     if cls is not None:

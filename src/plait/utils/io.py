@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -49,3 +50,79 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+def staging_folder(target: Path) -> Path:
+    """Where `atomic_write_folder` builds the new `target` (hidden, beside it)."""
+    target = Path(target)
+    return target.parent / f".{target.name}.staging"
+
+
+def previous_folder(target: Path) -> Path:
+    """Where `atomic_write_folder` moves the old `target` while it swaps the new one in."""
+    target = Path(target)
+    return target.parent / f".{target.name}.previous"
+
+
+def atomic_write_folder(target: Path, write: Callable[[Path], object]) -> Path:
+    """Build a whole folder with `write(staging)`, then swap it in for `target`.
+
+    Whenever the process dies, `target` is either the complete old folder or the complete
+    new one; the only gap is between the two renames, where the old folder sits at
+    `previous_folder(target)` (and the next call puts it back before it starts). Leftover
+    staging folders of a killed call are removed by the next one. `write` should mark the
+    folder complete as its last step (a model folder's manifest), so a reader can tell a
+    finished staging folder from a half-written one.
+    """
+    target = Path(target)
+    staging, previous = staging_folder(target), previous_folder(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if previous.is_dir():
+        if target.exists():
+            shutil.rmtree(previous)  # a finished swap whose clean-up was killed
+        else:
+            os.replace(previous, target)  # killed between the renames: the old one goes back
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        write(staging)
+        _fsync_tree(staging)
+        if target.exists():
+            os.replace(target, previous)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            if previous.exists() and not target.exists():
+                os.replace(previous, target)
+            raise
+        _fsync_dir(target.parent)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    if previous.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+    return target
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under `folder` to disk before the rename makes them visible."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for path in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        _fsync_dir(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform without directory handles (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
