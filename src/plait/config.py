@@ -143,6 +143,9 @@ class AudioModality(_Strict):
     encoder: EncoderConfig = EncoderConfig(type="audio_cnn")
     sample_rate: int = Field(16000, gt=0)
     duration: float = Field(2.0, gt=0, description="seconds; clips are padded or cropped")
+    max_duration: float = Field(
+        3600.0, gt=0, description="seconds; a longer file is a bad row (a guard, not a crop)"
+    )
     n_mels: int = Field(64, ge=8)
     n_fft: int = Field(512, ge=32)
     hop_length: int = Field(160, ge=1)
