@@ -358,6 +358,9 @@ class TrainingConfig(_Strict):
 
     `threads: 0` picks a measured default for this machine (see README, "CPU threads").
     `strategy: ddp` with `devices: 2` runs two processes (gloo on CPU, NCCL on GPU).
+    `on_nonfinite`: a NaN or infinite training loss stops the run naming the step and rows
+    (`raise`), or its batch is skipped without an optimizer step and counted (`skip`); a
+    non-finite validation metric always stops the run.
     """
 
     epochs: int = Field(10, ge=1)
@@ -372,6 +375,7 @@ class TrainingConfig(_Strict):
     accumulate: int = Field(1, ge=1)
     precision: Precision = "auto"
     early_stopping: int = Field(0, ge=0, description="patience in epochs; 0 disables")
+    on_nonfinite: Literal["raise", "skip"] = "raise"
     monitor: str = "valid/loss"
     seed: int = 0
     num_workers: int = Field(0, ge=0)
