@@ -37,10 +37,10 @@ class AlignmentModule(TrainingModule):
         self._valid: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
         self._classes: list[Tensor] = []
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         terms = self.objective(self.model, batch.inputs, batch.presence)
         if self.checked_loss(terms["loss"], batch, batch_idx) is None:
-            return None
+            return self.no_effect_loss()
         size = len(batch)
         for name, value in terms.items():
             self.log(

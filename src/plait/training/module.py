@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import warnings
 from typing import Any
 
 import lightning.pytorch as pl
@@ -26,9 +25,6 @@ from plait.training.nonfinite import (
 
 log = logging.getLogger("plait")
 
-# a batch skipped on purpose (`training.on_nonfinite: skip`) is counted and reported
-warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
-
 
 class TrainingModule(pl.LightningModule):
     """What every Plait Lightning module shares: the optimiser and schedule, per-epoch
@@ -46,16 +42,18 @@ class TrainingModule(pl.LightningModule):
         self.training_config = training
         self.nonfinite_skipped = 0  # training batches skipped for a non-finite loss
         self.nonfinite_valid: str | None = None  # first validation batch with one, this epoch
+        self._finite_in_window = False  # a batch of this accumulation window had a finite loss
 
     # ------------------------------------------------------------ non-finite losses
     def checked_loss(
         self, loss: Tensor, batch: Batch, batch_idx: int, outputs: Tensor | None = None
     ) -> Tensor | None:
         """`loss` when it is finite on every process; otherwise stop the run with the step
-        and rows named (NonFiniteError) or, with `on_nonfinite: skip`, return None so
-        Lightning skips the backward pass and the optimizer step (counted)."""
+        and rows named (NonFiniteError) or, with `on_nonfinite: skip`, count the batch and
+        return None: the caller then returns `no_effect_loss()` and logs nothing."""
         local = is_finite(loss)
         if not any_process(not local, self):
+            self._finite_in_window = True
             return loss
         step = training_step_name(self, batch_idx)
         rows = "its rows are on another DDP process" if local else describe_rows(batch, outputs)
@@ -78,6 +76,24 @@ class TrainingModule(pl.LightningModule):
             "before a broken model could be saved: check those rows' inputs and labels or "
             f"lower `training.lr`{hint}"
         )
+
+    def no_effect_loss(self) -> Tensor:
+        """The loss of a skipped batch: exactly zero, touching every trainable weight.
+
+        Lightning refuses a `None` step under DDP, and every process must join the same
+        gradient all-reduce; so a skipped batch still has a backward pass, adding exact
+        zeros to the gradients, and `on_before_optimizer_step` drops the step when no
+        batch of the accumulation window had a finite loss.
+        """
+        terms = [p.flatten()[0] * 0.0 for p in self.parameters() if p.requires_grad and p.numel()]
+        return torch.stack(terms).sum()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self._finite_in_window:  # every batch since the last step was skipped
+            for group in optimizer.param_groups:
+                for param in group["params"]:
+                    param.grad = None  # the optimizer leaves weights without a gradient alone
+        self._finite_in_window = False
 
     def _poisoned_buffers(self) -> list[str]:
         """Buffers (batch-norm running statistics) the skipped forward pass already made
@@ -164,11 +180,11 @@ class PlaitModule(TrainingModule):
     def forward(self, batch: Batch) -> Tensor:
         return self.model(batch.inputs, batch.presence)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         outputs = self(batch)  # [B, K]
         checked = self.checked_loss(self.loss(outputs, batch.labels), batch, batch_idx, outputs)
         if checked is None:
-            return None
+            return self.no_effect_loss()
         self.log(
             "train/loss", checked, on_step=False, on_epoch=True, batch_size=len(batch),
             sync_dist=True,
