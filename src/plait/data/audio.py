@@ -285,6 +285,11 @@ class AudioProcessor(Processor):
     Clips are cropped to `config.duration` (random window in training, centre in eval);
     scratch clips are also zero-padded to it, hub clips are padded by the collate.
 
+    Files: `check` (row validation) streams the whole file once and refuses NaN or
+    infinite samples and files over `config.max_duration` seconds; `load` reads only the
+    header (an `AudioFile`) and `transform` decodes only the window it crops, checked
+    again, so a one-hour file costs what a one-second one does.
+
     Array cells (`file.npy#row`, see `plait.data.arrays`): a 1-D row is a waveform at
     `config.sample_rate` and goes the way of a decoded file. A 2-D row is a PRECOMPUTED
     spectrogram [frequency or mel bins, time frames] for scratch encoders: the log-mel step
