@@ -114,6 +114,31 @@ def test_skip_drops_non_finite_batches_without_a_step_and_counts_them(
     assert _all_finite(run.model_dir)
 
 
+def test_skip_still_stops_when_the_forward_pass_poisoned_batch_norm(
+    tiny_config, tmp_path, monkeypatch
+):
+    real = PlaitModule.forward
+    calls = [0]
+
+    def forward(self, batch):
+        out = real(self, batch)
+        if self.training:
+            calls[0] += 1
+            if calls[0] == 2:  # as a NaN input would: running statistics and outputs NaN
+                for name, buffer in self.named_buffers():
+                    if name.endswith("running_mean"):
+                        buffer.fill_(float("nan"))
+                        break
+                out = out * float("nan")
+        return out
+
+    monkeypatch.setattr(PlaitModule, "forward", forward)
+    raw = tiny_config(tmp_path, "poisoned", training={"on_nonfinite": "skip"})
+    with pytest.raises(NonFiniteError, match=r"it made model\..*running_mean non-finite"):
+        fit(config_of(raw))
+    assert not (tmp_path / "poisoned" / "model").exists()
+
+
 def test_on_nonfinite_typo_gets_a_suggestion(tiny_config, tmp_path):
     raw = tiny_config(tmp_path, training={"on_nonfinite": "skp"})
     with pytest.raises(ConfigError, match="training.on_nonfinite.*Did you mean `skip`"):
@@ -124,13 +149,13 @@ def test_on_nonfinite_typo_gets_a_suggestion(tiny_config, tmp_path):
 
 
 def test_nan_validation_metric_stops_the_run(tiny_config, tmp_path, monkeypatch):
-    def in_second_validation(module, call):
+    def in_validation(module, call):
         trainer = module._trainer
         return trainer is not None and trainer.validating and module.current_epoch == 1
 
-    hit = _nan_outputs_on(monkeypatch, in_second_validation)
+    hit = _nan_outputs_on(monkeypatch, in_validation)
     with pytest.raises(NonFiniteError) as info:
-        fit(config_of(tiny_config(tmp_path, "nan-valid")))
+        fit(config_of(tiny_config(tmp_path, "nan-valid", training={"early_stopping": 1})))
     message = str(info.value)
     assert "non-finite validation metric valid/loss = nan after epoch 2 of 2" in message
     assert f"first in validation batch 1: model outputs are NaN or infinite (ids: {hit[0][1]})" in (

@@ -90,6 +90,8 @@ class NonFiniteMetricStop(pl.Callback):
     It runs before the checkpoint callbacks (Lightning orders those last) and before
     early stopping, so no checkpoint or stop decision is taken on a NaN. The metrics it
     reads are synchronised across DDP processes, so every process stops together.
+    (Lightning's sanity check publishes no metrics and decides nothing; a NaN there
+    shows again in the first epoch's validation.)
     """
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -101,11 +103,7 @@ class NonFiniteMetricStop(pl.Callback):
         if not bad:
             return
         first = getattr(pl_module, "nonfinite_valid", None)  # noted by the module's step
-        when = (
-            "in the sanity check before training"
-            if trainer.sanity_checking
-            else f"after epoch {pl_module.current_epoch + 1} of {trainer.max_epochs}"
-        )
+        when = f"after epoch {pl_module.current_epoch + 1} of {trainer.max_epochs}"
         metrics = ", ".join(f"{name} = {value}" for name, value in bad.items())
         where = f" (first in validation batch {first})" if first else ""
         raise NonFiniteError(
