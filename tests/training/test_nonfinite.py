@@ -315,3 +315,27 @@ def test_ddp_processes_decide_together(tiny_config, tmp_path, policy):
         metrics = json.loads((run / "report" / "metrics.json").read_text())
         assert metrics["nonfinite_batches_skipped"] == 1
         assert _all_finite(run / "model")
+
+
+def test_aligned_run_stops_on_a_nan_loss_naming_the_batch(tiny_config, tmp_path, monkeypatch):
+    from plait.objectives.alignment import AlignmentObjective
+
+    real = AlignmentObjective.forward
+    calls = [0]
+
+    def forward(self, model, inputs, presence):
+        terms = real(self, model, inputs, presence)
+        if model.training:
+            calls[0] += 1
+            if calls[0] == 2:
+                terms = {**terms, "loss": terms["loss"] * float("nan")}
+        return terms
+
+    monkeypatch.setattr(AlignmentObjective, "forward", forward)
+    raw = tiny_config(tmp_path, "aligned-nan", alignment={"pair": ["image", "caption"], "dim": 16})
+    with pytest.raises(NonFiniteError) as info:
+        fit(config_of(raw))
+    message = str(info.value)
+    assert "training loss is nan at epoch 1 of 2, training batch 2 of 3" in message
+    assert "rows in the batch (ids: " in message
+    assert not (tmp_path / "aligned-nan" / "model").exists()
