@@ -262,3 +262,35 @@ def test_max_duration_limits_file_length(tmp_path):
     default = AudioProcessor(AudioModality(column="a", sample_rate=8000))
     assert default.config.max_duration == 3600
     default.check(str(path), tmp_path)
+
+
+def test_the_window_of_a_long_file_is_checked_when_read(tmp_path):
+    # 40 s: past WHOLE_FILE_SECONDS, so `load` reads the header and `transform` the window
+    path = _float_file(tmp_path / "long_nan.wav", seconds=40.0, bad_at=20.0)
+    processor = AudioProcessor(AudioModality(column="a", sample_rate=8000, duration=1.0))
+    raw = processor.load(str(path), tmp_path)  # the header only: nothing decoded yet
+    with pytest.raises(ValueError, match=r"holds NaN samples \(first at 20.00 s\)"):
+        processor.transform(raw, False, torch.Generator())  # centre crop: 19.5 s to 20.5 s
+    with pytest.raises(ValueError, match=r"first at 20.00 s"):
+        processor.check(str(path), tmp_path)
+    # a short file is decoded whole by `load`, which refuses it before any transform
+    short = _float_file(tmp_path / "short_nan.wav", seconds=3.0, bad_at=0.1)
+    with pytest.raises(ValueError, match=r"first at 0.10 s"):
+        processor.load(str(short), tmp_path)
+
+
+@pytest.mark.parametrize("target", [16000, 22050, 8000])
+def test_windowed_reads_equal_crops_of_the_whole_file(media, monkeypatch, target):
+    """Any rate pair: the window read on the polyphase grid, with the filter's margin, is
+    sample for sample the crop of the fully decoded and resampled file."""
+    import plait.data.audio as audio
+
+    monkeypatch.setattr(audio, "WHOLE_FILE_SECONDS", 0.0)  # read every file lazily
+    processor = AudioProcessor(AudioModality(column="a", sample_rate=target, duration=0.25))
+    whole = load_audio(media / "stereo44k.wav", target)  # 1 s, 44.1 kHz stereo
+    lazy = processor.load(str(media / "stereo44k.wav"), media)
+    assert isinstance(lazy, audio.AudioFile)
+    for train, seed in [(True, s) for s in range(6)] + [(False, 0)]:
+        expected = processor.crop(whole, train, torch.Generator().manual_seed(seed))
+        windowed = processor.crop(lazy, train, torch.Generator().manual_seed(seed))
+        assert np.array_equal(windowed, expected), (train, seed)

@@ -29,6 +29,10 @@ from plait.data.processor import Processor, resolve_path
 #: frames per block when a whole file is streamed for validation (256 KiB per channel)
 SCAN_BLOCK = 65536
 
+#: files up to this long are decoded whole by `AudioProcessor.load` (a few MiB at most);
+#: longer ones are read one cropped window at a time
+WHOLE_FILE_SECONDS = 30.0
+
 _DECODE_ERRORS = (sf.SoundFileError, RuntimeError, TypeError, ValueError)
 
 
@@ -286,9 +290,10 @@ class AudioProcessor(Processor):
     scratch clips are also zero-padded to it, hub clips are padded by the collate.
 
     Files: `check` (row validation) streams the whole file once and refuses NaN or
-    infinite samples and files over `config.max_duration` seconds; `load` reads only the
-    header (an `AudioFile`) and `transform` decodes only the window it crops, checked
-    again, so a one-hour file costs what a one-second one does.
+    infinite samples and files over `config.max_duration` seconds. `load` decodes a file
+    of up to `WHOLE_FILE_SECONDS` whole (and refuses NaN there too); of a longer one it
+    reads only the header (an `AudioFile`), and `transform` decodes only the window it
+    crops, checked again, so a one-hour file costs what a short one does.
 
     Array cells (`file.npy#row`, see `plait.data.arrays`): a 1-D row is a waveform at
     `config.sample_rate` and goes the way of a decoded file. A 2-D row is a PRECOMPUTED
@@ -326,8 +331,9 @@ class AudioProcessor(Processor):
 
     # --------------------------------------------------------------------- per sample
     def load(self, value: Any, base_dir: Path) -> np.ndarray | AudioFile:
-        """An in-memory waveform or array-cell row as an array; a file as an `AudioFile`
-        whose samples `crop` reads (only the window it keeps)."""
+        """An in-memory waveform, array-cell row or file of up to `WHOLE_FILE_SECONDS` as
+        an array (every sample checked); a longer file as an `AudioFile` whose samples
+        `crop` reads, only the window it keeps (the same samples either way)."""
         if is_array_cell(value):
             return self._from_array_cell(load_array_cell(value, base_dir), value)
         if isinstance(value, np.ndarray | list | Tensor):
@@ -339,7 +345,10 @@ class AudioProcessor(Processor):
             if not np.isfinite(wave).all():
                 raise ValueError("audio array contains NaN or infinite values")
             return resample(wave, self.config.sample_rate, self.sample_rate)
-        return open_audio(resolve_path(value, base_dir), self.config.max_duration)
+        audio = open_audio(resolve_path(value, base_dir), self.config.max_duration)
+        if audio.seconds > WHOLE_FILE_SECONDS:
+            return audio  # `crop` decodes only its window
+        return resample(read_window(audio, 0, audio.frames), audio.rate, self.sample_rate)
 
     def _from_array_cell(self, array: np.ndarray, cell: str) -> np.ndarray:
         """An array-cell row -> a 1-D waveform at `self.sample_rate`, or a 2-D spectrogram."""
