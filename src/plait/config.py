@@ -143,6 +143,9 @@ class AudioModality(_Strict):
     encoder: EncoderConfig = EncoderConfig(type="audio_cnn")
     sample_rate: int = Field(16000, gt=0)
     duration: float = Field(2.0, gt=0, description="seconds; clips are padded or cropped")
+    max_duration: float = Field(
+        3600.0, gt=0, description="seconds; a longer file is a bad row (a guard, not a crop)"
+    )
     n_mels: int = Field(64, ge=8)
     n_fft: int = Field(512, ge=32)
     hop_length: int = Field(160, ge=1)
@@ -355,6 +358,9 @@ class TrainingConfig(_Strict):
 
     `threads: 0` picks a measured default for this machine (see README, "CPU threads").
     `strategy: ddp` with `devices: 2` runs two processes (gloo on CPU, NCCL on GPU).
+    `on_nonfinite`: a NaN or infinite training loss stops the run naming the step and rows
+    (`raise`), or its batch is skipped without an optimizer step and counted (`skip`); a
+    non-finite validation metric always stops the run.
     """
 
     epochs: int = Field(10, ge=1)
@@ -369,6 +375,7 @@ class TrainingConfig(_Strict):
     accumulate: int = Field(1, ge=1)
     precision: Precision = "auto"
     early_stopping: int = Field(0, ge=0, description="patience in epochs; 0 disables")
+    on_nonfinite: Literal["raise", "skip"] = "raise"
     monitor: str = "valid/loss"
     seed: int = 0
     num_workers: int = Field(0, ge=0)

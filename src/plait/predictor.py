@@ -128,6 +128,7 @@ class Predictor:
                 batch = transform(batch)
             batch = batch.to(device)
             raw = self.model(batch.inputs, batch.presence)  # [B, K]
+            check_finite_outputs(raw, batch.ids)
             outs.append(activate(raw, self.task).float().cpu().numpy())
             ids.extend(batch.ids)
             if batch.labels is not None:
@@ -263,6 +264,19 @@ def activate(raw: torch.Tensor, task: str) -> torch.Tensor:
     if task == "multilabel":
         return raw.sigmoid()
     return raw
+
+
+def check_finite_outputs(raw: torch.Tensor, ids: list[str]) -> None:
+    """Predictions are never NaN without an error: name the rows whose outputs [B, K]
+    hold NaN or infinite values (broken weights, or inputs no check could catch)."""
+    bad = ~torch.isfinite(raw.detach().float()).reshape(len(raw), -1).all(1)  # [B]
+    if bool(bad.any()):
+        rows = [ids[i] for i in bad.nonzero().flatten().tolist()]
+        shown = ", ".join(rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+        raise PlaitError(
+            f"the model's outputs are NaN or infinite for {len(rows)} row(s) (ids: {shown}): "
+            "its weights or these rows' inputs are broken, so no predictions are returned"
+        )
 
 
 def _model_card(predictor: Predictor) -> str:

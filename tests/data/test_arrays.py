@@ -285,3 +285,38 @@ def test_manifest_of_array_cells(tmp_path, make_config):
     assert sample["inputs"]["image"]["pixel_values"].shape == (1, 8, 8)
     assert sample["inputs"]["audio"]["features"].shape == (1, 16, 10)
     assert len(prepared.train) == 9
+
+
+def test_non_finite_array_cells_are_row_problems_naming_the_value(tmp_path, make_config):
+    images = np.zeros((6, 4, 4), np.float64)
+    images[2, 1, 3] = np.nan
+    waves = np.zeros((6, 4000), np.float32)
+    waves[4, 1234] = -np.inf
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "waves.npy", waves)
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(first: nan at index \(1, 3\)"):
+        load_array_cell("images.npy#2", tmp_path)
+    with pytest.raises(ValueError, match=r"first: -inf at index 1234\)"):
+        load_array_cell("waves.npy#4", tmp_path)
+
+    rows = pd.DataFrame(
+        {
+            "image": [f"images.npy#{i}" for i in range(6)],
+            "audio": [f"waves.npy#{i}" for i in range(6)],
+            "label": ["a", "b"] * 3,
+        }
+    )
+    rows.to_csv(tmp_path / "train.csv", index=False)
+    modalities = {
+        "image": {"kind": "image", "column": "image", "channels": 1, "size": 8},
+        "audio": {"kind": "audio", "column": "audio", "sample_rate": 8000, "duration": 0.5},
+    }
+    config = make_config(
+        tmp_path / "train.csv", modalities, data={"split": {"valid": 0.0, "test": 0.0}}
+    )
+    with pytest.raises(DataError) as info:
+        prepare_data(config)
+    found = {(p.row, p.column): p.reason for p in info.value.problems}
+    assert set(found) == {(3, "image"), (5, "audio")}
+    assert "'images.npy#2'" in found[(3, "image")] and "index (1, 3)" in found[(3, "image")]
+    assert "'waves.npy#4'" in found[(5, "audio")] and "index 1234" in found[(5, "audio")]

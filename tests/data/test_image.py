@@ -136,3 +136,44 @@ def test_hub_fallback_when_unloadable(tmp_path):
     with pytest.warns(UserWarning, match="could not load the image processor"):
         processor = ImageProcessor(config, hub_model=str(tmp_path / "nothing-here"))
     assert processor.size == 64 and processor.mean == [0.5] * 3
+
+
+# ------------------------------------------------------- max_pixels and non-finite pixels
+
+
+def test_max_pixels_governs_pillows_limit_both_ways(media, monkeypatch):
+    # a Pillow whose own limit is tiny: 64x64 = 4096 pixels is over twice 1000, which
+    # Pillow alone refuses; a raised `max_pixels` must let it load
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    image = load_image(media / "big.png", max_pixels=10**6)
+    assert image.size == (64, 64)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # put back: nothing leaks to other code
+    # ... and a lowered one refuses what Pillow alone would let through
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**9)
+    with pytest.raises(ValueError, match="max_pixels limit of 100"):
+        load_image(media / "big.png", max_pixels=100)  # 4096 > twice 100: Pillow's own check
+    with pytest.raises(ValueError, match="max_pixels limit of 3000"):
+        load_image(media / "big.png", max_pixels=3000)  # between the limit and twice it
+    assert Image.MAX_IMAGE_PIXELS == 10**9
+    processor = ImageProcessor(ImageModality(column="i", size=16, max_pixels=10**7))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    processor.check(str(media / "big.png"), media)
+
+
+@pytest.mark.parametrize(("bad", "word"), [(np.nan, "NaN"), (np.inf, "infinite")])
+def test_float_image_with_non_finite_pixels_is_refused(tmp_path, bad, word):
+    array = np.full((6, 8), 0.5, dtype=np.float32)
+    array[4, 3] = bad
+    path = tmp_path / "float.tiff"
+    Image.fromarray(array).save(path)  # mode F, a 32-bit float TIFF
+    with pytest.raises(ValueError, match=f"holds {word} pixels \\(first at x=3, y=4\\)") as info:
+        load_image(path, max_pixels=10**6)
+    assert str(path) in str(info.value)
+    processor = ImageProcessor(ImageModality(column="i", size=16, channels=1))
+    with pytest.raises(ValueError, match=word):
+        processor.check(str(path), tmp_path)
+    # a finite float image and the integer modes (16-bit, 32-bit) still load
+    Image.fromarray(np.full((6, 8), 0.5, dtype=np.float32)).save(tmp_path / "ok.tiff")
+    assert load_image(tmp_path / "ok.tiff", max_pixels=10**6, channels=1).mode == "L"
+    Image.fromarray(np.full((6, 8), 70000, dtype=np.int32)).save(tmp_path / "i32.tiff")
+    assert load_image(tmp_path / "i32.tiff", max_pixels=10**6).mode == "RGB"

@@ -11,9 +11,9 @@ row is a cheap memory-map slice. The cache notices a rewritten file (its size, m
 inode changed) and reopens it, and a forked data-loader worker starts its own cache
 rather than reusing the parent's handles. Object (pickled) arrays are refused.
 
-Every problem (missing file, not an .npy file, row out of range or not an integer) is a
-`ValueError` with a reason a user can act on; the data layer turns it into a `RowProblem`
-naming the file, row and column.
+Every problem (missing file, not an .npy file, row out of range or not an integer, a NaN
+or infinite value in a float row) is a `ValueError` with a reason a user can act on; the
+data layer turns it into a `RowProblem` naming the file, row and column.
 """
 
 from __future__ import annotations
@@ -128,7 +128,26 @@ def load_array_cell(value: str, base_dir: Path) -> np.ndarray:
             f"array cell {value.strip()!r}: row {row} is out of range, {path} has "
             f"{array.shape[0]} rows (0 to {array.shape[0] - 1})"
         )
-    return np.array(array[row])  # copy out of the memory map
+    values = np.array(array[row])  # copy out of the memory map
+    check_finite_cell(values, value)
+    return values
+
+
+def check_finite_cell(values: np.ndarray, cell: str) -> None:
+    """Refuse a float row holding NaN or infinite values, naming the first one's index:
+    one such value turns every loss and gradient it touches into NaN."""
+    if not (
+        np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.complexfloating)
+    ):
+        return
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), values.shape))
+    raise ValueError(
+        f"array cell {cell.strip()!r}: the row holds NaN or infinite values (first: "
+        f"{values[index]} at index {index if len(index) != 1 else index[0]})"
+    )
 
 
 def clear_cache() -> None:

@@ -3,11 +3,16 @@
 No torchaudio: the mel filterbank is built here (HTK mel scale, mel = 2595 log10(1 + f/700),
 triangular filters of unit peak between 0 Hz and Nyquist) and the spectrogram comes from
 `torch.stft`. Pretrained encoders use their own Hugging Face feature extractor instead.
+
+Long files cost no more than short ones: row validation streams the whole file once in
+blocks (every sample must be finite), and training or prediction reads only the window
+it crops (`AudioFile`, `read_window`), never the whole recording.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,42 +26,175 @@ from plait.config import AudioModality
 from plait.data.arrays import is_array_cell, load_array_cell
 from plait.data.processor import Processor, resolve_path
 
+#: frames per block when a whole file is streamed for validation (256 KiB per channel)
+SCAN_BLOCK = 65536
+
+#: files up to this long are decoded whole by `AudioProcessor.load` (a few MiB at most);
+#: longer ones are read one cropped window at a time
+WHOLE_FILE_SECONDS = 30.0
+
+_DECODE_ERRORS = (sf.SoundFileError, RuntimeError, TypeError, ValueError)
+
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Decode a file to float32 mono at `sample_rate`: [samples].
+    """Decode a whole file to float32 mono at `sample_rate`: [samples].
 
     Raises:
-        ValueError: missing file, undecodable content or a file with 0 frames.
+        ValueError: missing file, undecodable content, a file with 0 frames, or NaN /
+            infinite samples.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"audio file not found: {path}")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # [frames, channels]
-    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ValueError(f"cannot decode audio file {path}: {exc}") from None
     if data.shape[0] == 0:
         raise ValueError(f"audio file {path} is empty (0 frames)")
+    check_finite_samples(data, rate, path)
     return resample(data.mean(axis=1), rate, sample_rate)
 
 
-def check_audio(path: str | Path) -> None:
-    """Cheap up-front validation: the header parses, frames > 0, the first block decodes."""
+@dataclass(frozen=True)
+class AudioFile:
+    """An audio file whose header has been read but whose samples have not:
+    `AudioProcessor.crop` decodes only the window it uses."""
+
+    path: Path
+    frames: int
+    rate: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.rate
+
+
+def open_audio(path: str | Path, max_duration: float | None = None) -> AudioFile:
+    """Read the header: the file exists, parses, has frames and is not over `max_duration`
+    seconds (None: no limit).
+
+    Raises:
+        ValueError: with a reason naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"audio file not found: {path}")
     try:
         info = sf.info(str(path))
-        if info.frames == 0:
-            raise ValueError(f"audio file {path} is empty (0 frames)")
-        with sf.SoundFile(str(path)) as handle:
-            block = handle.read(min(info.frames, 4096), dtype="float32")
-    except ValueError:
-        raise
-    except (sf.SoundFileError, RuntimeError, TypeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ValueError(f"cannot decode audio file {path}: {exc}") from None
-    if len(block) == 0:
+    if info.frames <= 0:
         raise ValueError(f"audio file {path} is empty (0 frames)")
+    audio = AudioFile(path, int(info.frames), int(info.samplerate))
+    if max_duration is not None and audio.seconds > max_duration:
+        raise ValueError(
+            f"audio file {path} is {audio.seconds:.1f} s long, over the max_duration limit "
+            f"of {max_duration:g} s (raise `max_duration` for this modality if the file is "
+            "meant to be this long)"
+        )
+    return audio
+
+
+def check_audio(path: str | Path, max_duration: float | None = None) -> AudioFile:
+    """Validate a whole file once: the header parses, it has frames, it is not over
+    `max_duration` seconds, every block decodes and every sample is finite.
+
+    The file is streamed in blocks of `SCAN_BLOCK` frames, so an hour-long file costs
+    no more memory than a one-second one.
+    """
+    audio = open_audio(path, max_duration)
+    seen = 0
+    try:
+        with sf.SoundFile(str(audio.path)) as handle:
+            for block in handle.blocks(SCAN_BLOCK, dtype="float32", always_2d=True):
+                check_finite_samples(block, audio.rate, audio.path, offset=seen)
+                seen += len(block)
+    except _AudioError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise ValueError(f"cannot decode audio file {audio.path}: {exc}") from None
+    if seen == 0:
+        raise ValueError(f"audio file {audio.path} is empty (0 frames)")
+    return audio
+
+
+def check_finite_samples(data: np.ndarray, rate: int, path: Any, offset: int = 0) -> None:
+    """Raise ValueError naming the first NaN or infinite sample of `data` [frames(, ch)]
+    (`offset`: frames before `data` in the file, so the time is the file's own)."""
+    finite = np.isfinite(data)
+    if finite.all():
+        return
+    frame = int(np.argmin(finite.reshape(len(data), -1).all(axis=1)))
+    kind = "NaN" if np.isnan(data[frame]).any() else "infinite"
+    seconds = (offset + frame) / rate
+    raise _AudioError(f"audio file {path} holds {kind} samples (first at {seconds:.2f} s)")
+
+
+class _AudioError(ValueError):
+    """A reason already phrased for the user (passed through unchanged)."""
+
+
+def read_window(audio: AudioFile, start: int, stop: int) -> np.ndarray:
+    """Frames [start, stop) of `audio`, mixed to mono: float32 [stop - start] at the
+    file's own rate; only those frames are decoded (soundfile seeks to `start`).
+
+    Raises:
+        ValueError: the file cannot be decoded any more, or the window holds NaN / Inf.
+    """
+    try:
+        data, _ = sf.read(
+            str(audio.path), start=start, stop=stop, dtype="float32", always_2d=True
+        )  # [frames, channels]
+    except _DECODE_ERRORS as exc:
+        raise ValueError(f"cannot decode audio file {audio.path}: {exc}") from None
+    if data.shape[0] == 0 and start == 0:
+        raise ValueError(f"audio file {audio.path} is empty (0 frames)")
+    check_finite_samples(data, audio.rate, audio.path, offset=start)
+    return data.mean(axis=1)
+
+
+def resampled_length(frames: int, orig_rate: int, target_rate: int) -> int:
+    """How many samples `resample` returns for `frames` samples (as scipy's resample_poly
+    or the linear fallback computes it)."""
+    if orig_rate == target_rate or frames == 0:
+        return frames
+    if _resample_poly() is None:
+        return max(1, round(frames * target_rate / orig_rate))
+    g = math.gcd(int(orig_rate), int(target_rate))
+    up, down = target_rate // g, orig_rate // g
+    return -(-frames * up // down)
+
+
+def read_resampled(audio: AudioFile, target_rate: int, start: int, length: int) -> np.ndarray:
+    """Samples [start, start + length) of the whole file resampled to `target_rate`,
+    decoding only the frames they depend on: [<= length] float32.
+
+    With scipy the result equals `resample(whole file)[start:start + length]`: the frames
+    read begin on a multiple of the polyphase decimation factor (so the output grid is the
+    whole file's) and reach past the window by more than the filter's half-length.
+    """
+    if audio.rate == target_rate:
+        return read_window(audio, start, min(audio.frames, start + length))
+    total = resampled_length(audio.frames, audio.rate, target_rate)
+    if start <= 0 and length >= total:
+        return resample(read_window(audio, 0, audio.frames), audio.rate, target_rate)
+    g = math.gcd(int(audio.rate), int(target_rate))
+    up, down = target_rate // g, audio.rate // g
+    margin = 10 * max(up, down) // up + 2  # the filter's half-length in file frames, and more
+    first = max(0, (start * down // up - margin) // down * down)  # a multiple of `down`
+    last = min(audio.frames, -(-(start + length) * down // up) + margin)
+    chunk = resample(read_window(audio, first, last), audio.rate, target_rate)
+    offset = start - first * up // down  # output index of `start` within the chunk
+    return chunk[offset : offset + length]
+
+
+def _resample_poly() -> Any:
+    try:
+        from scipy.signal import resample_poly
+    except ImportError:  # linear interpolation keeps Plait working without scipy
+        return None
+    return resample_poly
 
 
 def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -64,9 +202,8 @@ def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     wave = np.asarray(wave, dtype=np.float32)
     if orig_rate == target_rate or len(wave) == 0:
         return wave
-    try:
-        from scipy.signal import resample_poly
-    except ImportError:  # linear interpolation keeps Plait working without scipy
+    resample_poly = _resample_poly()
+    if resample_poly is None:
         n_out = max(1, round(len(wave) * target_rate / orig_rate))
         times = np.arange(n_out) * (orig_rate / target_rate)
         return np.interp(times, np.arange(len(wave)), wave).astype(np.float32)
@@ -152,6 +289,12 @@ class AudioProcessor(Processor):
     Clips are cropped to `config.duration` (random window in training, centre in eval);
     scratch clips are also zero-padded to it, hub clips are padded by the collate.
 
+    Files: `check` (row validation) streams the whole file once and refuses NaN or
+    infinite samples and files over `config.max_duration` seconds. `load` decodes a file
+    of up to `WHOLE_FILE_SECONDS` whole (and refuses NaN there too); of a longer one it
+    reads only the header (an `AudioFile`), and `transform` decodes only the window it
+    crops, checked again, so a one-hour file costs what a short one does.
+
     Array cells (`file.npy#row`, see `plait.data.arrays`): a 1-D row is a waveform at
     `config.sample_rate` and goes the way of a decoded file. A 2-D row is a PRECOMPUTED
     spectrogram [frequency or mel bins, time frames] for scratch encoders: the log-mel step
@@ -187,7 +330,10 @@ class AudioProcessor(Processor):
         return self.num_samples // self.config.hop_length + 1
 
     # --------------------------------------------------------------------- per sample
-    def load(self, value: Any, base_dir: Path) -> np.ndarray:
+    def load(self, value: Any, base_dir: Path) -> np.ndarray | AudioFile:
+        """An in-memory waveform, array-cell row or file of up to `WHOLE_FILE_SECONDS` as
+        an array (every sample checked); a longer file as an `AudioFile` whose samples
+        `crop` reads, only the window it keeps (the same samples either way)."""
         if is_array_cell(value):
             return self._from_array_cell(load_array_cell(value, base_dir), value)
         if isinstance(value, np.ndarray | list | Tensor):
@@ -199,7 +345,10 @@ class AudioProcessor(Processor):
             if not np.isfinite(wave).all():
                 raise ValueError("audio array contains NaN or infinite values")
             return resample(wave, self.config.sample_rate, self.sample_rate)
-        return load_audio(resolve_path(value, base_dir), self.sample_rate)
+        audio = open_audio(resolve_path(value, base_dir), self.config.max_duration)
+        if audio.seconds > WHOLE_FILE_SECONDS:
+            return audio  # `crop` decodes only its window
+        return resample(read_window(audio, 0, audio.frames), audio.rate, self.sample_rate)
 
     def _from_array_cell(self, array: np.ndarray, cell: str) -> np.ndarray:
         """An array-cell row -> a 1-D waveform at `self.sample_rate`, or a 2-D spectrogram."""
@@ -234,24 +383,39 @@ class AudioProcessor(Processor):
         if isinstance(value, np.ndarray | list | Tensor) or is_array_cell(value):
             self.load(value, base_dir)
         else:
-            check_audio(resolve_path(value, base_dir))
+            check_audio(resolve_path(value, base_dir), self.config.max_duration)
 
-    def crop(self, wave: np.ndarray, train: bool, generator: torch.Generator) -> np.ndarray:
-        """Crop to `num_samples` (random offset in training, centre otherwise)."""
-        excess = len(wave) - self.num_samples
+    def crop(
+        self, wave: np.ndarray | AudioFile, train: bool, generator: torch.Generator
+    ) -> np.ndarray:
+        """Crop to `num_samples` (random offset in training, centre otherwise).
+
+        An `AudioFile` is cropped before it is decoded: the offset is drawn from its
+        resampled length exactly as for the decoded array, and only the frames of that
+        window are read, so a long file gives the same samples at a fraction of the cost.
+        """
+        if isinstance(wave, AudioFile):
+            length = resampled_length(wave.frames, wave.rate, self.sample_rate)
+        else:
+            length = len(wave)
+        excess = length - self.num_samples
         if excess <= 0:
-            return wave
-        if train:
+            start = 0
+        elif train:
             start = int(torch.randint(0, excess + 1, (), generator=generator))
         else:
             start = excess // 2
-        return wave[start : start + self.num_samples]
+        if isinstance(wave, AudioFile):
+            return read_resampled(wave, self.sample_rate, start, self.num_samples)
+        return wave[start : start + self.num_samples] if excess > 0 else wave
 
     def transform(
-        self, raw: np.ndarray, train: bool, generator: torch.Generator
+        self, raw: np.ndarray | AudioFile, train: bool, generator: torch.Generator
     ) -> dict[str, Tensor]:
         cfg = self.config
-        if raw.ndim == 2:  # a precomputed spectrogram from an array cell
+        if (
+            isinstance(raw, np.ndarray) and raw.ndim == 2
+        ):  # a precomputed spectrogram from an array cell
             mel = torch.from_numpy(np.array(raw, dtype=np.float32))  # [bins, frames]
         else:
             wave = self.crop(raw, train, generator)

@@ -11,7 +11,7 @@ import math
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -38,22 +38,28 @@ def load_image(path: str | Path, max_pixels: int, channels: int = 3) -> Image.Im
     if not path.is_file():
         raise _ImageError(f"image file not found: {path}")
     try:
-        # Pillow warns between its own limit and twice it; we enforce `max_pixels` instead.
-        # catch_warnings is process-global, hence the lock (open only parses the header).
-        with _OPEN_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(path)
-        with opened:
-            _check_pixels(opened.size, max_pixels, path)
-            opened.load()
-            image = ImageOps.exif_transpose(opened) or opened
-            image = to_mode(image, channels)
-            if image is opened:  # closing `opened` would invalidate its pixel data
-                image = image.copy()
+        with _pillow_limit(max_pixels):
+            # Pillow warns between its limit and twice it; `_check_pixels` refuses instead.
+            # catch_warnings is process-global, hence the lock (open only parses the header).
+            with _OPEN_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                opened = Image.open(path)
+            with opened:
+                _check_pixels(opened.size, max_pixels, path)
+                opened.load()
+                _check_finite(opened, path)
+                image = ImageOps.exif_transpose(opened) or opened
+                image = to_mode(image, channels)
+                if image is opened:  # closing `opened` would invalidate its pixel data
+                    image = image.copy()
     except _ImageError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise _ImageError(f"image {path} is too large for Pillow's safety limit: {exc}") from None
+    except Image.DecompressionBombError as exc:  # Pillow's check, at twice `max_pixels`
+        raise _ImageError(
+            f"image {path} is over the max_pixels limit of {max_pixels} ({exc}; a "
+            "decompression-bomb guard: raise `max_pixels` for this modality if the image "
+            "is genuine)"
+        ) from None
     except Image.UnidentifiedImageError:
         raise _ImageError(f"not a readable image file: {path}") from None
     except (OSError, SyntaxError, EOFError, ValueError, IndexError) as exc:  # corrupt data
@@ -63,6 +69,51 @@ def load_image(path: str | Path, max_pixels: int, channels: int = 3) -> Image.Im
 
 class _ImageError(ValueError):
     """A reason already phrased for the user (passed through unchanged)."""
+
+
+class _pillow_limit:
+    """Pillow's own decompression-bomb limit set to `max_pixels` while Plait decodes.
+
+    Pillow checks sizes against a process-wide `Image.MAX_IMAGE_PIXELS` (refusing twice
+    it), in `Image.open` and again in some decoders (TIFF tiles, GIF frames), so a
+    per-modality `max_pixels` has to set it. While any Plait decode runs the value is the
+    largest `max_pixels` in use (each decode still applies its own in `_check_pixels`);
+    when the last one ends the value found before is put back, so nothing outlives the
+    call.
+    """
+
+    _lock = threading.Lock()
+    _active: ClassVar[list[int]] = []
+    _saved: ClassVar[int | None] = None
+
+    def __init__(self, max_pixels: int) -> None:
+        self.max_pixels = int(max_pixels)
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if not self._active:
+                _pillow_limit._saved = Image.MAX_IMAGE_PIXELS
+            self._active.append(self.max_pixels)
+            Image.MAX_IMAGE_PIXELS = max(self._active)
+
+    def __exit__(self, *exc: Any) -> None:
+        with self._lock:
+            self._active.remove(self.max_pixels)
+            Image.MAX_IMAGE_PIXELS = max(self._active) if self._active else self._saved
+
+
+def _check_finite(image: Image.Image, path: Any) -> None:
+    """Float images (mode F, e.g. a 32-bit TIFF) may hold NaN or infinite pixels, which
+    would train a NaN model; integer modes (8/16/32-bit) cannot."""
+    if image.mode != "F":
+        return
+    array = np.asarray(image)
+    finite = np.isfinite(array)
+    if finite.all():
+        return
+    y, x = np.unravel_index(int(np.argmin(finite)), finite.shape)
+    kind = "NaN" if np.isnan(array[y, x]) else "infinite"
+    raise _ImageError(f"image {path} holds {kind} pixels (first at x={x}, y={y})")
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int, path: Any) -> None:

@@ -39,6 +39,8 @@ class AlignmentModule(TrainingModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         terms = self.objective(self.model, batch.inputs, batch.presence)
+        if self.checked_loss(terms["loss"], batch, batch_idx) is None:
+            return self.no_effect_loss()
         size = len(batch)
         for name, value in terms.items():
             self.log(
@@ -49,6 +51,7 @@ class AlignmentModule(TrainingModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         terms = self.objective(self.model, batch.inputs, batch.presence)
+        self.note_valid_loss(terms["loss"], batch, batch_idx)
         self.log("valid/loss", terms["loss"], prog_bar=True, batch_size=len(batch), sync_dist=True)
         if self.objective.last_pairs is not None:
             self._valid.append(self.objective.last_pairs)

@@ -44,6 +44,7 @@ from plait.training.align_module import AlignmentModule
 from plait.training.checkpoint_io import AtomicCheckpointIO
 from plait.training.datamodule import PlaitDataModule
 from plait.training.module import PlaitModule, TrainingModule
+from plait.training.nonfinite import NonFiniteMetricStop
 from plait.utils.io import atomic_write, atomic_write_json
 
 log = logging.getLogger("plait")
@@ -168,6 +169,14 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
             "per_split": data.skipped_rows,
             "list": str(run_dir / "bad_rows.csv"),
         }
+    if config.training.on_nonfinite == "skip":
+        metrics["nonfinite_batches_skipped"] = module.nonfinite_skipped
+        if module.nonfinite_skipped:
+            log.warning(
+                "%d training batch(es) skipped for a non-finite loss (training.on_nonfinite: "
+                "skip); see the warnings above for their steps and rows",
+                module.nonfinite_skipped,
+            )
     predictor.metrics = metrics
     predictor.save(run_dir / "model")
     if config.evaluation.report:
@@ -307,6 +316,7 @@ def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
     monitor = cfg.monitor if has_valid else None
     mode = "max" if any(k in (monitor or "") for k in ("accuracy", "f1", "auroc", "R@")) else "min"
     callbacks: list[pl.Callback] = [
+        NonFiniteMetricStop(),  # before early stopping and the checkpoints see a NaN
         ModelCheckpoint(
             dirpath=run_dir / "checkpoints",
             filename="best",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from typing import Any
@@ -14,6 +15,15 @@ from plait.config import TrainingConfig
 from plait.data.batch import Batch
 from plait.model import MultimodalModel
 from plait.objectives import TaskLoss
+from plait.training.nonfinite import (
+    NonFiniteError,
+    any_process,
+    describe_rows,
+    is_finite,
+    training_step_name,
+)
+
+log = logging.getLogger("plait")
 
 
 class TrainingModule(pl.LightningModule):
@@ -30,6 +40,80 @@ class TrainingModule(pl.LightningModule):
     def __init__(self, training: TrainingConfig) -> None:
         super().__init__()
         self.training_config = training
+        self.nonfinite_skipped = 0  # training batches skipped for a non-finite loss
+        self.nonfinite_valid: str | None = None  # first validation batch with one, this epoch
+        self._finite_in_window = False  # a batch of this accumulation window had a finite loss
+
+    # ------------------------------------------------------------ non-finite losses
+    def checked_loss(
+        self, loss: Tensor, batch: Batch, batch_idx: int, outputs: Tensor | None = None
+    ) -> Tensor | None:
+        """`loss` when it is finite on every process; otherwise stop the run with the step
+        and rows named (NonFiniteError) or, with `on_nonfinite: skip`, count the batch and
+        return None: the caller then returns `no_effect_loss()` and logs nothing."""
+        local = is_finite(loss)
+        if not any_process(not local, self):
+            self._finite_in_window = True
+            return loss
+        step = training_step_name(self, batch_idx)
+        rows = "its rows are on another DDP process" if local else describe_rows(batch, outputs)
+        value = "not finite" if local else str(loss.item())
+        broken = self._poisoned_buffers()
+        skip = self.training_config.on_nonfinite == "skip"
+        if skip and not any_process(bool(broken), self):  # the same answer on every process
+            self.nonfinite_skipped += 1
+            log.warning(
+                "skipped a training batch with a non-finite loss at %s; %s "
+                "(training.on_nonfinite: skip)",
+                step,
+                rows,
+            )
+            return None
+        poisoned = f"; it made {broken[0]} non-finite, so skipping cannot help" if broken else ""
+        hint = "" if skip else ", or set `training.on_nonfinite: skip` to skip such batches"
+        raise NonFiniteError(
+            f"the training loss is {value} at {step}; {rows}{poisoned}. The run stopped "
+            "before a broken model could be saved: check those rows' inputs and labels or "
+            f"lower `training.lr`{hint}"
+        )
+
+    def no_effect_loss(self) -> Tensor:
+        """The loss of a skipped batch: exactly zero, touching every trainable weight.
+
+        Lightning refuses a `None` step under DDP, and every process must join the same
+        gradient all-reduce; so a skipped batch still has a backward pass, adding exact
+        zeros to the gradients, and `on_before_optimizer_step` drops the step when no
+        batch of the accumulation window had a finite loss.
+        """
+        terms = [p.flatten()[0] * 0.0 for p in self.parameters() if p.requires_grad and p.numel()]
+        return torch.stack(terms).sum()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self._finite_in_window:  # every batch since the last step was skipped
+            for group in optimizer.param_groups:
+                for param in group["params"]:
+                    param.grad = None  # the optimizer leaves weights without a gradient alone
+        self._finite_in_window = False
+
+    def _poisoned_buffers(self) -> list[str]:
+        """Buffers (batch-norm running statistics) the skipped forward pass already made
+        non-finite: skipping the optimizer step cannot undo that, so the run must stop."""
+        return [
+            name
+            for name, buffer in self.named_buffers()
+            if buffer.is_floating_point() and not is_finite(buffer)
+        ]
+
+    def note_valid_loss(
+        self, loss: Tensor, batch: Batch, batch_idx: int, outputs: Tensor | None = None
+    ) -> None:
+        """Remember the first validation batch of this epoch with a non-finite loss, for
+        the message of `NonFiniteMetricStop`."""
+        if self.nonfinite_valid is None and not is_finite(loss):
+            self.nonfinite_valid = f"{batch_idx + 1}: {describe_rows(batch, outputs)}"
+
+    def on_validation_epoch_start(self) -> None:
+        self.nonfinite_valid = None
 
     def on_train_epoch_start(self) -> None:
         # augmentation randomness is seeded from (seed, epoch, row): tell the dataset
@@ -68,11 +152,13 @@ class TrainingModule(pl.LightningModule):
             "torch": torch.get_rng_state(),
             "python": _to_lists(random.getstate()),
         }
+        checkpoint["plait_nonfinite_skipped"] = self.nonfinite_skipped
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # applied in on_train_start, after Lightning's own start-up work has drawn from
         # the global generator (sanity validation), exactly where the saved run stood
         self._restored_rng = checkpoint.get("plait_rng")
+        self.nonfinite_skipped = int(checkpoint.get("plait_nonfinite_skipped", 0))
 
     def on_train_start(self) -> None:
         state = getattr(self, "_restored_rng", None)
@@ -96,15 +182,19 @@ class PlaitModule(TrainingModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         outputs = self(batch)  # [B, K]
-        loss = self.loss(outputs, batch.labels)
+        checked = self.checked_loss(self.loss(outputs, batch.labels), batch, batch_idx, outputs)
+        if checked is None:
+            return self.no_effect_loss()
         self.log(
-            "train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch), sync_dist=True
-        )
-        return loss
+            "train/loss", checked, on_step=False, on_epoch=True, batch_size=len(batch),
+            sync_dist=True,
+        )  # fmt: skip
+        return checked
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         outputs = self(batch)  # [B, K]
         loss = self.loss(outputs, batch.labels)
+        self.note_valid_loss(loss, batch, batch_idx, outputs)
         size = len(batch)
         self.log("valid/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
         if self.loss.task == "classification":
