@@ -165,7 +165,7 @@ CASES: list[Case] = [
         "images/float_nan.tiff",
         *NON_FINITE,
         needs=NONFINITE,
-    ),  # fmt: skip
+    ),
     _bad("image-decompression-bomb", "image", IMAGE, "images/bomb.png", "pixels", "bomb"),
     # audio, odd but valid
     _ok("audio-int16", "audio", AUDIO, "audio/int16.wav"),
@@ -201,7 +201,7 @@ CASES: list[Case] = [
         "text",
         CAPTION,
         'first line\nsecond "quoted" line, with commas; semicolons\tand a tab',
-    ),  # fmt: skip
+    ),
     # array cells
     _ok("array-image-row", "array", IMAGE, "arrays/pixels.npy#2"),
     _ok("array-audio-row", "array", AUDIO, "arrays/waves.npy#1"),
@@ -228,7 +228,7 @@ CASES: list[Case] = [
         ("unknown", "not seen"),
         labels_only=True,
         test_only=True,
-    ),  # fmt: skip
+    ),
 ]
 
 
