@@ -401,11 +401,25 @@ def test_train_with_raise_names_the_first_bad_row(corpus, tmp_path, variant):
 
 # ------------------------------------------------------------- one real run and its model
 @pytest.fixture(scope="module")
-def trained(corpus, tmp_path_factory):
-    """One epoch on the comma-separated corpus with `on_error: skip` (or the PlaitError)."""
-    out = tmp_path_factory.mktemp("runs")
-    raw = corpus_config(corpus, out, corpus.manifests["comma"], on_error="skip")
-    return plait_call(lambda: plait.train(raw))
+def runs(corpus, tmp_path_factory) -> Callable[[str], Any]:
+    """runs(variant) -> one epoch on that manifest with `on_error: skip` (cached): the
+    RunResult, or the PlaitError it raised."""
+    cache: dict[str, Any] = {}
+
+    def get(variant: str) -> Any:
+        if variant not in cache:
+            out = tmp_path_factory.mktemp(f"runs-{variant}")
+            raw = corpus_config(corpus, out, corpus.manifests[variant], on_error="skip")
+            cache[variant] = plait_call(lambda: plait.train(raw))
+        return cache[variant]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def trained(runs):
+    """The run on the comma-separated corpus, whose model predict/evaluate use."""
+    return runs("comma")
 
 
 def _bad_rows(run_dir: Path) -> pd.DataFrame:
@@ -414,7 +428,9 @@ def _bad_rows(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def _check_bad_rows_csv(corpus: Corpus, frame: pd.DataFrame, cases: list[Case]) -> None:
+def _check_bad_rows_csv(
+    corpus: Corpus, variant: str, frame: pd.DataFrame, cases: list[Case]
+) -> None:
     assert {"file", "row", "column", "reason"} <= set(frame.columns), list(frame.columns)
     rows = frame.assign(row=frame["row"].astype(int))
     for case in cases:
@@ -427,14 +443,16 @@ def _check_bad_rows_csv(corpus: Corpus, frame: pd.DataFrame, cases: list[Case]) 
             c == case.column and matches(r, case)
             for c, r in zip(mine["column"], mine["reason"], strict=True)
         ), (case.name, mine.to_dict("records"))
-        assert all(Path(f) == corpus.manifests["comma"] for f in mine["file"])
+        assert all(Path(f) == corpus.manifests[variant] for f in mine["file"])
 
 
-def test_train_with_skip_lists_bad_rows(corpus, trained):
+@pytest.mark.parametrize("variant", [manifest_param(v) for v in MANIFESTS])
+def test_train_with_skip_lists_bad_rows(corpus, runs, variant):
     """Rows that need no fix in progress: listed in bad_rows.csv (or not) as expected."""
-    assert not isinstance(trained, PlaitError), str(trained)
+    run = runs(variant)
+    assert not isinstance(run, PlaitError), str(run)
     cases = [c for c in corpus.train_cases() if c.needs is None]
-    _check_bad_rows_csv(corpus, _bad_rows(trained.run_dir), cases)
+    _check_bad_rows_csv(corpus, variant, _bad_rows(run.run_dir), cases)
 
 
 @needs(NONFINITE)
@@ -446,10 +464,14 @@ def test_train_with_skip_keeps_the_model_finite(trained):
             assert torch.isfinite(tensor).all(), f"weights {name} are not finite"
 
 
-@needs(MANIFEST, NONFINITE)
-def test_train_with_skip_as_the_issue_asks(corpus, trained):
-    assert not isinstance(trained, PlaitError), str(trained)
-    _check_bad_rows_csv(corpus, _bad_rows(trained.run_dir), corpus.train_cases())
+@pytest.mark.parametrize(
+    "variant",
+    [manifest_param(v, *([MANIFEST] if v not in TYPED else []), NONFINITE) for v in MANIFESTS],
+)
+def test_train_with_skip_as_the_issue_asks(corpus, runs, variant):
+    run = runs(variant)
+    assert not isinstance(run, PlaitError), str(run)
+    _check_bad_rows_csv(corpus, variant, _bad_rows(run.run_dir), corpus.train_cases())
 
 
 def _predict_frame(corpus: Corpus, frame: pd.DataFrame) -> None:
