@@ -4,9 +4,6 @@ Every odd-but-valid row must load, every hostile row must be reported with its f
 column and a reason, nothing may crash with anything but a `PlaitError`, and nothing may
 be lost: predict keeps one output row per input row. What each row must become is read
 from the corpus description (`Case`), never written here by hand.
-
-Tests that need a fix still in progress are marked xfail with the fix they need; a case's
-`needs` says the same per row.
 """
 
 from __future__ import annotations
@@ -38,11 +35,8 @@ from corpus.build import (  # noqa: E402
     AUDIO,
     CAPTION,
     IMAGE,
-    MANIFEST,
     MANIFESTS,
-    MANIFESTS_NEEDING_FIX,
     MODEL_FOLDER_DAMAGE,
-    NONFINITE,
     SAMPLE_RATE,
     Case,
     Corpus,
@@ -50,26 +44,6 @@ from corpus.build import (  # noqa: E402
     corpus_cases,
     damage_model_folder,
 )
-
-PREDICT_FIX = "predict/evaluate/embed --on-error with an error column"
-FOLDER_FIX = "atomic model folders"
-LABEL_COUNTS = "label counts of the rows used (issue 11, seen item 8)"
-TYPED = ("parquet", "jsonl")  # formats whose cells carry their own types
-
-
-def needs(*fixes: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(reason="needs " + " and ".join(fixes), strict=False)
-
-
-def case_param(case: Case) -> Any:
-    marks = [needs(case.needs)] if case.needs else []
-    return pytest.param(case, id=case.name, marks=marks)
-
-
-def manifest_param(variant: str, *more_fixes: str) -> Any:
-    fixes = list(dict.fromkeys(f for f in (MANIFESTS_NEEDING_FIX.get(variant), *more_fixes) if f))
-    return pytest.param(variant, id=variant, marks=[needs(*fixes)] if fixes else [])
-
 
 CASES = corpus_cases()
 FILE_CASES = [c for c in CASES if c.kind in ("image", "audio", "array")]
@@ -216,7 +190,7 @@ def processors(corpus, tmp_path_factory):
     return found
 
 
-@pytest.mark.parametrize("case", [case_param(c) for c in FILE_CASES])
+@pytest.mark.parametrize("case", FILE_CASES, ids=[c.name for c in FILE_CASES])
 def test_each_file_cell(corpus, processors, case):
     """An odd file decodes to finite tensors of the usual shape; a hostile one is refused
     with a reason (what row validation and the data loader both rely on)."""
@@ -258,13 +232,7 @@ def test_each_text_cell(processors, case):
 
 
 # ----------------------------------------------------------------- every manifest format
-@pytest.mark.parametrize(
-    "variant",
-    [
-        manifest_param(v, *([MANIFEST] if v in ("comma", "tab", "utf8_bom") else []))
-        for v in MANIFESTS
-    ],
-)
+@pytest.mark.parametrize("variant", list(MANIFESTS))
 def test_manifest_cells_are_read_verbatim(corpus, variant):
     """Ids keep their leading zeros, `NA`/`None` stay text, newlines, quotes and
     delimiters survive; only empty or whitespace cells may read as missing."""
@@ -329,30 +297,16 @@ def _train_rows(corpus: Corpus, variant: str, prepared: Any) -> tuple[set[int], 
     return used, mine
 
 
-@pytest.mark.parametrize("variant", [manifest_param(v) for v in MANIFESTS])
-def test_rows_plait_handles_today(corpus, prepared, variant):
-    """Validation with `on_error: skip` over each format, for the cases that need no fix
-    in progress: every odd row is used, every hostile row reported where and why."""
-    used, problems = _train_rows(corpus, variant, prepared(variant))
-    cases = [c for c in corpus.train_cases() if c.needs is None]
-    _check_rows(corpus, variant, used, problems, cases)
-
-
-@pytest.mark.parametrize(
-    "variant",
-    [manifest_param(v, *([MANIFEST] if v not in TYPED else []), NONFINITE) for v in MANIFESTS],
-)
-def test_every_row_as_the_issue_asks(corpus, prepared, variant):
-    """Every case, including those that need the fixes in progress (classes named like a
-    missing value, non-finite images and audio)."""
+@pytest.mark.parametrize("variant", list(MANIFESTS))
+def test_every_row_is_used_or_reported(corpus, prepared, variant):
+    """Validation with `on_error: skip` over each format: every odd row is used, every
+    hostile row reported once, where (file, row, column) and why."""
     used, problems = _train_rows(corpus, variant, prepared(variant))
     _check_rows(corpus, variant, used, problems, corpus.train_cases())
     assert len(problems) == len({p.row for p in problems}), "a row reported twice"
 
 
-@pytest.mark.parametrize(
-    "variant", [manifest_param(v, *([MANIFEST] if v not in TYPED else [])) for v in MANIFESTS]
-)
+@pytest.mark.parametrize("variant", list(MANIFESTS))
 def test_values_that_look_missing_are_values(corpus, prepared, variant):
     """A class named `None`, `NA` or `null` is a class; a caption `NA` or `None` is text;
     a whitespace-only caption is a missing modality."""
@@ -372,14 +326,13 @@ def test_values_that_look_missing_are_values(corpus, prepared, variant):
         assert sample["presence"]["caption"] is present, name
 
 
-@pytest.mark.parametrize("variant", [manifest_param(v, MANIFEST) for v in MANIFESTS])
+@pytest.mark.parametrize("variant", list(MANIFESTS))
 def test_numeric_labels_3_and_3_0_are_one_class(corpus, prepared, variant):
     prepared = prepared(variant)
     assert not isinstance(prepared, PlaitError), str(prepared)
     assert "3" in prepared.labels.names and "3.0" not in prepared.labels.names
 
 
-@needs(LABEL_COUNTS)
 def test_label_counts_are_the_rows_used(prepared):
     """`labels.json` counts reflect the rows training used, not rows later skipped."""
     prepared = prepared("parquet")
@@ -387,7 +340,7 @@ def test_label_counts_are_the_rows_used(prepared):
     assert sum(prepared.labels.counts) == len(prepared.train)
 
 
-@pytest.mark.parametrize("variant", [manifest_param(v) for v in MANIFESTS])
+@pytest.mark.parametrize("variant", list(MANIFESTS))
 def test_train_with_raise_names_the_first_bad_row(corpus, tmp_path, variant):
     raw = corpus_config(corpus, tmp_path, corpus.manifests[variant], on_error="raise")
     outcome = plait_call(lambda: plait.train(raw))
@@ -446,32 +399,21 @@ def _check_bad_rows_csv(
         assert all(Path(f) == corpus.manifests[variant] for f in mine["file"])
 
 
-@pytest.mark.parametrize("variant", [manifest_param(v) for v in MANIFESTS])
+@pytest.mark.parametrize("variant", list(MANIFESTS))
 def test_train_with_skip_lists_bad_rows(corpus, runs, variant):
-    """Rows that need no fix in progress: listed in bad_rows.csv (or not) as expected."""
+    """One epoch with `on_error: skip` over each format: every hostile row, and only those,
+    is listed in the run's bad_rows.csv with its file, row, column and reason."""
     run = runs(variant)
     assert not isinstance(run, PlaitError), str(run)
-    cases = [c for c in corpus.train_cases() if c.needs is None]
-    _check_bad_rows_csv(corpus, variant, _bad_rows(run.run_dir), cases)
+    _check_bad_rows_csv(corpus, variant, _bad_rows(run.run_dir), corpus.train_cases())
 
 
-@needs(NONFINITE)
 def test_train_with_skip_keeps_the_model_finite(trained):
     """Non-finite files are rejected up front, so one epoch leaves finite weights."""
     assert not isinstance(trained, PlaitError), str(trained)
     for name, tensor in trained.predictor.model.state_dict().items():
         if tensor.is_floating_point():
             assert torch.isfinite(tensor).all(), f"weights {name} are not finite"
-
-
-@pytest.mark.parametrize(
-    "variant",
-    [manifest_param(v, *([MANIFEST] if v not in TYPED else []), NONFINITE) for v in MANIFESTS],
-)
-def test_train_with_skip_as_the_issue_asks(corpus, runs, variant):
-    run = runs(variant)
-    assert not isinstance(run, PlaitError), str(run)
-    _check_bad_rows_csv(corpus, variant, _bad_rows(run.run_dir), corpus.train_cases())
 
 
 def _predict_frame(corpus: Corpus, frame: pd.DataFrame) -> None:
@@ -490,12 +432,13 @@ def _predict_frame(corpus: Corpus, frame: pd.DataFrame) -> None:
             assert np.isfinite(row[proba].to_numpy(dtype=float)).all(), case.name
 
 
-@needs(PREDICT_FIX, NONFINITE, MANIFEST)
-def test_predict_skip_keeps_one_row_per_input(corpus, trained, tmp_path):
+@pytest.mark.parametrize("policy", [{"on_error": "skip"}, {}], ids=["skip", "default"])
+def test_predict_skip_keeps_one_row_per_input(corpus, trained, tmp_path, policy):
+    """`skip` (the default for predict) keeps every row: bad ones get an `error`."""
     assert not isinstance(trained, PlaitError), str(trained)
     output = tmp_path / "predictions.csv"
     frame = plait_call(
-        lambda: plait.predict(trained.model_dir, corpus.test, on_error="skip", output=output)
+        lambda: plait.predict(trained.model_dir, corpus.test, output=output, **policy)
     )
     assert isinstance(frame, pd.DataFrame), str(frame)
     _predict_frame(corpus, frame)
@@ -507,7 +450,6 @@ def test_predict_skip_keeps_one_row_per_input(corpus, trained, tmp_path):
     assert {int(r) for r in bad["row"]} == {c.row for c in corpus.cases if c.bad_for_predict}
 
 
-@needs(PREDICT_FIX)
 def test_predict_raise_names_the_first_bad_row(corpus, trained):
     assert not isinstance(trained, PlaitError), str(trained)
     outcome = plait_call(lambda: plait.predict(trained.model_dir, corpus.test, on_error="raise"))
@@ -515,7 +457,6 @@ def test_predict_raise_names_the_first_bad_row(corpus, trained):
     assert names_row(str(outcome), first_bad(corpus.cases, predict=True).row), str(outcome)
 
 
-@needs(MANIFEST)
 def test_predict_keeps_ids_with_leading_zeros(corpus, trained):
     assert not isinstance(trained, PlaitError), str(trained)
     frame = plait_call(lambda: plait.predict(trained.model_dir, corpus.ids_table))
@@ -524,22 +465,15 @@ def test_predict_keeps_ids_with_leading_zeros(corpus, trained):
     assert frame["id"].tolist() == expected  # "0001", not 1
 
 
-def test_predict_and_evaluate_raise_only_plait_errors(corpus, trained):
-    """Whatever today's policy, the corpus never escapes as a raw exception."""
+@pytest.mark.parametrize("policy", [{"on_error": "raise"}, {}], ids=["raise", "default"])
+def test_evaluate_raise_names_the_first_bad_row(corpus, trained, policy):
+    """`raise` (the default for evaluate) refuses the table, naming its first bad row."""
     assert not isinstance(trained, PlaitError), str(trained)
-    plait_call(lambda: plait.predict(trained.model_dir, corpus.test))
-    plait_call(lambda: plait.evaluate(trained.model_dir, corpus.test))
-
-
-@needs(PREDICT_FIX)
-def test_evaluate_raise_names_the_first_bad_row(corpus, trained):
-    assert not isinstance(trained, PlaitError), str(trained)
-    outcome = plait_call(lambda: plait.evaluate(trained.model_dir, corpus.test, on_error="raise"))
+    outcome = plait_call(lambda: plait.evaluate(trained.model_dir, corpus.test, **policy))
     assert isinstance(outcome, PlaitError)
     assert names_row(str(outcome), first_bad(corpus.cases).row), str(outcome)
 
 
-@needs(PREDICT_FIX, NONFINITE, MANIFEST)
 def test_evaluate_skip_scores_the_good_rows(corpus, trained, tmp_path):
     assert not isinstance(trained, PlaitError), str(trained)
     metrics = plait_call(
@@ -556,7 +490,6 @@ def test_evaluate_skip_scores_the_good_rows(corpus, trained, tmp_path):
 
 
 @pytest.mark.parametrize("how", list(MODEL_FOLDER_DAMAGE))
-@needs(FOLDER_FIX)
 def test_a_broken_model_folder_is_one_clear_error(corpus, trained, tmp_path, how):
     assert not isinstance(trained, PlaitError), str(trained)
     folder = tmp_path / "model"
@@ -588,19 +521,11 @@ def _image_cases(corpus: Corpus) -> tuple[list[str], list[Case]]:
     return good, bad
 
 
-def test_embed_raises_only_plait_errors(corpus, aligned):
-    outcome = plait_call(lambda: plait.embed(aligned, corpus.test, "image"))
-    if isinstance(outcome, PlaitError):  # today: the first bad image is named
-        _, bad = _image_cases(corpus)
-        assert names_row(str(outcome), min(c.row for c in bad if c.needs is None)), str(outcome)
-
-
-@needs(PREDICT_FIX, NONFINITE, MANIFEST)
-def test_embed_skip_embeds_every_good_row(corpus, aligned, tmp_path):
+@pytest.mark.parametrize("policy", [{"on_error": "skip"}, {}], ids=["skip", "default"])
+def test_embed_skip_embeds_every_good_row(corpus, aligned, tmp_path, policy):
+    """`skip` (the default for embed) embeds every row but those with a bad image."""
     out = tmp_path / "emb.parquet"
-    outcome = plait_call(
-        lambda: plait.embed(aligned, corpus.test, "image", out=out, on_error="skip")
-    )
+    outcome = plait_call(lambda: plait.embed(aligned, corpus.test, "image", out=out, **policy))
     assert not isinstance(outcome, PlaitError), str(outcome)
     ids, vectors = outcome
     finite = [i for i, v in zip(ids, vectors, strict=True) if np.isfinite(v).all()]
@@ -609,7 +534,6 @@ def test_embed_skip_embeds_every_good_row(corpus, aligned, tmp_path):
     assert not {c.id for c in bad} & set(finite)
 
 
-@needs(PREDICT_FIX)
 def test_embed_raise_names_the_first_bad_row(corpus, aligned):
     outcome = plait_call(lambda: plait.embed(aligned, corpus.test, "image", on_error="raise"))
     assert isinstance(outcome, PlaitError)
@@ -642,15 +566,16 @@ def test_cli_train_on_the_corpus_is_one_clear_error(corpus, tmp_path):
     assert names_row(flat, first_bad(corpus.train_cases()).row), flat[:1000]
 
 
-@needs(PREDICT_FIX, NONFINITE, MANIFEST)
 def test_cli_predict_skip_writes_every_row(corpus, trained, tmp_path):
+    """Every row is written and the skipped ones make the exit status 3 (README, CLI
+    reference: 0 success, 2 error, 3 rows skipped)."""
     assert not isinstance(trained, PlaitError), str(trained)
     output = tmp_path / "predictions.csv"
     result, flat = _invoke(
         "predict", trained.model_dir, corpus.test, "-o", output, "--on-error", "skip"
     )
     assert "Traceback" not in flat
-    assert result.exit_code not in (0, 1), flat  # rows were skipped: a distinct status
+    assert result.exit_code == 3, flat  # output written, rows skipped
     written = pd.read_csv(output, dtype=str, keep_default_na=False)
     assert written["id"].tolist() == [c.id for c in corpus.cases]
     first = first_bad(corpus.cases, predict=True)

@@ -42,10 +42,6 @@ ID, CAPTION, IMAGE, AUDIO, LABEL = "id", "caption", "image", "audio", "label"
 SAMPLE_RATE = 16000
 DURATION = 0.25
 
-#: Which fix of the parallel work a case relies on (None: Plait handles it today).
-NONFINITE = "non-finite data checks"
-MANIFEST = "manifest read as text"
-
 #: manifest variant -> file name; `train.<suffix>` is read by Plait by its extension.
 MANIFESTS = {
     "comma": "train.csv",
@@ -56,9 +52,6 @@ MANIFESTS = {
     "parquet": "train.parquet",
     "jsonl": "train.jsonl",
 }
-
-#: Manifest variants Plait cannot read before the manifest fix (delimiter/encoding detection).
-MANIFESTS_NEEDING_FIX = {"semicolon": MANIFEST, "latin1": MANIFEST}
 
 
 @dataclass(frozen=True)
@@ -72,7 +65,6 @@ class Case:
         value: that cell, as written in the manifest.
         expect: "ok" (the row loads and is used) or "bad" (reported, with the reason).
         reason: for "bad", words of which at least one (lowercase) is in the reason.
-        needs: the parallel fix this case relies on, None when Plait handles it today.
         labels_only: the row is bad only for its label: predict (which ignores labels)
             must use it; train and evaluate must report it.
         test_only: the row exists only in `test.csv` (an unknown class cannot be in train).
@@ -86,7 +78,6 @@ class Case:
     value: str
     expect: str
     reason: tuple[str, ...] = ()
-    needs: str | None = None
     labels_only: bool = False
     test_only: bool = False
     row: int = 0
@@ -121,14 +112,12 @@ PLAIN_AUDIO = "audio/plain.wav"
 CLASSES = ("cat", "dog")
 
 
-def _ok(name: str, kind: str, column: str, value: str, needs: str | None = None) -> Case:
-    return Case(name, kind, column, value, "ok", needs=needs)
+def _ok(name: str, kind: str, column: str, value: str) -> Case:
+    return Case(name, kind, column, value, "ok")
 
 
-def _bad(
-    name: str, kind: str, column: str, value: str, *reason: str, needs: str | None = None
-) -> Case:
-    return Case(name, kind, column, value, "bad", tuple(reason), needs=needs)
+def _bad(name: str, kind: str, column: str, value: str, *reason: str) -> Case:
+    return Case(name, kind, column, value, "bad", tuple(reason))
 
 
 NOT_FOUND = ("not found", "no such file", "does not exist", "missing")
@@ -164,7 +153,6 @@ CASES: list[Case] = [
         IMAGE,
         "images/float_nan.tiff",
         *NON_FINITE,
-        needs=NONFINITE,
     ),
     _bad("image-decompression-bomb", "image", IMAGE, "images/bomb.png", "pixels", "bomb"),
     # audio, odd but valid
@@ -188,13 +176,13 @@ CASES: list[Case] = [
     _bad("audio-truncated-flac", "audio", AUDIO, "audio/truncated.flac", *UNREADABLE, "truncated"),
     _bad("audio-text-as-wav", "audio", AUDIO, "audio/text.wav", *UNREADABLE),
     _bad("audio-missing", "audio", AUDIO, "audio/no_such_file.wav", *NOT_FOUND),
-    _bad("audio-float-nan", "audio", AUDIO, "audio/float_nan.wav", *NON_FINITE, needs=NONFINITE),
-    _bad("audio-float-inf", "audio", AUDIO, "audio/float_inf.wav", *NON_FINITE, needs=NONFINITE),
+    _bad("audio-float-nan", "audio", AUDIO, "audio/float_nan.wav", *NON_FINITE),
+    _bad("audio-float-inf", "audio", AUDIO, "audio/float_inf.wav", *NON_FINITE),
     # text, all valid (whitespace-only is a missing modality, not an error)
     _ok("text-unicode-emoji-rtl", "text", CAPTION, "naïve café 🐱🐶 שלום עולם مرحبا"),
     _ok("text-very-long", "text", CAPTION, " ".join(f"word{i % 50}" for i in range(2000))),
-    _ok("text-literal-NA", "text", CAPTION, "NA", needs=MANIFEST),
-    _ok("text-literal-None", "text", CAPTION, "None", needs=MANIFEST),
+    _ok("text-literal-NA", "text", CAPTION, "NA"),
+    _ok("text-literal-None", "text", CAPTION, "None"),
     _ok("text-whitespace-only", "text", CAPTION, "  \t  "),
     _ok(
         "text-newlines-quotes-delimiters",
@@ -210,14 +198,14 @@ CASES: list[Case] = [
     _bad("array-image-nan", "array", IMAGE, "arrays/float_nan.npy#0", *NON_FINITE),
     _bad("array-audio-nan", "array", AUDIO, "arrays/waves_nan.npy#0", *NON_FINITE),
     # labels (a class may be literally named like a missing value)
-    _ok("label-None-1", "label", LABEL, "None", needs=MANIFEST),
-    _ok("label-None-2", "label", LABEL, "None", needs=MANIFEST),
-    _ok("label-NA-1", "label", LABEL, "NA", needs=MANIFEST),
-    _ok("label-NA-2", "label", LABEL, "NA", needs=MANIFEST),
-    _ok("label-null-1", "label", LABEL, "null", needs=MANIFEST),
-    _ok("label-null-2", "label", LABEL, "null", needs=MANIFEST),
+    _ok("label-None-1", "label", LABEL, "None"),
+    _ok("label-None-2", "label", LABEL, "None"),
+    _ok("label-NA-1", "label", LABEL, "NA"),
+    _ok("label-NA-2", "label", LABEL, "NA"),
+    _ok("label-null-1", "label", LABEL, "null"),
+    _ok("label-null-2", "label", LABEL, "null"),
     _ok("label-numeric-3", "label", LABEL, "3"),
-    _ok("label-numeric-3.0", "label", LABEL, "3.0", needs=MANIFEST),  # one class with "3"
+    _ok("label-numeric-3.0", "label", LABEL, "3.0"),  # one class with "3"
     Case("label-missing", "label", LABEL, "", "bad", ("missing",), labels_only=True),
     Case(
         "label-unknown-in-test",
