@@ -528,21 +528,18 @@ class PlaitConfig(_Strict):
                 )
         if self.data.split.method == "group" and not self.data.group:
             raise ValueError("`data.split.method: group` needs `data.group: <column>`")
-        self._warn_unused_fusion_options()
         return self
 
-    def _warn_unused_fusion_options(self) -> None:
-        """Name each `fusion` key set to no effect (a warning: see `FusionConfig`)."""
-        # An aligned model builds only the `itm` objective's cross-attention fusion.
+    def unused_fusion_options(self) -> list[str]:
+        """One line per `fusion` key set to no effect (see `FusionConfig`: a warning, not an
+        error). An aligned model builds only the `itm` objective's cross-attention fusion."""
         method = "cross_attention" if self.alignment is not None else self.fusion.method
-        for key in self.fusion.unused_options(method):
-            warnings.warn(
-                f"`fusion.{key}: {getattr(self.fusion, key)}` is not read by fusion "
-                f"`{method}` (its options: {', '.join(FUSION_OPTIONS[method].model_fields)}); "
-                "it is ignored",
-                UserWarning,
-                stacklevel=2,
-            )
+        options = ", ".join(FUSION_OPTIONS[method].model_fields)
+        return [
+            f"`fusion.{key}: {getattr(self.fusion, key)}` is not read by fusion `{method}` "
+            f"(its options: {options}); it is ignored"
+            for key in self.fusion.unused_options(method)
+        ]
 
     def _check_alignment(self, alignment: AlignmentConfig) -> None:
         pair = alignment.pair
@@ -604,9 +601,12 @@ class PlaitConfig(_Strict):
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> PlaitConfig:
         try:
-            return cls.model_validate(raw)
+            config = cls.model_validate(raw)
         except ValidationError as exc:
             raise ConfigError(explain_validation_error(exc, source)) from None
+        for line in config.unused_fusion_options():
+            warnings.warn(f"{source}: {line}", UserWarning, stacklevel=2)
+        return config
 
     def resolve_paths(self, base: Path) -> PlaitConfig:
         """Make data paths absolute against `base` (the config file's folder)."""

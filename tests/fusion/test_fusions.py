@@ -100,10 +100,23 @@ def _raw_config(**fusion):
 
 
 def test_an_option_the_fusion_does_not_read_is_named_in_a_warning():
-    with pytest.warns(UserWarning, match=r"`fusion.rank: 8` is not read by fusion `gated`"):
-        PlaitConfig.from_dict(_raw_config(method="gated", rank=8))
+    with pytest.warns(
+        UserWarning, match=r"^my.yaml: `fusion.rank: 8` is not read by fusion `gated`"
+    ):
+        PlaitConfig.from_dict(_raw_config(method="gated", rank=8), source="my.yaml")
     with pytest.warns(UserWarning, match=r"`fusion.heads: 2` .* `tensor`"):
         PlaitConfig.from_dict(_raw_config(method="tensor", heads=2, tensor_dim=4))
+
+
+def test_an_aligned_run_checks_the_options_of_its_itm_fusion():
+    raw = _raw_config(method="concat", heads=2, layers=2, rank=8)
+    raw["alignment"] = {"objectives": [{"name": "clip"}, {"name": "itm"}]}
+    with pytest.warns(UserWarning) as caught:
+        PlaitConfig.from_dict(raw)
+    lines = [str(w.message) for w in caught if "fusion." in str(w.message)]
+    assert (
+        len(lines) == 1 and "`fusion.rank: 8` is not read by fusion `cross_attention`" in lines[0]
+    )
 
 
 def test_used_or_default_options_draw_no_warning(recwarn):
