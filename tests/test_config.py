@@ -55,6 +55,21 @@ def test_minimal_config_gets_defaults():
             ),
             "needs `model:`",
         ),
+        (
+            _raw(
+                modalities={"x": {"kind": "text", "column": "t", "encoder": {"type": "text_gru2"}}}
+            ),
+            "`modalities.x.encoder.type`: `text_gru2` is not one of 'text_cnn', 'text_gru', "
+            "'text_transformer', 'image_cnn', 'image_lenet', 'audio_cnn', 'audio_lenet', "
+            "'audio_transformer', 'huggingface'. Did you mean `text_gru`?",
+        ),
+        (
+            _raw(
+                modalities={"x": {"kind": "image", "column": "p", "encoder": {"type": "audio_cnn"}}}
+            ),
+            "cannot encode images; for image: image_cnn, image_lenet, huggingface",
+        ),
+        (_raw(fusion={"method": "low_rnk"}), "`fusion.method`: `low_rnk` is not one of"),
         (_raw(modalities={}), "`modalities` is empty"),
         (
             _raw(modalities={"photo": {"kind": "imag", "column": "p"}}),

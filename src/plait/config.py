@@ -19,30 +19,57 @@ Example (the smallest useful config)::
 from __future__ import annotations
 
 import difflib
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from plait.errors import ConfigError
 
-# ----------------------------------------------------------------------------- encoders
+# ------------------------------------------------------------------------ the name tables
+#
+# Why the names live here and the code in `plait.encoders` / `plait.fusion`: this module is
+# the bottom layer (it imports no model code, see tests/test_import_graph.py), yet a typo in
+# `fusion.method` must fail when the YAML is read, naming the key and the closest name. So
+# the config layer owns each table's *names and options* (plain data), and the model layer
+# owns one row of *code* per name: `ENCODERS` and `FUSIONS` are keyed by exactly these
+# names, every fusion class declares the options model below as its `Options`, and the
+# contract tests (tests/encoders/test_contract.py, tests/fusion/test_fusions.py) fail when
+# a name has no code, code has no name, or a fusion's `Options` is not the one named here.
 
-ScratchTextEncoder = Literal["text_cnn", "text_gru", "text_transformer"]
-ScratchImageEncoder = Literal["image_cnn", "image_lenet"]
-ScratchAudioEncoder = Literal["audio_cnn", "audio_transformer", "audio_lenet"]
-EncoderType = Literal[
-    "text_cnn",
-    "text_gru",
-    "text_transformer",
-    "image_cnn",
-    "image_lenet",
-    "audio_cnn",
-    "audio_transformer",
-    "audio_lenet",
-    "huggingface",
-]
+ENCODER_KINDS: dict[str, tuple[str, ...]] = {
+    "text_cnn": ("text",),
+    "text_gru": ("text",),
+    "text_transformer": ("text",),
+    "image_cnn": ("image",),
+    "image_lenet": ("image",),
+    "audio_cnn": ("audio",),
+    "audio_lenet": ("audio",),
+    "audio_transformer": ("audio",),
+    "huggingface": ("text", "image", "audio"),
+}
+"""Encoder type -> the modality kinds it can encode (`encoder.type` is checked against it)."""
+
+
+def _choice(value: str, table: dict[str, Any]) -> str:
+    """`value` if it names a row of `table`, else the error `explain_validation_error` turns
+    into "`key`: `value` is not one of ... Did you mean `closest`?"."""
+    if value not in table:
+        expected = ", ".join(repr(name) for name in table)
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+    return value
 
 
 class _Strict(BaseModel):
@@ -70,7 +97,7 @@ class EncoderConfig(_Strict):
             or `auto` (the model's own pooler if it has one, else mean).
     """
 
-    type: EncoderType
+    type: str
     model: str | None = None
     dim: int = Field(128, gt=0)
     layers: int = Field(2, ge=1)
@@ -79,6 +106,11 @@ class EncoderConfig(_Strict):
     freeze: bool = False
     unfreeze_last: int = Field(0, ge=0)
     pooling: Literal["auto", "mean", "cls", "max"] = "auto"
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        return _choice(value, ENCODER_KINDS)
 
     @model_validator(mode="after")
     def _model_only_for_hub(self) -> EncoderConfig:
@@ -92,6 +124,14 @@ class EncoderConfig(_Strict):
 
 
 # --------------------------------------------------------------------------- modalities
+
+
+def _check_encoder_kind(encoder: EncoderConfig, kind: str, data: str) -> None:
+    if kind not in ENCODER_KINDS[encoder.type]:
+        able = [name for name, kinds in ENCODER_KINDS.items() if kind in kinds]
+        raise ValueError(
+            f"encoder `{encoder.type}` cannot encode {data}; for {kind}: {', '.join(able)}"
+        )
 
 
 class TextModality(_Strict):
@@ -108,8 +148,7 @@ class TextModality(_Strict):
 
     @model_validator(mode="after")
     def _text_encoder(self) -> TextModality:
-        if self.encoder.type not in ("text_cnn", "text_gru", "text_transformer", "huggingface"):
-            raise ValueError(f"encoder `{self.encoder.type}` cannot encode text")
+        _check_encoder_kind(self.encoder, "text", "text")
         return self
 
 
@@ -130,8 +169,7 @@ class ImageModality(_Strict):
 
     @model_validator(mode="after")
     def _image_encoder(self) -> ImageModality:
-        if self.encoder.type not in ("image_cnn", "image_lenet", "huggingface"):
-            raise ValueError(f"encoder `{self.encoder.type}` cannot encode images")
+        _check_encoder_kind(self.encoder, "image", "images")
         return self
 
 
@@ -155,13 +193,7 @@ class AudioModality(_Strict):
 
     @model_validator(mode="after")
     def _audio_encoder(self) -> AudioModality:
-        if self.encoder.type not in (
-            "audio_cnn",
-            "audio_lenet",
-            "audio_transformer",
-            "huggingface",
-        ):
-            raise ValueError(f"encoder `{self.encoder.type}` cannot encode audio")
+        _check_encoder_kind(self.encoder, "audio", "audio")
         return self
 
 
@@ -171,35 +203,103 @@ ModalityConfig = Annotated[
 
 # ------------------------------------------------------------------------------- fusion
 
-FusionMethod = Literal[
-    "concat", "sum", "gated", "attention", "cross_attention", "tensor", "low_rank", "late"
-]
+
+class FusionOptions(_Strict):
+    """What every fusion reads: the fused width and the dropout on the fused vector.
+
+    Each fusion names its options model in `FUSION_OPTIONS` (and as its class's `Options`);
+    a fusion with options of its own subclasses this one. Defaults live here, once.
+
+    Args:
+        dim: width of the fused vector (and of each modality's projection).
+        dropout: dropout on the fused vector (`late`: inside each modality's head).
+    """
+
+    dim: int = Field(128, gt=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
 
-class FusionConfig(_Strict):
-    """How modalities are combined. One block for all methods; each reads what it needs.
+class CrossAttentionOptions(FusionOptions):
+    """`cross_attention`: `layers` co-attention layers of `heads` heads (heads divide dim)."""
+
+    heads: int = Field(4, ge=1)
+    layers: int = Field(1, ge=1)
+
+
+class TensorOptions(FusionOptions):
+    """`tensor`: each modality is projected to `tensor_dim` (+ a constant 1) before the outer
+    product, which has (tensor_dim + 1) ** n_modalities entries."""
+
+    tensor_dim: int = Field(16, ge=1)
+
+
+class LowRankOptions(TensorOptions):
+    """`low_rank`: the tensor fusion's weight factored into `rank` modality-wise factors."""
+
+    rank: int = Field(4, ge=1)
+
+
+FUSION_OPTIONS: dict[str, type[FusionOptions]] = {
+    "concat": FusionOptions,
+    "sum": FusionOptions,
+    "gated": FusionOptions,
+    "attention": FusionOptions,
+    "cross_attention": CrossAttentionOptions,
+    "tensor": TensorOptions,
+    "low_rank": LowRankOptions,
+    "late": FusionOptions,
+}
+"""`fusion.method` -> the options model of that fusion (`plait.fusion.FUSIONS` holds the code)."""
+
+
+class _FusionChoice(_Strict):
+    method: str = "concat"
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        return _choice(value, FUSION_OPTIONS)
+
+
+class FusionConfig(CrossAttentionOptions, LowRankOptions, _FusionChoice):
+    """How modalities are combined: `method` plus the options of every fusion, flat.
+
+    The YAML block stays flat (`fusion: {method: low_rank, dim: 64, rank: 8}`), so configs
+    and saved folders of every version load unchanged. Its fields are the union of the
+    options models above (inherited, so each default is written once); `options()` gives
+    the chosen fusion only the fields its own model declares. A key that the chosen fusion
+    does not read, set to a value other than its default, draws a warning that names the
+    key and the fusion (see `unused_options`): not an error, because a saved folder's
+    config carries every key and an ignored value loses nothing.
 
     Args:
         method: `concat`, `sum`, `gated`, `attention`, `cross_attention`, `tensor`,
-            `low_rank` or `late`.
-        dim: width of the fused vector (and of each modality's projection).
-        dropout: dropout on the fused vector.
-        modality_dropout: training only: chance to hide each modality of a sample (never
-            all of them), so the model learns to cope when one is missing.
-        heads / layers: `cross_attention` depth and heads.
-        rank: `low_rank` factor rank.
-        tensor_dim: `tensor` / `low_rank` per-modality width before the outer product
-            (the tensor has (tensor_dim + 1) ** n_modalities entries).
+            `low_rank` or `late` (the keys of `FUSION_OPTIONS`).
+        dim, dropout: every fusion (`FusionOptions`).
+        heads / layers: `cross_attention` depth and heads (`CrossAttentionOptions`).
+        rank: `low_rank` factor rank (`LowRankOptions`).
+        tensor_dim: `tensor` / `low_rank` per-modality width before the outer product.
+        modality_dropout: training only, read by the model, not the fusion: chance to hide
+            each modality of a sample (never all of them), so the model learns to cope
+            when one is missing.
     """
 
-    method: FusionMethod = "concat"
-    dim: int = Field(128, gt=0)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
     modality_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    heads: int = Field(4, ge=1)
-    layers: int = Field(1, ge=1)
-    rank: int = Field(4, ge=1)
-    tensor_dim: int = Field(16, ge=1)
+
+    def options(self, method: str | None = None) -> FusionOptions:
+        """The options model of `method` (default: `self.method`) filled from this block."""
+        model = FUSION_OPTIONS[method or self.method]
+        return model.model_validate(self.model_dump(include=set(model.model_fields)))
+
+    def unused_options(self, method: str | None = None) -> list[str]:
+        """Keys set away from their default that the fusion `method` does not read."""
+        used = set(FUSION_OPTIONS[method or self.method].model_fields)
+        used |= {"method", "modality_dropout"}
+        return [
+            name
+            for name, field in type(self).model_fields.items()
+            if name not in used and getattr(self, name) != field.default
+        ]
 
 
 # --------------------------------------------------------------------------------- head
@@ -430,6 +530,17 @@ class PlaitConfig(_Strict):
             raise ValueError("`data.split.method: group` needs `data.group: <column>`")
         return self
 
+    def unused_fusion_options(self) -> list[str]:
+        """One line per `fusion` key set to no effect (see `FusionConfig`: a warning, not an
+        error). An aligned model builds only the `itm` objective's cross-attention fusion."""
+        method = "cross_attention" if self.alignment is not None else self.fusion.method
+        options = ", ".join(FUSION_OPTIONS[method].model_fields)
+        return [
+            f"`fusion.{key}: {getattr(self.fusion, key)}` is not read by fusion `{method}` "
+            f"(its options: {options}); it is ignored"
+            for key in self.fusion.unused_options(method)
+        ]
+
     def _check_alignment(self, alignment: AlignmentConfig) -> None:
         pair = alignment.pair
         if pair is None:
@@ -490,9 +601,12 @@ class PlaitConfig(_Strict):
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> PlaitConfig:
         try:
-            return cls.model_validate(raw)
+            config = cls.model_validate(raw)
         except ValidationError as exc:
             raise ConfigError(explain_validation_error(exc, source)) from None
+        for line in config.unused_fusion_options():
+            warnings.warn(f"{source}: {line}", UserWarning, stacklevel=2)
+        return config
 
     def resolve_paths(self, base: Path) -> PlaitConfig:
         """Make data paths absolute against `base` (the config file's folder)."""

@@ -1,14 +1,16 @@
-"""Contract tests for every fusion in FUSIONS, plus method-specific checks."""
+"""Contract tests for every fusion in FUSIONS, plus method-specific checks.
+
+Every contract test is parametrized over `FUSIONS` itself, so a new row is tested for free.
+"""
 
 from __future__ import annotations
-
-import typing
 
 import pytest
 import torch
 
-from plait.config import FusionConfig, FusionMethod
+from plait.config import FUSION_OPTIONS, FusionConfig, FusionOptions, PlaitConfig
 from plait.encoders.base import EncoderOutput
+from plait.errors import ConfigError
 from plait.fusion import FUSIONS, LateFusion, LowRankFusion, TensorFusion, build_fusion
 
 B = 4
@@ -72,7 +74,62 @@ def perturbed(out: EncoderOutput, scale: float = 5.0) -> EncoderOutput:
 
 
 def test_registry_matches_config_methods():
-    assert set(FUSIONS) == set(typing.get_args(FusionMethod))
+    # the names the config accepts are exactly the rows of FUSIONS
+    assert set(FUSIONS) == set(FUSION_OPTIONS)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_fusion_declares_its_options_model(method: str):
+    assert FUSIONS[method].Options is FUSION_OPTIONS[method]
+    assert issubclass(FUSIONS[method].Options, FusionOptions)
+    fusion = make_fusion(method, 2)
+    assert type(fusion.options) is FUSION_OPTIONS[method]
+    # a fusion gets only the keys its own options model declares
+    assert set(fusion.options.model_dump()) == set(FUSION_OPTIONS[method].model_fields)
+    # every flat key of the YAML block is an option of some fusion (or the model's)
+    declared = {key for model in FUSION_OPTIONS.values() for key in model.model_fields}
+    assert set(FusionConfig.model_fields) == declared | {"method", "modality_dropout"}
+
+
+def _raw_config(**fusion):
+    return {
+        "data": {"train": "train.csv", "label": "y"},
+        "modalities": {"a": {"kind": "text", "column": "t"}, "b": {"kind": "image", "column": "p"}},
+        "fusion": fusion,
+    }
+
+
+def test_an_option_the_fusion_does_not_read_is_named_in_a_warning():
+    with pytest.warns(
+        UserWarning, match=r"^my.yaml: `fusion.rank: 8` is not read by fusion `gated`"
+    ):
+        PlaitConfig.from_dict(_raw_config(method="gated", rank=8), source="my.yaml")
+    with pytest.warns(UserWarning, match=r"`fusion.heads: 2` .* `tensor`"):
+        PlaitConfig.from_dict(_raw_config(method="tensor", heads=2, tensor_dim=4))
+
+
+def test_an_aligned_run_checks_the_options_of_its_itm_fusion():
+    raw = _raw_config(method="concat", heads=2, layers=2, rank=8)
+    raw["alignment"] = {"objectives": [{"name": "clip"}, {"name": "itm"}]}
+    with pytest.warns(UserWarning) as caught:
+        PlaitConfig.from_dict(raw)
+    lines = [str(w.message) for w in caught if "fusion." in str(w.message)]
+    assert (
+        len(lines) == 1 and "`fusion.rank: 8` is not read by fusion `cross_attention`" in lines[0]
+    )
+
+
+def test_used_or_default_options_draw_no_warning(recwarn):
+    # a saved config carries every key at its default: that loads silently
+    PlaitConfig.from_dict(_raw_config(**FusionConfig(method="sum").model_dump()))
+    PlaitConfig.from_dict(_raw_config(method="low_rank", rank=8, tensor_dim=4, dim=16))
+    PlaitConfig.from_dict(_raw_config(method="cross_attention", heads=2, layers=3))
+    assert [str(w.message) for w in recwarn if "fusion." in str(w.message)] == []
+
+
+def test_unknown_method_in_yaml_names_the_key_and_the_closest():
+    with pytest.raises(ConfigError, match=r"`fusion.method`: `low_rnk` .*Did you mean `low_rank`"):
+        PlaitConfig.from_dict(_raw_config(method="low_rnk"))
 
 
 def test_unknown_method_names_valid_ones():

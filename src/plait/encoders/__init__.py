@@ -2,12 +2,15 @@
 
 `ENCODERS` is the explicit table of encoder types; `build_encoder` turns a modality's
 config into a ready module. `huggingface` maps to the text, image or audio wrapper by the
-modality's kind.
+modality's kind. The names and the kinds each type encodes are `plait.config.ENCODER_KINDS`
+(the config layer validates `encoder.type` against them without importing model code);
+ENCODERS has exactly those names, which tests/encoders/test_contract.py checks while it
+runs every row.
 """
 
 from __future__ import annotations
 
-from plait.config import AudioModality, ImageModality, TextModality
+from plait.config import ENCODER_KINDS, AudioModality, ImageModality, TextModality
 from plait.encoders.audio import AudioCNNEncoder, AudioTransformerEncoder, LeNetAudioEncoder
 from plait.encoders.base import Encoder, EncoderOutput, masked_max, masked_mean
 from plait.encoders.hub import HFAudioEncoder, HFEncoder, HFImageEncoder, HFTextEncoder
@@ -32,17 +35,6 @@ ENCODERS: dict[str, type[Encoder]] = {
     "huggingface": HFEncoder,  # the subclass is picked by kind from HF_ENCODERS
 }
 
-_KIND_OF = {
-    "text_cnn": "text",
-    "text_gru": "text",
-    "text_transformer": "text",
-    "image_cnn": "image",
-    "image_lenet": "image",
-    "audio_cnn": "audio",
-    "audio_lenet": "audio",
-    "audio_transformer": "audio",
-}
-
 
 def build_encoder(
     modality: TextModality | ImageModality | AudioModality,
@@ -63,7 +55,7 @@ def build_encoder(
         raise ValueError(f"unknown encoder type `{config.type}`; valid: {', '.join(ENCODERS)}")
     if config.type == "huggingface":
         return HF_ENCODERS[modality.kind](config, load_weights=load_weights)
-    if _KIND_OF[config.type] != modality.kind:
+    if modality.kind not in ENCODER_KINDS[config.type]:
         raise ValueError(f"encoder `{config.type}` cannot encode {modality.kind} data")
     if isinstance(modality, TextModality):
         if vocab_size is None:

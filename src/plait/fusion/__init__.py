@@ -1,6 +1,10 @@
 """Fusions: {modality: EncoderOutput} + presence -> one fused vector (or logits for `late`).
 
-`FUSIONS` maps each `fusion.method` name to its class; `build_fusion` builds one.
+`FUSIONS` maps each `fusion.method` name to its class; `build_fusion` builds one. The
+names and each fusion's options model are `plait.config.FUSION_OPTIONS` (the config layer
+validates YAML against them without importing model code); every row here has a row
+there with the same name, and the class's `Options` is that row's model. The contract
+test tests/fusion/test_fusions.py checks both and runs every row.
 """
 
 from __future__ import annotations
@@ -29,13 +33,14 @@ FUSIONS: dict[str, type[Fusion]] = {
 
 
 def build_fusion(input_dims: dict[str, int], config: FusionConfig, num_outputs: int) -> Fusion:
-    """Build the fusion named by `config.method` for modalities of widths `input_dims`."""
+    """Build the fusion named by `config.method` for modalities of widths `input_dims`,
+    passing it only its own options (`config.options()`)."""
     if config.method not in FUSIONS:
         valid = ", ".join(sorted(FUSIONS))
         raise ValueError(f"unknown fusion method {config.method!r}; valid methods: {valid}")
     if not input_dims:
         raise ValueError("a fusion needs at least one modality")
-    return FUSIONS[config.method](input_dims, config, num_outputs)
+    return FUSIONS[config.method](input_dims, config.options(), num_outputs)
 
 
 __all__ = [

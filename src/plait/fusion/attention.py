@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plait.config import FusionConfig
+from plait.config import FusionOptions
 from plait.encoders.base import EncoderOutput
 from plait.fusion.base import Fusion
 
 
 class AttentionFusion(Fusion):
-    """Project each pooled vector to `config.dim`, score it with a learned vector and take
+    """Project each pooled vector to `options.dim`, score it with a learned vector and take
     the softmax-weighted sum (additive attention of Bahdanau et al. 2015 applied over
     modalities, as in attention-based multimodal fusion, Hori et al. 2017).
 
@@ -20,13 +20,17 @@ class AttentionFusion(Fusion):
     input is never read. A sample with nothing present gets zeros.
     """
 
-    def __init__(self, input_dims: dict[str, int], config: FusionConfig, num_outputs: int) -> None:
-        super().__init__(input_dims, config, num_outputs)
-        self.proj = nn.ModuleList(nn.Linear(d, config.dim) for d in input_dims.values())
-        self.score_hidden = nn.Linear(config.dim, config.dim)
-        self.score_vector = nn.Linear(config.dim, 1, bias=False)  # the learned vector v
-        self.dropout = nn.Dropout(config.dropout)
-        self.output_dim = config.dim
+    Options = FusionOptions
+
+    def __init__(
+        self, input_dims: dict[str, int], options: FusionOptions, num_outputs: int
+    ) -> None:
+        super().__init__(input_dims, options, num_outputs)
+        self.proj = nn.ModuleList(nn.Linear(d, options.dim) for d in input_dims.values())
+        self.score_hidden = nn.Linear(options.dim, options.dim)
+        self.score_vector = nn.Linear(options.dim, 1, bias=False)  # the learned vector v
+        self.dropout = nn.Dropout(options.dropout)
+        self.output_dim = options.dim
 
     def forward(self, features: dict[str, EncoderOutput], presence: dict[str, Tensor]) -> Tensor:
         present = torch.stack([presence[m].bool() for m in self.modalities], 1)  # [B, M]

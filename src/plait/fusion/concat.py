@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plait.config import FusionConfig
+from plait.config import FusionOptions
 from plait.encoders.base import EncoderOutput
 from plait.fusion.base import Fusion
 
 
 class ConcatFusion(Fusion):
-    """Early fusion: concatenate the pooled vectors, then Linear + ReLU to `config.dim`.
+    """Early fusion: concatenate the pooled vectors, then Linear + ReLU to `options.dim`.
 
     The classic early-fusion baseline (e.g. Baltrusaitis et al. 2019, "Multimodal Machine
     Learning: A Survey and Taxonomy"). Missing modality: its pooled vector is replaced by a
@@ -20,16 +20,20 @@ class ConcatFusion(Fusion):
     missing embeddings, which is finite.
     """
 
-    def __init__(self, input_dims: dict[str, int], config: FusionConfig, num_outputs: int) -> None:
-        super().__init__(input_dims, config, num_outputs)
+    Options = FusionOptions
+
+    def __init__(
+        self, input_dims: dict[str, int], options: FusionOptions, num_outputs: int
+    ) -> None:
+        super().__init__(input_dims, options, num_outputs)
         # Indexed by position in self.modalities, so any modality name works.
         self.missing = nn.ParameterList(
             nn.Parameter(torch.randn(d) * 0.02) for d in input_dims.values()
         )
-        self.proj = nn.Linear(sum(input_dims.values()), config.dim)
+        self.proj = nn.Linear(sum(input_dims.values()), options.dim)
         self.act = nn.ReLU()
-        self.dropout = nn.Dropout(config.dropout)
-        self.output_dim = config.dim
+        self.dropout = nn.Dropout(options.dropout)
+        self.output_dim = options.dim
 
     def forward(self, features: dict[str, EncoderOutput], presence: dict[str, Tensor]) -> Tensor:
         parts = []

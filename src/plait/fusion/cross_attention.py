@@ -7,7 +7,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from plait.config import FusionConfig
+from plait.config import CrossAttentionOptions
 from plait.encoders.base import EncoderOutput, masked_mean
 from plait.fusion.base import Fusion
 
@@ -33,8 +33,8 @@ class _CoAttentionBlock(nn.Module):
 class CrossAttentionFusion(Fusion):
     """Co-attention transformer (Lu et al. 2019, ViLBERT), generalised to N modalities.
 
-    Each sequence is projected to `config.dim` plus a learned modality-type embedding; in
-    each of `config.layers` layers every modality's tokens attend to the tokens of all
+    Each sequence is projected to `options.dim` plus a learned modality-type embedding; in
+    each of `options.layers` layers every modality's tokens attend to the tokens of all
     OTHER modalities (to its own tokens when it is the only modality), then a feed-forward,
     each with a residual and LayerNorm. Output: the mean over present modalities of each
     one's masked-mean-pooled sequence.
@@ -45,21 +45,25 @@ class CrossAttentionFusion(Fusion):
     NaN). A sample with nothing present gets zeros.
     """
 
-    def __init__(self, input_dims: dict[str, int], config: FusionConfig, num_outputs: int) -> None:
-        super().__init__(input_dims, config, num_outputs)
-        if config.dim % config.heads:
+    Options = CrossAttentionOptions
+
+    def __init__(
+        self, input_dims: dict[str, int], options: CrossAttentionOptions, num_outputs: int
+    ) -> None:
+        super().__init__(input_dims, options, num_outputs)
+        if options.dim % options.heads:
             raise ValueError(
-                f"cross_attention: dim ({config.dim}) must be divisible by heads ({config.heads})"
+                f"cross_attention: dim ({options.dim}) must be divisible by heads ({options.heads})"
             )
-        n, dim = len(input_dims), config.dim
+        n, dim = len(input_dims), options.dim
         self.proj = nn.ModuleList(nn.Linear(d, dim) for d in input_dims.values())
         self.type_embedding = nn.Parameter(torch.randn(n, dim) * 0.02)  # [M, dim]
         self.null_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)  # [1, 1, dim]
         self.blocks = nn.ModuleList(
-            nn.ModuleList(_CoAttentionBlock(dim, config.heads, config.dropout) for _ in range(n))
-            for _ in range(config.layers)
+            nn.ModuleList(_CoAttentionBlock(dim, options.heads, options.dropout) for _ in range(n))
+            for _ in range(options.layers)
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(options.dropout)
         self.output_dim = dim
 
     def forward(self, features: dict[str, EncoderOutput], presence: dict[str, Tensor]) -> Tensor:

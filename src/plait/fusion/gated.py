@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plait.config import FusionConfig
+from plait.config import FusionOptions
 from plait.encoders.base import EncoderOutput
 from plait.fusion.base import Fusion
 
@@ -23,12 +23,16 @@ class GatedFusion(Fusion):
     0, as -inf would) before the softmax. A sample with nothing present gets zeros.
     """
 
-    def __init__(self, input_dims: dict[str, int], config: FusionConfig, num_outputs: int) -> None:
-        super().__init__(input_dims, config, num_outputs)
-        self.proj = nn.ModuleList(nn.Linear(d, config.dim) for d in input_dims.values())
-        self.gate = nn.Linear(sum(input_dims.values()), len(input_dims) * config.dim)
-        self.dropout = nn.Dropout(config.dropout)
-        self.output_dim = config.dim
+    Options = FusionOptions
+
+    def __init__(
+        self, input_dims: dict[str, int], options: FusionOptions, num_outputs: int
+    ) -> None:
+        super().__init__(input_dims, options, num_outputs)
+        self.proj = nn.ModuleList(nn.Linear(d, options.dim) for d in input_dims.values())
+        self.gate = nn.Linear(sum(input_dims.values()), len(input_dims) * options.dim)
+        self.dropout = nn.Dropout(options.dropout)
+        self.output_dim = options.dim
 
     def forward(self, features: dict[str, EncoderOutput], presence: dict[str, Tensor]) -> Tensor:
         present = torch.stack([presence[m].bool() for m in self.modalities], 1)  # [B, M]

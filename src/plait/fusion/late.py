@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plait.config import FusionConfig
+from plait.config import FusionOptions
 from plait.encoders.base import EncoderOutput
 from plait.fusion.base import Fusion
 
@@ -13,26 +13,30 @@ from plait.fusion.base import Fusion
 class LateFusion(Fusion):
     """Late (decision-level) fusion (Snoek et al. 2005, "Early versus Late Fusion in
     Semantic Video Analysis"): each modality predicts on its own, with an MLP
-    pooled -> `config.dim` -> `num_outputs`, and the logits are averaged.
+    pooled -> `options.dim` -> `num_outputs`, and the logits are averaged.
 
     The average is weighted by learned per-modality weights kept in log space
     (softmax over the present modalities; zero-initialised, so it starts as a plain
     mean). `produces_logits` is True: the output is already [B, num_outputs] logits and the
-    model skips its shared head; `config.dropout` is applied inside each head, not to the
+    model skips its shared head; `options.dropout` is applied inside each head, not to the
     logits. Missing modality: left out of the weighted mean and its input never read. A
     sample with nothing present gets zero logits.
     """
 
+    Options = FusionOptions
+
     produces_logits = True
 
-    def __init__(self, input_dims: dict[str, int], config: FusionConfig, num_outputs: int) -> None:
-        super().__init__(input_dims, config, num_outputs)
+    def __init__(
+        self, input_dims: dict[str, int], options: FusionOptions, num_outputs: int
+    ) -> None:
+        super().__init__(input_dims, options, num_outputs)
         self.heads = nn.ModuleList(
             nn.Sequential(
-                nn.Linear(d, config.dim),
+                nn.Linear(d, options.dim),
                 nn.ReLU(),
-                nn.Dropout(config.dropout),
-                nn.Linear(config.dim, num_outputs),
+                nn.Dropout(options.dropout),
+                nn.Linear(options.dim, num_outputs),
             )
             for d in input_dims.values()
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plait.config import FusionConfig
+from plait.config import LowRankOptions
 from plait.encoders.base import EncoderOutput
 from plait.fusion.base import Fusion
 
@@ -24,16 +24,20 @@ class LowRankFusion(Fusion):
     present gets the product of the constant rows (finite).
     """
 
-    def __init__(self, input_dims: dict[str, int], config: FusionConfig, num_outputs: int) -> None:
-        super().__init__(input_dims, config, num_outputs)
-        rank, t, dim = config.rank, config.tensor_dim, config.dim
+    Options = LowRankOptions
+
+    def __init__(
+        self, input_dims: dict[str, int], options: LowRankOptions, num_outputs: int
+    ) -> None:
+        super().__init__(input_dims, options, num_outputs)
+        rank, t, dim = options.rank, options.tensor_dim, options.dim
         self.proj = nn.ModuleList(nn.Linear(d, t) for d in input_dims.values())
         self.factors = nn.ParameterList(
             nn.Parameter(nn.init.xavier_normal_(torch.empty(rank, t + 1, dim))) for _ in input_dims
         )
         self.fusion_weights = nn.Parameter(nn.init.xavier_normal_(torch.empty(1, rank)))
         self.fusion_bias = nn.Parameter(torch.zeros(1, dim))
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(options.dropout)
         self.output_dim = dim
 
     def forward(self, features: dict[str, EncoderOutput], presence: dict[str, Tensor]) -> Tensor:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plait.config import FusionConfig
+from plait.config import FusionOptions
 from plait.encoders.base import EncoderOutput
 from plait.fusion.base import Fusion
 
 
 class SumFusion(Fusion):
-    """Project each pooled vector to `config.dim` and average over the present modalities.
+    """Project each pooled vector to `options.dim` and average over the present modalities.
 
     Element-wise sum / mean fusion, the simplest intermediate fusion (Baltrusaitis et al.
     2019, "Multimodal Machine Learning: A Survey and Taxonomy"). Missing modality: left out
@@ -19,11 +19,15 @@ class SumFusion(Fusion):
     gets a zero vector.
     """
 
-    def __init__(self, input_dims: dict[str, int], config: FusionConfig, num_outputs: int) -> None:
-        super().__init__(input_dims, config, num_outputs)
-        self.proj = nn.ModuleList(nn.Linear(d, config.dim) for d in input_dims.values())
-        self.dropout = nn.Dropout(config.dropout)
-        self.output_dim = config.dim
+    Options = FusionOptions
+
+    def __init__(
+        self, input_dims: dict[str, int], options: FusionOptions, num_outputs: int
+    ) -> None:
+        super().__init__(input_dims, options, num_outputs)
+        self.proj = nn.ModuleList(nn.Linear(d, options.dim) for d in input_dims.values())
+        self.dropout = nn.Dropout(options.dropout)
+        self.output_dim = options.dim
 
     def forward(self, features: dict[str, EncoderOutput], presence: dict[str, Tensor]) -> Tensor:
         present = torch.stack([presence[m].bool() for m in self.modalities], 1)  # [B, M]

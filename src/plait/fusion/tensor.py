@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plait.config import FusionConfig
+from plait.config import TensorOptions
 from plait.encoders.base import EncoderOutput
 from plait.fusion.base import Fusion
 
@@ -16,7 +16,7 @@ class TensorFusion(Fusion):
     """Tensor Fusion Network (Zadeh et al. 2017, "Tensor Fusion Network for Multimodal
     Sentiment Analysis").
 
-    Each pooled vector is projected to `config.tensor_dim` and a constant 1 is appended;
+    Each pooled vector is projected to `options.tensor_dim` and a constant 1 is appended;
     the outer product across all modalities holds every unimodal, bimodal, ... M-modal
     interaction term. It is flattened ((tensor_dim + 1) ** M entries), then Linear + ReLU.
 
@@ -25,19 +25,23 @@ class TensorFusion(Fusion):
     present gives the tensor that is 1 in one corner and 0 elsewhere (finite).
     """
 
-    def __init__(self, input_dims: dict[str, int], config: FusionConfig, num_outputs: int) -> None:
-        super().__init__(input_dims, config, num_outputs)
-        size = (config.tensor_dim + 1) ** len(input_dims)
+    Options = TensorOptions
+
+    def __init__(
+        self, input_dims: dict[str, int], options: TensorOptions, num_outputs: int
+    ) -> None:
+        super().__init__(input_dims, options, num_outputs)
+        size = (options.tensor_dim + 1) ** len(input_dims)
         if size > MAX_TENSOR_SIZE:
             raise ValueError(
                 f"tensor fusion: (tensor_dim + 1) ** {len(input_dims)} = {size} entries is too "
                 f"large (max {MAX_TENSOR_SIZE}); lower fusion.tensor_dim or use `low_rank`"
             )
-        self.proj = nn.ModuleList(nn.Linear(d, config.tensor_dim) for d in input_dims.values())
-        self.out = nn.Linear(size, config.dim)
+        self.proj = nn.ModuleList(nn.Linear(d, options.tensor_dim) for d in input_dims.values())
+        self.out = nn.Linear(size, options.dim)
         self.act = nn.ReLU()
-        self.dropout = nn.Dropout(config.dropout)
-        self.output_dim = config.dim
+        self.dropout = nn.Dropout(options.dropout)
+        self.output_dim = options.dim
 
     def modality_vectors(
         self, features: dict[str, EncoderOutput], presence: dict[str, Tensor]
