@@ -115,3 +115,16 @@ def test_the_filter_finder_sees_module_level_calls() -> None:
         "if True:\n    warnings.simplefilter('error')\n"
     )
     assert _module_level_filter_calls(tree) == [2, 8]
+
+
+def test_every_template_ships_as_package_data() -> None:
+    from fnmatch import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["plait"]
+    templates = sorted((SRC / "evaluation" / "templates").iterdir())
+    assert templates
+    for path in templates:
+        relative = path.relative_to(SRC).as_posix()
+        assert any(fnmatch(relative, pattern) for pattern in patterns), relative
