@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from plait.retrieval.index import EmbeddingIndex
@@ -58,3 +59,19 @@ def _no_proc(real_open):  # type: ignore[no-untyped-def]
         return real_open(path, *args, **kwargs)
 
     return fake
+
+
+def test_a_failed_index_save_keeps_the_old_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "idx"
+    EmbeddingIndex.build(np.eye(3, dtype=np.float32), ["a", "b", "c"]).save(target)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+    with pytest.raises(OSError, match="disk full"):
+        EmbeddingIndex.build(np.eye(4, dtype=np.float32), list("wxyz")).save(target)
+    assert EmbeddingIndex.load(target).ids == ["a", "b", "c"]
+    assert [p.name for p in tmp_path.iterdir()] == ["idx"]  # no staging folder left
