@@ -8,8 +8,8 @@ import torch
 
 from plait.config import TextModality
 from plait.data.processor import (
-    Processor,
     build_processor,
+    load_processor,
     load_processors,
     restore_processor,
     save_processors,
@@ -90,6 +90,6 @@ def test_save_restore_scratch_and_hub(tmp_path, minilm):
             assert all(torch.equal(x[k], y[k]) for k in x)
     assert restored["b"].hub_model == minilm
     assert (tmp_path / "processors" / "b" / "tokenizer_config.json").is_file()
-    assert isinstance(Processor.load_state(tmp_path / "processors" / "a"), TextProcessor)
+    assert isinstance(load_processor(tmp_path / "processors" / "a"), TextProcessor)
     again = restore_processor(scratch.config, tmp_path / "processors" / "a")
     assert again.vocab.itos == scratch.vocab.itos

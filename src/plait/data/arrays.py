@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from plait.data.processor import resolve_path
+from plait.data.processor_base import resolve_path
 
 #: ``<path ending in .npy>#<row>``; the row part is checked separately for a clear error.
 ARRAY_CELL = re.compile(r"^\s*(?P<path>.+?\.npy)\s*#(?P<row>[^#]*)$", re.IGNORECASE)

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from plait.config import AudioModality
 from plait.data.arrays import is_array_cell, load_array_cell
-from plait.data.processor import Processor, resolve_path
+from plait.data.processor_base import Processor, resolve_path
 
 #: frames per block when a whole file is streamed for validation (256 KiB per channel)
 SCAN_BLOCK = 65536

@@ -26,6 +26,7 @@ from plait.data.labels import LabelSpace
 from plait.data.manifest import ROW_NUMBERING, Table
 from plait.data.processor import Processor
 from plait.errors import DataError, RowProblem
+from plait.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,9 @@ def validate_rows(
 
     workers = min(8, os.cpu_count() or 1) if len(chunks) > 1 else 1
     results: list[list[RowProblem]] = []
-    with _progress(progress, description or f"checking {table.name}", len(positions)) as advance:
+    description = description or f"checking {table.name}"
+    # small tables finish before a bar is worth drawing
+    with progress_bar(progress, description, len(positions), min_total=256) as advance:
         with ThreadPoolExecutor(workers) as pool:
             for chunk, found in zip(chunks, pool.map(check_chunk, chunks), strict=True):
                 results.append(found)
@@ -245,32 +248,6 @@ def handle_problems(problems: list[RowProblem], on_error: str, name: str, total:
         total,
         problems[0],
     )
-
-
-class _progress:
-    """A rich progress bar, or nothing when disabled; yields an `advance()` callable."""
-
-    def __init__(self, enabled: bool, description: str, total: int) -> None:
-        self.bar: Any = None
-        if enabled and total >= 256:  # small tables finish before a bar is worth drawing
-            from rich.console import Console
-            from rich.progress import Progress
-
-            console = Console(stderr=True)
-            if not console.is_terminal:
-                return
-            self.bar = Progress(transient=True, console=console)
-            self.task = self.bar.add_task(description, total=total)
-
-    def __enter__(self) -> Any:
-        if self.bar is None:
-            return lambda steps=1: None
-        self.bar.start()
-        return lambda steps=1: self.bar.advance(self.task, steps)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 # -------------------------------------------------------------------------- sampler

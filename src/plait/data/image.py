@@ -21,7 +21,7 @@ from torch import Tensor
 
 from plait.config import ImageModality
 from plait.data.arrays import is_array_cell, load_array_cell
-from plait.data.processor import Processor, resolve_path
+from plait.data.processor_base import Processor, resolve_path
 
 _OPEN_LOCK = threading.Lock()
 _HIGH_DEPTH = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}

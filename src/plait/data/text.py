@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from plait.config import TextModality
-from plait.data.processor import Processor, is_blank
+from plait.data.processor_base import Processor, is_blank
 
 PAD, UNK = "<pad>", "<unk>"
 _TAG = re.compile(r"<[^>]+>")

@@ -11,7 +11,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from plait.evaluation.html import esc, figure, fmt, html_table, img, mpl_text, number, page
+from plait.evaluation.html import (
+    HtmlTable,
+    Image,
+    Note,
+    Section,
+    figure,
+    fmt,
+    img,
+    mpl_text,
+    number,
+    render_page,
+)
 from plait.evaluation.metrics import to_jsonable
 from plait.evaluation.report_alignment import alignment_columns
 from plait.utils.io import atomic_write_json, atomic_write_text
@@ -94,26 +105,20 @@ def write_comparison_report(
             }
         ),
     )
-    rows = []
-    for run, row in table.iterrows():
-        cells = [esc(run)]
-        for column in table.columns:
-            text = fmt(row[column])
-            cells.append(f"<b>{text}</b>" if run in best.get(column, ()) else text)
-        rows.append(cells)
-    parts = [f"<h1>{esc(title)}</h1>"]
-    if notes:
-        parts.append(f'<p class="notes">{esc(notes)}</p>')
-    parts += [
-        "<h2>Runs</h2>",
-        '<p class="note">best value per column in bold</p>',
-        html_table(["run", *table.columns], rows),
-    ]
+    rows, bold = [], set()
+    for r, (run, row) in enumerate(table.iterrows()):
+        rows.append([str(run)] + [fmt(row[column]) for column in table.columns])
+        bold |= {
+            (r, c + 1) for c, column in enumerate(table.columns) if run in best.get(column, ())
+        }
+    sections = [Section(None, [Note(notes, css="notes")])] if notes else []
+    runs_table = HtmlTable(["run", *map(str, table.columns)], rows, bold)
+    sections.append(Section("Runs", [Note("best value per column in bold"), runs_table]))
     chart = _comparison_chart(table)
     if chart:
-        parts += ["<h2>Scores per run</h2>", chart]
+        sections.append(Section("Scores per run", [chart]))
     path = folder / "comparison.html"
-    atomic_write_text(path, page(title, parts))
+    atomic_write_text(path, render_page(title, sections))
     return path
 
 
@@ -161,7 +166,7 @@ def _direction(column: str) -> int:
     return -1 if any(hint in column.lower() for hint in _LOWER_HINTS) else 0
 
 
-def _comparison_chart(table: pd.DataFrame) -> str:
+def _comparison_chart(table: pd.DataFrame) -> Image | None:
     candidates = [*_BAR_METRICS, "mean R@1"] + [
         str(c) for c in table.columns if str(c).startswith("zeroshot ")
     ]
@@ -169,7 +174,7 @@ def _comparison_chart(table: pd.DataFrame) -> str:
     if not metrics and "r2" in table and table["r2"].notna().any():
         metrics = ["r2"]
     if not metrics or table.empty:
-        return ""
+        return None
     runs = [str(r) for r in table.index]
     fig, ax = figure(max(5.0, 0.9 * len(runs) * max(1, len(metrics)) * 0.45 + 2.5), 4.0)
     width = 0.8 / len(metrics)

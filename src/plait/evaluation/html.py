@@ -1,64 +1,153 @@
-"""Generic pieces of a self-contained HTML report: the page shell, tables, cell
-formatting and matplotlib figures inlined as base64 PNG.
+"""Generic pieces of a self-contained HTML report: the blocks a page is made of, the
+Jinja2 templates that render them, cell formatting and matplotlib figures inlined as
+base64 PNG.
 
-Shared by `report`, `report_alignment`, `comparison` and `robustness`, so every report
-looks the same and escapes user-supplied strings (class names, run names, titles) the
-same way: a class called `<b>&x` must show as text, not markup.
+Shared by `report`, `report_alignment`, `comparison`, `robustness` and the retrieval
+contact sheet, so every page looks the same and escapes user-supplied strings (class
+names, run names, titles, captions) the same way: the templates autoescape every value,
+so a class called `<b>&x` shows as text, not markup. Only `Markup` passes through as is:
+`fmt` output (escaped here) and a caller's own `Raw` HTML.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
-color:#222;padding:0 1rem}
-h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0}
-th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
-img{max-width:100%;height:auto;display:block;margin:.5rem 0}
-pre{background:#f7f7f7;padding:.8rem;overflow:auto}.meta,.note{color:#666}
-.notes{white-space:pre-wrap}
-.warn{background:#fff3cd;border:1px solid #e0b400;border-radius:4px;padding:.4rem 1rem;
-margin:1rem 0}.warn ul{margin:.3rem 0}
-"""
+
+# ------------------------------------------------------------------------------- blocks
 
 
-def page(title: str, parts: list[str]) -> str:
-    """A whole HTML document with the CSS inline, so the file needs nothing beside it."""
-    body = "\n".join(parts)
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+@dataclass
+class Note:
+    """A line of explanatory text (`css` "note", "meta" or "notes")."""
+
+    text: str
+    css: str = "note"
+    kind: ClassVar[str] = "note"
+
+
+@dataclass
+class HtmlTable:
+    """A table; each cell is a value (escaped by the template) or `Markup` (from `fmt`).
+    `bold` holds the (row, column) positions drawn in bold."""
+
+    header: Sequence[str]
+    rows: list[list[Any]]
+    bold: set[tuple[int, int]] = field(default_factory=set)
+    kind: ClassVar[str] = "table"
+
+
+@dataclass
+class Image:
+    """An inline PNG (a `data:` URI), so the page stays one file."""
+
+    src: str
+    alt: str
+    kind: ClassVar[str] = "image"
+
+
+@dataclass
+class Pre:
+    """Preformatted text (a resolved config)."""
+
+    text: str
+    kind: ClassVar[str] = "pre"
+
+
+@dataclass
+class Details:
+    """A folded block: `summary` shown, `inner` block on a click."""
+
+    summary: str
+    inner: Block
+    kind: ClassVar[str] = "details"
+
+
+@dataclass
+class Warn:
+    """A highlighted box: a list of `items`, or one paragraph of `text`."""
+
+    title: str
+    items: list[str] = field(default_factory=list)
+    text: str = ""
+    kind: ClassVar[str] = "warn"
+
+
+@dataclass
+class Raw:
+    """HTML a caller built and escaped itself (`write_report`'s `extra_sections`)."""
+
+    html: Markup
+    kind: ClassVar[str] = "raw"
+
+
+Block = Note | HtmlTable | Image | Pre | Details | Warn | Raw
+
+
+@dataclass
+class Section:
+    """A `<h2>` heading (none for a box above the summary) and the blocks under it."""
+
+    heading: str | None
+    blocks: list[Block]
+
+
+# ---------------------------------------------------------------------------- templates
+
+
+@cache
+def environment() -> Environment:
+    """The templates in `plait/evaluation/templates/`, every value autoescaped."""
+    return Environment(
+        loader=PackageLoader("plait.evaluation", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
 
 
-def html_table(header: Sequence[str], rows: list[list[str]]) -> str:
-    """Cells are already escaped/formatted; headers are escaped here."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def render(template: str, **context: Any) -> str:
+    """Render one template of `plait/evaluation/templates/` with `context`."""
+    return environment().get_template(template).render(**context)
 
 
-def esc(value: Any) -> str:
+def render_page(title: str, sections: Sequence[Section], meta: str | None = None) -> str:
+    """A whole HTML document with the CSS inline, so the file needs nothing beside it."""
+    return render("report.html", title=title, meta=meta, sections=sections)
+
+
+def render_blocks(blocks: Sequence[Block]) -> Markup:
+    """Blocks as an HTML fragment (for `write_report(..., extra_sections=...)`)."""
+    return Markup(render("fragment.html", blocks=blocks))
+
+
+def esc(value: Any) -> Markup:
     """HTML-escape any value as text, so user-supplied names never become markup."""
-    return html.escape(str(value), quote=True)
+    return escape(str(value))
 
 
-def fmt(value: Any) -> str:
+def fmt(value: Any) -> Markup:
     """Numbers to 4 decimals (integers as such), missing as an em dash, text escaped."""
+    return escape(_formatted(value))
+
+
+def _formatted(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, bool):
@@ -72,7 +161,7 @@ def fmt(value: Any) -> str:
         if abs(value) >= 100:
             return f"{value:.2f}"
         return f"{value:.3g}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
-    return esc(value)
+    return str(value)
 
 
 def number(value: Any) -> float | None:
@@ -99,12 +188,15 @@ def figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, Any]:
     return fig, axes
 
 
-def img(fig: Figure, alt: str) -> str:
-    """The figure as an inline base64 PNG `<img>`, so the page stays one file."""
+def img(fig: Figure, alt: str) -> Image:
+    """The figure as an inline base64 PNG, so the page stays one file."""
+    return Image(png_data_uri(fig), alt)
+
+
+def png_data_uri(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def confusion_figure(matrix: np.ndarray, names: Sequence[str]) -> Figure:

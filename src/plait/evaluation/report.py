@@ -2,8 +2,9 @@
 
 `report.html` is self-contained (inline CSS, plots as base64 PNG) so it survives being
 mailed, attached to a ticket or opened offline; `metrics.json` is written atomically
-beside it for programs. Every user-supplied string (class names, run names, titles) is
-HTML-escaped: a class called `<b>&x` must show as text, not markup.
+beside it for programs. The page is a list of `Section`s rendered by the Jinja2
+templates in `templates/`, which autoescape every user-supplied string (class names, run
+names, titles): a class called `<b>&x` must show as text, not markup.
 
 Alignment sections live in `report_alignment`, run comparisons in `comparison`, the
 HTML and plotting helpers in `html`; the comparison names are re-exported from here.
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from plait.evaluation.comparison import (
     HEADLINE,
@@ -25,14 +27,21 @@ from plait.evaluation.comparison import (
     write_comparison_report,
 )
 from plait.evaluation.html import (
+    Block,
+    Details,
+    HtmlTable,
+    Image,
+    Note,
+    Pre,
+    Raw,
+    Section,
+    Warn,
     confusion_figure,
-    esc,
     figure,
     fmt,
-    html_table,
     img,
     mpl_text,
-    page,
+    render_page,
 )
 from plait.evaluation.metrics import to_jsonable
 from plait.evaluation.report_alignment import alignment_sections, render_retrieval_table
@@ -76,7 +85,7 @@ def write_report(
     inserted verbatim, so callers must escape their own content. A `warnings` list in
     `metrics` is shown in a box above everything else, and `skipped_rows` (how many bad
     rows were left out, per split, and where they are listed) in one below it. Returns
-    the path of `report.html`.
+    the path of `report.html`; the page is rendered from `templates/report.html`.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,43 +93,38 @@ def write_report(
     atomic_write_json(folder / "metrics.json", clean)
 
     meta = f"task: {task}" + (f" · {clean['n']} samples" if "n" in clean else "")
-    parts = [f"<h1>{esc(title)}</h1>", f'<p class="meta">{esc(meta)}</p>']
-    parts += _warnings_box(clean.get("warnings"))
-    parts += _skipped_rows_note(clean.get("skipped_rows"))
-    parts += ["<h2>Summary</h2>", _summary_table(clean)]
+    sections = _warnings_box(clean.get("warnings"))
+    sections += _skipped_rows_note(clean.get("skipped_rows"))
+    sections.append(Section("Summary", [_summary_table(clean)]))
     if history is not None:
-        curves = _learning_curves(history)
+        curves: list[Block] = list(_learning_curves(history))
         if curves:
-            parts += ["<h2>Learning curves</h2>", *curves]
+            sections.append(Section("Learning curves", curves))
     if task == "classification":
-        parts += _classification_sections(clean)
+        sections += _classification_sections(clean)
     elif task == "multilabel":
-        parts += _per_name_sections(clean.get("per_label") or {}, "Per-label")
+        sections += _per_name_sections(clean.get("per_label") or {}, "Per-label")
     elif task == "regression":
-        parts += _regression_sections(clean)
+        sections += _regression_sections(clean)
     elif task == "alignment":
-        parts += alignment_sections(clean)
+        sections += alignment_sections(clean)
     for heading, body in extra_sections or []:
-        parts += [f"<h2>{esc(heading)}</h2>", body]
+        sections.append(Section(heading, [Raw(Markup(body))]))  # the caller's own HTML
     if config_yaml:
-        parts.append(
-            f"<h2>Configuration</h2><details><summary>Resolved config</summary>"
-            f"<pre>{esc(config_yaml)}</pre></details>"
-        )
+        sections.append(Section("Configuration", [Details("Resolved config", Pre(config_yaml))]))
     path = folder / "report.html"
-    atomic_write_text(path, page(title, parts))
+    atomic_write_text(path, render_page(title, sections, meta=meta))
     return path
 
 
-def _warnings_box(warnings: Any) -> list[str]:
+def _warnings_box(warnings: Any) -> list[Section]:
     if not warnings:
         return []
     items = [warnings] if isinstance(warnings, str) else list(warnings)
-    lines = "".join(f"<li>{esc(w)}</li>" for w in items)
-    return [f'<div class="warn"><b>Warnings</b><ul>{lines}</ul></div>']
+    return [Section(None, [Warn("Warnings", items=[str(w) for w in items])])]
 
 
-def _skipped_rows_note(skipped: Any) -> list[str]:
+def _skipped_rows_note(skipped: Any) -> list[Section]:
     """`metrics["skipped_rows"]` ({total, per_split, list}) -> a box saying how many rows
     were left out as bad, from which split, and where they are listed."""
     if not isinstance(skipped, dict) or not skipped.get("total"):
@@ -134,33 +138,30 @@ def _skipped_rows_note(skipped: Any) -> list[str]:
         + "; training and these metrics leave them out."
         + (where if skipped.get("list") else "")
     )
-    return [f'<div class="warn"><b>Skipped rows</b><p>{esc(text)}</p></div>']
+    return [Section(None, [Warn("Skipped rows", text=text)])]
 
 
-def _summary_table(metrics: dict[str, Any]) -> str:
+def _summary_table(metrics: dict[str, Any]) -> HtmlTable:
     rows = [
         (key, value)
         for key, value in metrics.items()
         if key != "task" and (value is None or isinstance(value, int | float | str))
     ]
-    return html_table(["metric", "value"], [[esc(k), fmt(v)] for k, v in rows])
+    return HtmlTable(["metric", "value"], [[k, fmt(v)] for k, v in rows])
 
 
-def _classification_sections(metrics: dict[str, Any]) -> list[str]:
-    parts: list[str] = []
+def _classification_sections(metrics: dict[str, Any]) -> list[Section]:
+    parts: list[Section] = []
     names = metrics.get("class_names") or list((metrics.get("per_class") or {}).keys())
     matrix = metrics.get("confusion_matrix")
     if matrix:
         fig = confusion_figure(np.asarray(matrix), names)
-        parts += [
-            "<h2>Confusion matrix</h2>",
-            '<p class="note">rows: true, columns: predicted</p>',
-            img(fig, "confusion matrix"),
-        ]
+        note = Note("rows: true, columns: predicted")
+        parts.append(Section("Confusion matrix", [note, img(fig, "confusion matrix")]))
     return parts + _per_name_sections(metrics.get("per_class") or {}, "Per-class")
 
 
-def _per_name_sections(per_name: dict[str, dict[str, Any]], kind: str) -> list[str]:
+def _per_name_sections(per_name: dict[str, dict[str, Any]], kind: str) -> list[Section]:
     """F1 bar chart plus the full precision/recall/F1/support table."""
     if not per_name:
         return []
@@ -181,12 +182,12 @@ def _per_name_sections(per_name: dict[str, dict[str, Any]], kind: str) -> list[s
         for c in ("precision", "recall", "f1", "support", "auroc")
         if any(c in v for _, v in items)
     ]
-    rows = [[esc(name)] + [fmt(v.get(c)) for c in columns] for name, v in items]
-    return [f"<h2>{esc(caption)}</h2>", img(fig, caption), html_table(["name", *columns], rows)]
+    rows = [[name] + [fmt(v.get(c)) for c in columns] for name, v in items]
+    return [Section(caption, [img(fig, caption), HtmlTable(["name", *columns], rows)])]
 
 
-def _regression_sections(metrics: dict[str, Any]) -> list[str]:
-    parts: list[str] = []
+def _regression_sections(metrics: dict[str, Any]) -> list[Section]:
+    parts: list[Section] = []
     scatter = metrics.get("scatter") or {}
     y_true = np.asarray(scatter.get("y_true") or [], dtype=float)
     y_pred = np.asarray(scatter.get("y_pred") or [], dtype=float)
@@ -203,17 +204,15 @@ def _regression_sections(metrics: dict[str, Any]) -> list[str]:
             ax.set_title(mpl_text(str(names[j])) if j < len(names) else f"target {j}")
             ax.set_xlabel("true")
             ax.set_ylabel("predicted")
-        parts += ["<h2>Predicted vs true</h2>", img(fig, "predicted vs true")]
+        parts.append(Section("Predicted vs true", [img(fig, "predicted vs true")]))
     per_target = metrics.get("per_target") or {}
     if per_target:
-        rows = [
-            [esc(t)] + [fmt(v.get(c)) for c in ("mae", "rmse", "r2")] for t, v in per_target.items()
-        ]
-        parts += ["<h2>Per target</h2>", html_table(["target", "mae", "rmse", "r2"], rows)]
+        rows = [[t] + [fmt(v.get(c)) for c in ("mae", "rmse", "r2")] for t, v in per_target.items()]
+        parts.append(Section("Per target", [HtmlTable(["target", "mae", "rmse", "r2"], rows)]))
     return parts
 
 
-def _learning_curves(history: pd.DataFrame) -> list[str]:
+def _learning_curves(history: pd.DataFrame) -> list[Image]:
     """Loss columns on one chart, ranks on another, every other logged metric on a third,
     all per epoch. A column is a loss when its name says so or names a loss term
     (`train/clip`, `train/itm`, ...: `_LOSS_TERMS`)."""

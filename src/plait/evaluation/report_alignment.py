@@ -11,11 +11,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from plait.evaluation.html import (
+    Block,
+    Details,
+    HtmlTable,
+    Image,
+    Note,
+    Section,
     confusion_figure,
-    esc,
     figure,
     fmt,
-    html_table,
     img,
     mpl_text,
     number,
@@ -40,13 +44,13 @@ _RELEVANCE_NOTES = {
 }
 
 
-def alignment_sections(metrics: dict[str, Any]) -> list[str]:
+def alignment_sections(metrics: dict[str, Any]) -> list[Section]:
     """Retrieval table and R@k chart, then zero-shot accuracy and confusion matrices.
 
     Reads `retrieval` ({direction: retrieval_metrics}), `relevance` ("pair" | "label"),
     `zeroshot` and `zeroshot_before` ({modality: zeroshot_metrics}); each is optional.
     """
-    parts: list[str] = []
+    parts: list[Section] = []
     retrieval = metrics.get("retrieval") or {}
     if retrieval:
         header, rows = _retrieval_rows(retrieval)
@@ -54,14 +58,14 @@ def alignment_sections(metrics: dict[str, Any]) -> list[str]:
         note += ("; " if note else "") + (
             "rank of the first relevant item, ties counted against the query"
         )
-        parts += [
-            "<h2>Retrieval</h2>",
-            f'<p class="note">{esc(note)}</p>',
-            html_table(header, [[esc(r[0])] + [fmt(v) for v in r[1:]] for r in rows]),
+        blocks: list[Block] = [
+            Note(note),
+            HtmlTable(header, [[str(r[0])] + [fmt(v) for v in r[1:]] for r in rows]),
         ]
         chart = _recall_chart(retrieval)
         if chart:
-            parts.append(chart)
+            blocks.append(chart)
+        parts.append(Section("Retrieval", blocks))
     zeroshot = metrics.get("zeroshot") or {}
     if zeroshot:
         parts += _zeroshot_sections(zeroshot, metrics.get("zeroshot_before") or {})
@@ -94,11 +98,11 @@ def _retrieval_rows(retrieval: dict[str, dict[str, Any]]) -> tuple[list[str], li
     return header, rows
 
 
-def _recall_chart(retrieval: dict[str, dict[str, Any]]) -> str:
+def _recall_chart(retrieval: dict[str, dict[str, Any]]) -> Image | None:
     """Grouped bars: R@k on the x axis, one bar per direction."""
     recalls = _recall_keys(list(retrieval.values()))
     if not recalls:
-        return ""
+        return None
     directions = list(retrieval)
     fig, ax = figure(max(5.0, 1.2 * len(recalls) * len(directions) + 2.0), 3.8)
     width = 0.8 / len(directions)
@@ -117,46 +121,46 @@ def _recall_chart(retrieval: dict[str, dict[str, Any]]) -> str:
 
 def _zeroshot_sections(
     zeroshot: dict[str, dict[str, Any]], before: dict[str, dict[str, Any]]
-) -> list[str]:
+) -> list[Section]:
     """One table (a row per modality, plus its before-training row when known), then per
     modality a confusion matrix and a folded per-class table."""
     columns = ["accuracy", "top5_accuracy", "macro_f1", "chance", "samples"]
     rows = []
     for modality, block in zeroshot.items():
-        rows.append([esc(modality)] + [fmt(_zeroshot_value(block, c)) for c in columns])
+        rows.append([modality] + [fmt(_zeroshot_value(block, c)) for c in columns])
         if modality in before:
             rows.append(
-                [esc(f"{modality} (before training)")]
+                [f"{modality} (before training)"]
                 + [fmt(_zeroshot_value(before[modality], c)) for c in columns]
             )
-    parts = [
-        "<h2>Zero-shot classification</h2>",
-        '<p class="note">each sample is given the class whose prompt embedding is most '
-        "similar; chance = 1 / number of classes</p>",
-        html_table(["modality", *columns], rows),
-    ]
+    note = Note(
+        "each sample is given the class whose prompt embedding is most "
+        "similar; chance = 1 / number of classes"
+    )
+    parts = [Section("Zero-shot classification", [note, HtmlTable(["modality", *columns], rows)])]
     for modality, block in zeroshot.items():
         names = block.get("classes") or []
         matrix = np.asarray(block.get("confusion") or [], dtype=float)
         if matrix.ndim == 2 and 0 < len(matrix) <= _MAX_CONFUSION:
-            parts += [
-                f"<h2>Zero-shot confusion matrix: {esc(modality)}</h2>",
-                '<p class="note">rows: true, columns: predicted</p>',
-                img(confusion_figure(matrix, names), f"zero-shot confusion {modality}"),
-            ]
-        elif len(matrix):
+            figure_block = img(confusion_figure(matrix, names), f"zero-shot confusion {modality}")
             parts.append(
-                f'<p class="note">{esc(modality)}: {len(matrix)} classes, too many to draw '
-                "a confusion matrix (it is in metrics.json)</p>"
+                Section(
+                    f"Zero-shot confusion matrix: {modality}",
+                    [Note("rows: true, columns: predicted"), figure_block],
+                )
             )
+        elif len(matrix):
+            too_many = Note(
+                f"{modality}: {len(matrix)} classes, too many to draw "
+                "a confusion matrix (it is in metrics.json)"
+            )
+            parts.append(Section(None, [too_many]))
         per_class = block.get("per_class") or {}
         if per_class:
             keys = ("precision", "recall", "f1", "support")
-            body = [[esc(n)] + [fmt(v.get(c)) for c in keys] for n, v in per_class.items()]
-            parts.append(
-                f"<details><summary>Per-class zero-shot scores: {esc(modality)}</summary>"
-                f"{html_table(['class', *keys], body)}</details>"
-            )
+            body = [[n] + [fmt(v.get(c)) for c in keys] for n, v in per_class.items()]
+            summary = f"Per-class zero-shot scores: {modality}"
+            parts.append(Section(None, [Details(summary, HtmlTable(["class", *keys], body))]))
     return parts
 
 

@@ -41,9 +41,8 @@ from torch import Tensor
 
 from plait.data.batch import Batch
 from plait.errors import PlaitError
-from plait.evaluation.html import esc as _esc
+from plait.evaluation.html import HtmlTable, Note, render_blocks
 from plait.evaluation.html import fmt as _fmt
-from plait.evaluation.html import html_table as _html_table
 
 if TYPE_CHECKING:
     from plait.predictor import Predictor
@@ -231,12 +230,13 @@ def evaluate_robustness(
 
 
 def robustness_section(frame: pd.DataFrame) -> tuple[str, str]:
-    """(heading, html) for `write_report(..., extra_sections=[...])`; content escaped."""
+    """(heading, html) for `write_report(..., extra_sections=[...])`; rendered from the
+    templates, so the content is escaped."""
     headline = frame.attrs.get("headline") or next(
         (h for h in HEADLINE.values() if h in frame.columns), "the headline metric"
     )
     rows = [
-        [_esc(name)] + [_fmt(_number(value)) for value in row.tolist()]
+        [str(name)] + [_fmt(_number(value)) for value in row.tolist()]
         for name, row in frame.iterrows()
     ]
     note = (
@@ -245,10 +245,8 @@ def robustness_section(frame: pd.DataFrame) -> tuple[str, str]:
         "standard deviation s to M's normalised inputs (text: replaces a fraction s of "
         "tokens by the unknown token)."
     )
-    body = (
-        f'<p class="note">{_esc(note)}</p>'
-        f"{_html_table([frame.index.name or 'condition', *map(str, frame.columns)], rows)}"
-    )
+    header = [frame.index.name or "condition", *map(str, frame.columns)]
+    body = render_blocks([Note(note), HtmlTable(header, rows)])
     return "Robustness to missing or noisy modalities", body
 
 

@@ -61,13 +61,9 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
-import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -77,6 +73,8 @@ import numpy as np
 import pandas as pd
 
 from plait.errors import PlaitError
+from plait.utils.io import atomic_write_folder
+from plait.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +288,7 @@ class EmbeddingIndex:
         self, vectors: np.ndarray, ids: list[str], table: pd.DataFrame, progress: bool
     ) -> None:
         """Add checked, already normalised vectors [N, D] with their ids and metadata rows."""
-        with _progress_bar(progress, "indexing vectors", len(vectors)) as advance:
+        with progress_bar(progress, "indexing vectors", len(vectors)) as advance:
             for start in range(0, len(vectors), _ADD_CHUNK):
                 chunk = vectors[start : start + _ADD_CHUNK]  # [<=chunk, D]
                 self._faiss.add(chunk)
@@ -358,14 +356,8 @@ class EmbeddingIndex:
         """Write the index to `folder` (created, or replaced if it holds a Plait index)."""
         target = Path(os.path.abspath(folder))  # abspath: "." gets a real name and parent
         _check_replaceable(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
-        try:
-            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; use the usual mode
-            self._write_files(staging)
-            _swap_in(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        # built beside the target and swapped in whole: a crash leaves the old index or the new
+        atomic_write_folder(target, self._write_files)
 
     def _write_files(self, folder: Path) -> None:
         faiss.write_index(self._faiss, str(folder / "index.faiss"))
@@ -390,9 +382,7 @@ class EmbeddingIndex:
             "info": self.info,
             "faiss_version": faiss.__version__,
         }
-        (folder / "index.json").write_text(json.dumps(header, indent=2))
-        for name in FILES:
-            _fsync(folder / name)
+        (folder / "index.json").write_text(json.dumps(header, indent=2))  # last: marks it whole
 
     @classmethod
     def load(cls, folder: str | Path) -> EmbeddingIndex:
@@ -653,54 +643,3 @@ def _check_replaceable(target: Path) -> None:
             f"refusing to save over {target}: it is not empty and not a Plait index "
             "(no index.json); pick another folder"
         )
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Rename `staging` to `target`; an existing `target` is renamed away first and deleted
-    only once the new folder is in place."""
-    if not target.exists():
-        os.rename(staging, target)
-    else:
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(target, old)
-        try:
-            os.rename(staging, target)
-        except BaseException:
-            os.rename(old, target)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    _fsync(target.parent)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file (or a folder's entries) to disk so a crash after the rename keeps it."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def _progress_bar(enabled: bool, description: str, total: int) -> Iterator[Any]:
-    """Yields `advance(steps)`; draws a rich bar on a terminal when enabled."""
-    if not enabled:
-        yield lambda steps: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        log.info("%s: %d vectors", description, total)
-        yield lambda steps: None
-        return
-    with Progress(transient=True, console=console) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda steps: bar.advance(task, steps)

@@ -15,7 +15,6 @@ search -> postprocess (a DataFrame of hits, or an HTML page of them).
 from __future__ import annotations
 
 import base64
-import html
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pandas as pd
 
 from plait.errors import PlaitError
+from plait.evaluation.html import render
 from plait.retrieval.embed import embed_rows
 from plait.utils.io import atomic_write_text
 
@@ -259,43 +259,23 @@ def contact_sheet(
         )
     extra = [c for c in hits.columns if c not in ("rank", "id", "score", image_column)]
     cards = [_card(row, image_column, extra) for row in hits.to_dict("records")]
-    title = f"Plait search: {query_label}"
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p class='meta'>{len(cards)} hits</p>"
-        f"<div class='grid'>{''.join(cards)}</div></body></html>"
-    )
+    page = render("contact_sheet.html", title=f"Plait search: {query_label}", cards=cards)
     path = Path(out_html)
     atomic_write_text(path, page)
     return path
 
 
-_CSS = (
-    "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}"
-    ".meta{color:#666}.grid{display:flex;flex-wrap:wrap;gap:12px}"
-    "figure{margin:0;width:170px;border:1px solid #ddd;border-radius:6px;padding:5px}"
-    "figure img{width:160px;height:160px;object-fit:contain;background:#f4f4f4;"
-    "image-rendering:pixelated}"
-    "figcaption{font-size:12px;overflow-wrap:anywhere}.missing{width:160px;height:160px;"
-    "display:flex;align-items:center;justify-content:center;background:#fee;font-size:12px}"
-)
-
-
-def _card(row: dict[str, Any], image_column: str, extra: list[str]) -> str:
-    value = row.get(image_column)
-    encoded, problem = _thumbnail(value)
-    picture = (
-        f"<img src='data:image/png;base64,{encoded}' alt='{html.escape(str(row.get('id')))}'>"
-        if encoded
-        else f"<div class='missing'>{html.escape(problem)}</div>"
-    )
-    lines = [
-        f"<b>#{html.escape(str(row.get('rank')))}</b> score {float(row['score']):.4f}",
-        f"id {html.escape(str(row.get('id')))}",
-        *(f"{html.escape(str(c))}: {html.escape(str(row.get(c)))}" for c in extra),
-    ]
-    return f"<figure>{picture}<figcaption>{'<br>'.join(lines)}</figcaption></figure>"
+def _card(row: dict[str, Any], image_column: str, extra: list[str]) -> dict[str, Any]:
+    """What `templates/contact_sheet.html` draws for one hit (it escapes every value)."""
+    encoded, problem = _thumbnail(row.get(image_column))
+    return {
+        "src": f"data:image/png;base64,{encoded}" if encoded else None,
+        "problem": problem,
+        "rank": row.get("rank"),
+        "score": f"{float(row['score']):.4f}",
+        "id": row.get("id"),
+        "extra": [(c, row.get(c)) for c in extra],
+    }
 
 
 def _thumbnail(value: Any) -> tuple[str | None, str]:

@@ -23,15 +23,30 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual file mode
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; use the usual mode
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def current_umask() -> int:
+    """The process's file-mode mask, read without changing it.
+
+    `os.umask` can only read the mask by setting a new one, and the mask belongs to the
+    whole process: while it is briefly 0, a data-loader thread creating a file gets a
+    world-writable one. Linux reports the mask in /proc/self/status, so it is read there;
+    only where that is unavailable (macOS, Windows) does this fall back to setting and
+    restoring it, with that short race.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # racy fallback: set, then put the real mask back at once
     os.umask(mask)
     return mask
 
