@@ -1,6 +1,6 @@
 """Generated retrieval data: one concept per row, visible in all three modalities.
 
-`plait.data.demo` hides a different label factor in each modality, which is what fusion
+`plait.datasets.demo` hides a different label factor in each modality, which is what fusion
 needs. Alignment (CLIP style) needs the opposite: the SAME content in every modality, so
 that an image, a caption and a sound of one row can find each other. Here every row is
 one CONCEPT, a colour and a shape (4 x 4 = 16 concepts, such as ``"red triangle"``, in the
@@ -28,7 +28,7 @@ for showing retrieval working in a minute on a CPU (`plait demo retrieval`), not
 measuring a hard benchmark.
 
 Everything is drawn from ``numpy.random.Generator`` streams keyed on
-``(seed, split, row, purpose)``, as in `plait.data.demo`: the same arguments give
+``(seed, split, row, purpose)``, as in `plait.datasets.demo`: the same arguments give
 byte-identical CSVs and identical pixels and samples, and one row's content does not
 depend on the number of rows. The shape's size and position come from their own stream,
 shared by the image and the caption that describes them.
@@ -45,7 +45,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw
 
-from plait.data.demo import csv_text, noisy_pcm16
+from plait.datasets.demo import csv_text, noisy_pcm16
 from plait.utils.io import atomic_write_text
 
 __all__ = [

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from plait.config import PlaitConfig
-from plait.data.avmnist import (
+from plait.datasets.avmnist import (
     MANIFEST_COLUMNS,
     SPEC_SIZE,
     build_avmnist,

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plait.data.avmnist import (
+from plait.datasets.avmnist import (
     CLIP_SAMPLES,
     SAMPLE_RATE,
     TRAIN_SIZE,
