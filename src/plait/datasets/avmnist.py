@@ -77,6 +77,37 @@ from plait.data.audio import resample
 from plait.errors import DataError
 from plait.utils.io import atomic_write, atomic_write_json, atomic_write_text
 
+__all__ = [
+    "CLIP_SAMPLES",
+    "FSDD_FILES",
+    "HOP",
+    "MANIFEST_COLUMNS",
+    "MNIST_FILES",
+    "N_FFT",
+    "PCAFit",
+    "PCA_KEEP",
+    "SAMPLE_RATE",
+    "SPECTROGRAM",
+    "SPEC_SIZE",
+    "SPLITS",
+    "TEST_POOL",
+    "TOP_DB",
+    "TRAIN_POOL",
+    "TRAIN_SIZE",
+    "VALID_SIZE",
+    "build_avmnist",
+    "fit_pca",
+    "fix_length",
+    "load_fsdd",
+    "load_mnist",
+    "pair_recordings",
+    "pca_energy_removed",
+    "read_idx",
+    "read_meta",
+    "resize",
+    "spectrograms",
+]
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")

@@ -50,8 +50,10 @@ __all__ = [
     "PITCHES",
     "SAMPLE_RATE",
     "SHAPES",
+    "csv_text",
     "generate_demo",
     "label_factors",
+    "noisy_pcm16",
 ]
 
 SHAPES: tuple[str, str] = ("circle", "square")
