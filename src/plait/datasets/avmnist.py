@@ -9,8 +9,8 @@ purpose, so that fusion pays off:
   test images), only the leading components whose cumulative explained variance first
   exceeds 25% are kept, and each image is reconstructed from those components WITHOUT
   adding the mean back: ``(x - mean) @ V_k @ V_k.T`` with pixels scaled to [0, 1]. The PCA
-  is exact (eigendecomposition of the covariance: float32 products, float64 eigh), so the
-  build is deterministic.
+  is scikit-learn's, exact (``svd_solver="covariance_eigh"``: eigendecomposition of the
+  float64 covariance), so the build is deterministic.
   Result: 28 x 28 float32, centred (no further normalisation needed).
 - **audio**: a 112 x 112 log-power spectrogram of a Free Spoken Digit Dataset recording
   of the same digit (see `SPECTROGRAM` for every parameter): the 8 kHz recording is
@@ -18,8 +18,10 @@ purpose, so that fusion pays off:
   noise with standard deviation ``noise * RMS(recording)`` is added to that 1-s window
   (``noise`` is an inverse amplitude SNR: 0.5 -> 6 dB); STFT with a 256-sample periodic
   Hann window, hop 72, frames centred (128 zeros on each side) -> 112 frames x 129 bins
-  (0-4 kHz); power ``|X|^2`` -> ``10 log10(power + 1e-10)`` dB, floored at 80 dB below
-  the clip's peak; bilinear resize (half-pixel centres) of the frequency axis to 112.
+  (0-4 kHz; `plait.data.audio.power_spectrogram`, the STFT of Plait's own log-mel);
+  power ``|X|^2`` -> ``10 log10(power + 1e-10)`` dB, floored at 80 dB below the clip's
+  peak; bilinear resize (half-pixel centres, ``torch.nn.functional.interpolate``) of the
+  frequency axis to 112. Recordings are decoded by `plait.data.audio.decode_audio`.
   Stored as [frequency, time] (row 0 = 0 Hz), float16, in dB: Plait's audio processor
   normalises each spectrogram per utterance. (The original work added ESC-50 noise; the
   noise here is Gaussian.)
@@ -64,7 +66,6 @@ import json
 import logging
 import tarfile
 import time
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from plait.data.audio import resample
+from plait.data.audio import decode_audio, power_spectrogram
 from plait.errors import DataError
 from plait.utils.io import atomic_write, atomic_write_json, atomic_write_text
 
@@ -224,40 +225,30 @@ class PCAFit:
 
 
 def fit_pca(images: np.ndarray, keep: float = PCA_KEEP) -> PCAFit:
-    """Fit the AV-MNIST PCA on images [N, H, W] uint8.
+    """Fit the AV-MNIST PCA on images [N, H, W] uint8 (scikit-learn, exact).
 
-    Pixels are scaled to [0, 1] and centred; the components are eigenvectors (float64
-    LAPACK) of their covariance (a float32 matrix product). k is the smallest count whose
-    cumulative explained-variance ratio (over the total variance, the covariance's trace)
-    exceeds `keep`.
+    Pixels are scaled to [0, 1] (float64); the components are the eigenvectors of their
+    covariance (``svd_solver="covariance_eigh"``: one [D, D] product and a LAPACK eigh,
+    fast for N >> D). k is the smallest count whose cumulative explained-variance ratio
+    (over the total variance) exceeds `keep`, which is what scikit-learn does with a
+    fractional `n_components`. The reconstruction is sign-free (``V_k @ V_k.T``).
     """
-    from scipy.linalg import eigh
+    from sklearn.decomposition import PCA
 
     n = len(images)
-    x = images.reshape(n, -1).astype(np.float32) / np.float32(255.0)  # [N, D]
-    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)  # [D]
-    centred = x - mean  # [N, D]
-    covariance = (centred.T @ centred).astype(np.float64) / max(1, n - 1)  # [D, D]
-    dim = covariance.shape[0]
-    total = float(np.trace(covariance))
-    if total <= 0:
+    x = images.reshape(n, -1).astype(np.float64) / 255.0  # [N, D]
+    if n < 2 or not np.ptp(x, axis=0).any():
         raise DataError("cannot fit a PCA: every image is the same")
-    top = min(dim, 64)  # the leading components are enough, and much faster
-    while True:
-        values, vectors = eigh(covariance, subset_by_index=[dim - top, dim - 1])  # ascending
-        values, vectors = values[::-1].clip(min=0.0), vectors[:, ::-1]
-        cumulative = np.cumsum(values) / total
-        if cumulative[-1] > keep or top == dim:
-            break
-        top = dim
-    k = int(np.argmax(cumulative > keep)) + 1 if cumulative[-1] > keep else top
+    pca = PCA(n_components=keep, svd_solver="covariance_eigh").fit(x)
+    ratios = pca.explained_variance_ratio_
     info = {
-        "components": k,
-        "explained_variance": float(cumulative[k - 1]),
-        "explained_variance_ratio": [float(v / total) for v in values[:k]],
+        "components": int(pca.n_components_),
+        "explained_variance": float(np.sum(ratios)),
+        "explained_variance_ratio": [float(v) for v in ratios],
         "fitted_on": n,
     }
-    return PCAFit(mean, np.ascontiguousarray(vectors[:, :k], dtype=np.float32), info)
+    basis = np.ascontiguousarray(pca.components_.T, dtype=np.float32)  # [D, k]
+    return PCAFit(pca.mean_.astype(np.float32), basis, info)
 
 
 def _reconstruct_rows(fit: PCAFit, images: np.ndarray, rows: np.ndarray, block: int = 1000):
@@ -335,18 +326,9 @@ def load_fsdd(fsdd_dir: str | Path) -> tuple[pd.DataFrame, list[np.ndarray]]:
 
 def _read_wav(data: bytes, name: str) -> np.ndarray:
     try:
-        with wave.open(io.BytesIO(data)) as handle:
-            channels, width = handle.getnchannels(), handle.getsampwidth()
-            rate, frames = handle.getframerate(), handle.readframes(handle.getnframes())
-    except (wave.Error, EOFError) as exc:
-        raise DataError(f"FSDD recording {name} is not a readable WAV file: {exc}") from None
-    if width != 2:
-        raise DataError(f"FSDD recording {name}: expected 16-bit PCM, got {8 * width}-bit")
-    samples = np.frombuffer(frames, "<i2").astype(np.float32) / 32768.0
-    samples = samples.reshape(-1, channels).mean(axis=1)
-    if len(samples) == 0:
-        raise DataError(f"FSDD recording {name} is empty")
-    return resample(samples, rate, SAMPLE_RATE)
+        return decode_audio(io.BytesIO(data), SAMPLE_RATE, f"FSDD recording {name}")
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def fix_length(wave_: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
@@ -360,50 +342,34 @@ def fix_length(wave_: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
     return out
 
 
-def _interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """[n_out, n_in] linear interpolation with half-pixel centres (identity if equal)."""
-    if n_in == n_out:
-        return np.eye(n_out, dtype=np.float64)
-    position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0.0, n_in - 1)
-    low = np.floor(position).astype(int)
-    high = np.minimum(low + 1, n_in - 1)
-    frac = position - low
-    matrix = np.zeros((n_out, n_in))
-    matrix[np.arange(n_out), low] += 1.0 - frac
-    matrix[np.arange(n_out), high] += frac
-    return matrix
-
-
 def spectrograms(clips: np.ndarray) -> np.ndarray:
     """Fixed-length clips [B, CLIP_SAMPLES] -> log-power spectrograms [B, 112, 112] float32.
 
     [frequency, time] in dB; parameters in `SPECTROGRAM`.
     """
-    from scipy import fft
+    import torch
 
-    clips = np.asarray(clips, dtype=np.float32)
-    padded = np.pad(clips, ((0, 0), (N_FFT // 2, N_FFT // 2)))  # centred frames
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP]
-    window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
-    spectrum = fft.rfft(frames * window, axis=-1, workers=-1)  # [B, T, F]
-    power = spectrum.real**2 + spectrum.imag**2
-    db = 10.0 * np.log10(power + 1e-10)
-    db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - TOP_DB)  # [B, T, F]
-    return resize(db.transpose(0, 2, 1), SPEC_SIZE, SPEC_SIZE)  # [B, 112, 112]
+    clips_t = torch.from_numpy(np.asarray(clips, dtype=np.float32))
+    power = power_spectrogram(clips_t, N_FFT, HOP)  # [B, F, T]
+    db = 10.0 * torch.log10(power + 1e-10)
+    db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - TOP_DB)
+    return resize(db.numpy(), SPEC_SIZE, SPEC_SIZE)  # [B, 112, 112]
 
 
 def resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize (half-pixel centres) of [B, H, W] -> [B, height, width] float32."""
-    batch, h, w = images.shape
-    out = np.asarray(images, dtype=np.float32)
-    if w != width:  # one 2-D matrix product per axis: fast BLAS
-        cols = _interpolation_matrix(w, width).T.astype(np.float32)  # [W, width]
-        out = (out.reshape(-1, w) @ cols).reshape(batch, h, width)
-    if h != height:
-        rows = _interpolation_matrix(h, height).T.astype(np.float32)  # [H, height]
-        out = out.transpose(0, 2, 1).reshape(-1, h) @ rows  # [B * width, height]
-        out = out.reshape(batch, width, height).transpose(0, 2, 1)
-    return np.ascontiguousarray(out)
+    """Bilinear resize (half-pixel centres, no antialiasing) of [B, H, W] -> [B, height,
+    width] float32, by ``torch.nn.functional.interpolate``.
+
+    Not Pillow: its BILINEAR filter widens when it shrinks (129 -> 112 frequency bins),
+    which would move values by up to 9 dB from the data the published tables used.
+    """
+    import torch
+
+    batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None]
+    out = torch.nn.functional.interpolate(
+        batch, size=(height, width), mode="bilinear", align_corners=False, antialias=False
+    )
+    return np.ascontiguousarray(out[:, 0].numpy())
 
 
 def _noisy_clip(wave_: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
