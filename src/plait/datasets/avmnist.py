@@ -657,6 +657,7 @@ def _readme(meta: dict, mnist_dir: Any, fsdd_dir: Any) -> str:
     else:
         storage = "`audio_{train,valid,test}.npy` [N, 112, 112], one per sample"
         noise = f"Gaussian noise of standard deviation {params['noise']:g} x RMS(recording) added to the 1-s window (seeded per sample)"
+    # names the old import path (still valid) so that generated folders stay byte-identical
     lines = [
         "# AV-MNIST",
         "",

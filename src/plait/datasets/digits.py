@@ -259,6 +259,7 @@ def _readme(
         for split in SPLITS
     )
     templates = ", ".join(f'"{t}"' for t in TEMPLATES)
+    # names the old import path (still valid) so that generated folders stay byte-identical
     return f"""# Digits (spoken, handwritten, written)
 
 Built by Plait (`plait.data.digits.build_digits`) from the original Free Spoken Digit
