@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     threads = configure_threads(args.threads, processes=1, workers=0)
 
-    from plait.data.demo import generate_demo
+    from plait.datasets.demo import generate_demo
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

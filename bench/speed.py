@@ -47,7 +47,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def demo_config(root: Path, rows: int) -> PlaitConfig:
-    from plait.data.demo import generate_demo
+    from plait.datasets.demo import generate_demo
     from plait.demo import demo_config as demo_raw
 
     generate_demo(root / "data", n_train=rows, n_test=rows // 4)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from plait.data.demo import generate_demo
+from plait.datasets.demo import generate_demo
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -452,7 +452,7 @@ def data_avmnist(
     """
 
     def action() -> None:
-        from plait.data.avmnist import build_avmnist
+        from plait.datasets.avmnist import build_avmnist
 
         info = build_avmnist(mnist, fsdd, out, subset=subset, noise=noise, seed=seed)
         counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items())
@@ -479,7 +479,7 @@ def data_digits(
     """
 
     def action() -> None:
-        from plait.data.digits import build_digits
+        from plait.datasets.digits import build_digits
 
         paths = build_digits(mnist, fsdd, out, seed=seed, subset=subset, progress=True)
         for split, path in paths.items():

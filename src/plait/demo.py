@@ -1,7 +1,7 @@
 """`plait demo`: generate the built-in data set, train unimodal baselines and two fusions,
 and write a comparison report showing that fusion beats every single modality.
 
-The data (see `plait.data.demo`) hides one of three label factors in each modality, so
+The data (see `plait.datasets.demo`) hides one of three label factors in each modality, so
 a text-, image- or audio-only model can know at most a third of the answer.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from plait.config import PlaitConfig
-from plait.data.demo import generate_demo
+from plait.datasets.demo import generate_demo
 from plait.training import RunResult, fit
 
 MODALITIES: dict[str, dict[str, Any]] = {

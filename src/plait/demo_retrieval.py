@@ -1,6 +1,6 @@
 """`plait demo retrieval`: align pictures and captions of coloured shapes, then search.
 
-Steps, all on generated data (`plait.data.shapes`, 16 concepts such as "red triangle"):
+Steps, all on generated data (`plait.datasets.shapes`, 16 concepts such as "red triangle"):
 1. train an image <-> text aligned model (CLIP loss, small scratch towers);
 2. index the test images with FAISS;
 3. search them with a few captions (tables printed, an HTML contact sheet per query);
@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from plait.config import PlaitConfig
-from plait.data.shapes import CONCEPTS, generate_shapes
+from plait.datasets.shapes import CONCEPTS, generate_shapes
 from plait.training import fit
 
 QUERIES = ("a red circle", "a small blue triangle near the top", "yellow cross", "green square")

@@ -170,7 +170,7 @@ def test_fine_tune_save_and_reload_offline(colour_data, tmp_path) -> None:
 def test_clap_audio_text_fine_tunes_and_reloads(tmp_path) -> None:
     """CLAP through the whole path: shapes audio (16 kHz wav files, resampled to the
     feature extractor's 8 kHz), captions, one epoch, save, reload, same embeddings."""
-    from plait.data.shapes import generate_shapes
+    from plait.datasets.shapes import generate_shapes
 
     data = tmp_path / "shapes"
     generate_shapes(data, n_train=32, n_valid=16, n_test=16)

@@ -9,10 +9,12 @@ from plait.config import AudioModality
 from plait.data.audio import (
     AudioProcessor,
     check_audio,
+    decode_audio,
     load_audio,
     log_mel,
     mel_filterbank,
     mel_frequencies,
+    power_spectrogram,
     resample,
 )
 
@@ -46,6 +48,30 @@ def test_bad_audio(media, name, reason):
         load_audio(media / name, 16000)
     with pytest.raises(ValueError, match=reason):
         check_audio(media / name)
+
+
+def test_decode_audio_reads_an_open_file_like_load_audio_reads_its_path(media):
+    """Builders decode archive members from memory (AV-MNIST's FSDD tar) the same way."""
+    import io
+
+    data = (media / "stereo44k.wav").read_bytes()
+    from_bytes = decode_audio(io.BytesIO(data), 16000, "member.wav")
+    assert np.array_equal(from_bytes, load_audio(media / "stereo44k.wav", 16000))
+    with pytest.raises(ValueError, match="cannot decode audio file member.wav"):
+        decode_audio(io.BytesIO(b"not audio"), 16000, "member.wav")
+
+
+def test_power_spectrogram_is_the_stft_of_log_mel_and_takes_batches():
+    rate, n_fft, hop = 8000, 256, 72
+    t = np.arange(8000) / rate
+    waves = torch.from_numpy(np.stack([np.sin(2 * np.pi * f * t) for f in (500, 1500)]))
+    power = power_spectrogram(waves.float(), n_fft, hop)  # [2, F, frames]
+    assert power.shape == (2, n_fft // 2 + 1, 8000 // hop + 1)
+    bins = power[:, :, 50].argmax(dim=1).tolist()
+    assert bins == [round(f / rate * n_fft) for f in (500, 1500)]
+    assert torch.equal(power[1], power_spectrogram(waves[1].float(), n_fft, hop))
+    mel = mel_filterbank(rate, n_fft, 40) @ power[0]
+    assert torch.equal(torch.log(mel + 1e-6), log_mel(waves[0], rate, n_fft, hop, 40))
 
 
 def test_log_mel_shape_and_tone_bin():

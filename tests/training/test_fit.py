@@ -17,7 +17,7 @@ import torch
 import plait
 from plait.config import PlaitConfig
 from plait.data import prepare_data
-from plait.data.demo import CLASS_NAMES, label_factors
+from plait.datasets.demo import CLASS_NAMES, label_factors
 from plait.errors import PlaitError
 from plait.evaluation import modality_attribution
 from plait.training import fit

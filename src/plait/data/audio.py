@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -46,13 +46,23 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"audio file not found: {path}")
+    return decode_audio(str(path), sample_rate, path)
+
+
+def decode_audio(source: str | BinaryIO, sample_rate: int, name: Any) -> np.ndarray:
+    """Decode a file path or an open binary file (such as a member of an archive) to
+    float32 mono at `sample_rate`: [samples]. `name` is what error messages call it.
+
+    Raises:
+        ValueError: undecodable content, 0 frames, or NaN / infinite samples.
+    """
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # [frames, channels]
+        data, rate = sf.read(source, dtype="float32", always_2d=True)  # [frames, channels]
     except _DECODE_ERRORS as exc:
-        raise ValueError(f"cannot decode audio file {path}: {exc}") from None
+        raise ValueError(f"cannot decode audio file {name}: {exc}") from None
     if data.shape[0] == 0:
-        raise ValueError(f"audio file {path} is empty (0 frames)")
-    check_finite_samples(data, rate, path)
+        raise ValueError(f"audio file {name} is empty (0 frames)")
+    check_finite_samples(data, rate, name)
     return resample(data.mean(axis=1), rate, sample_rate)
 
 
@@ -241,8 +251,12 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> Tensor:
     return torch.from_numpy(weights.astype(np.float32))
 
 
-def log_mel(wave: Tensor, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> Tensor:
-    """[samples] -> log(mel power + 1e-6): [n_mels, frames], frames = samples // hop + 1."""
+def power_spectrogram(wave: Tensor, n_fft: int, hop_length: int) -> Tensor:
+    """[..., samples] -> |STFT|^2: [..., n_fft // 2 + 1, frames], frames = samples // hop + 1.
+
+    Periodic Hann window, frames centred on every `hop_length`-th sample (n_fft // 2 zeros
+    padded at each end). `log_mel` and the AV-MNIST builder share it.
+    """
     window = torch.hann_window(n_fft, device=wave.device)
     spec = torch.stft(
         wave.float(),
@@ -252,8 +266,13 @@ def log_mel(wave: Tensor, sample_rate: int, n_fft: int, hop_length: int, n_mels:
         center=True,
         pad_mode="constant",
         return_complex=True,
-    )  # [F, frames]
-    power = spec.abs().pow(2)
+    )  # [..., F, frames]
+    return spec.abs().pow(2)
+
+
+def log_mel(wave: Tensor, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> Tensor:
+    """[samples] -> log(mel power + 1e-6): [n_mels, frames], frames = samples // hop + 1."""
+    power = power_spectrogram(wave, n_fft, hop_length)  # [F, frames]
     mel = mel_filterbank(sample_rate, n_fft, n_mels).to(wave.device) @ power  # [n_mels, frames]
     return torch.log(mel + 1e-6)
 

@@ -11,8 +11,8 @@ import pytest
 
 from plait.config import PlaitConfig
 from plait.data import prepare_data
-from plait.data.avmnist import CLIP_SAMPLES, TRAIN_SIZE, VALID_SIZE, read_idx
-from plait.data.digits import COLUMNS, DIGIT_WORDS, SPLITS, build_digits
+from plait.datasets.avmnist import CLIP_SAMPLES, TRAIN_SIZE, VALID_SIZE, read_idx
+from plait.datasets.digits import COLUMNS, DIGIT_WORDS, SPLITS, build_digits
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("PLAIT_SHARED_DATA", ROOT.parent / "shared" / "data"))

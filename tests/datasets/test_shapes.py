@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from plait.data.shapes import (
+from plait.datasets.shapes import (
     AUDIO_SECONDS,
     BEEPS,
     COLOUR_RGB,
@@ -165,7 +165,7 @@ def test_the_concept_is_in_the_audio(shapes, rows):
 
 
 def test_the_concept_is_in_the_caption(rows):
-    from plait.data.shapes import _COLOUR_WORDS, _SHAPE_WORDS
+    from plait.datasets.shapes import _COLOUR_WORDS, _SHAPE_WORDS
 
     for row in rows:
         colour, shape = row["concept"].split()

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from plait.data.demo import (
+from plait.datasets.demo import (
     AUDIO_SECONDS,
     BUSY_WORDS,
     CALM_WORDS,
