@@ -37,7 +37,7 @@ class SupervisedStep(TaskStep):
         return {"loss": self.loss(outputs, batch.labels)}
 
     def validate(self, model: nn.Module, batch: Batch, outputs: Tensor | None) -> dict[str, Tensor]:
-        assert outputs is not None
+        assert outputs is not None and batch.labels is not None
         return {"loss": self.loss(outputs, batch.labels), **self.metrics(outputs, batch.labels)}
 
     def metrics(self, outputs: Tensor, labels: Tensor) -> dict[str, Tensor]:
