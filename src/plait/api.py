@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from plait.alignment.predictor import AlignedPredictor, ZeroShotResult
     from plait.evaluation.attribution import Attribution
     from plait.retrieval.index import EmbeddingIndex
-    from plait.tasks import Task
+    from plait.tasks import BasePredictor, Task
     from plait.training import TrainedRun
 
 
@@ -119,29 +119,25 @@ def train_run(
 
     task = task_of(config)
     trained = fit(config, task, resume=resume, run_dir=run_dir)
-    if trained.rank != 0:
-        predictor = task.predictor_of(trained.model, config, trained.processors, trained.labels)
-        return RunResult(
-            trained.run_dir,
-            predictor,  # type: ignore[arg-type]
-            {},
-            trained.train_seconds,
-            trained.epochs_run,
-            trained.problems,
-            rank=trained.rank,
-        )
     predictor = task.predictor_of(trained.model, config, trained.processors, trained.labels)
-    predictor.metrics = _run_metrics(task, trained)
-    predictor.save(trained.run_dir / "model")
-    _write_run_report(task, trained, predictor.metrics)
+    if trained.rank == 0:  # under DDP the other processes save and report nothing
+        predictor.metrics = _run_metrics(task, trained)
+        predictor.save(trained.run_dir / "model")
+        _write_run_report(task, trained, predictor.metrics)
     return RunResult(
         trained.run_dir,
-        predictor,  # type: ignore[arg-type]
+        _as_run_predictor(predictor),
         predictor.metrics,
         trained.train_seconds,
         trained.epochs_run,
         trained.problems,
+        rank=trained.rank,
     )
+
+
+def _as_run_predictor(predictor: BasePredictor) -> Predictor | AlignedPredictor:
+    """Every task's predictor today is one of these two (typing only)."""
+    return cast("Predictor | AlignedPredictor", predictor)
 
 
 def _run_metrics(task: Task, trained: TrainedRun) -> dict[str, Any]:

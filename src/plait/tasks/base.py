@@ -93,7 +93,7 @@ class Task:
         predictor = self.predictor_of(model, config, data.processors, data.labels)
         for split, dataset in (("test", data.test), ("valid", data.valid)):
             if dataset is not None and len(dataset) > 0:
-                metrics = predictor.evaluate(dataset)  # type: ignore[attr-defined]
+                metrics = predictor.evaluate(dataset)
                 metrics["split"] = split
                 return metrics
         return {"split": None, "note": "no validation or test rows to evaluate on"}

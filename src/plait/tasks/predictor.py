@@ -112,6 +112,12 @@ class BasePredictor:
             dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate
         )
 
+    def evaluate(
+        self, data: Any, batch_size: int = 64, *, on_error: OnError = "raise"
+    ) -> dict[str, Any]:
+        """The task's metrics on labelled `data` (the report's `metrics.json`)."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- save / load
     def save(self, folder: str | Path) -> Path:
         """Write the model folder (layout in `plait.model_folder`), recording the task."""

@@ -19,7 +19,10 @@ from plait.data.batch import Batch
 class TrainingStep(Protocol):
     """A task's training and validation step (an `nn.Module` holding the loss settings)."""
 
-    loss_on_progress_bar: bool
+    @property
+    def loss_on_progress_bar(self) -> bool:
+        """Show `train/loss` on the progress bar."""
+        ...
 
     def outputs(self, model: nn.Module, batch: Batch) -> Tensor | None: ...
 
@@ -51,7 +54,7 @@ class TrainingTask(Protocol):
         load_weights: bool = True,
     ) -> nn.Module: ...
 
-    def step(self, config: PlaitConfig, data: PreparedData) -> Any: ...
+    def step(self, config: PlaitConfig, data: PreparedData) -> TrainingStep: ...
 
     def baseline(
         self, model: nn.Module, config: PlaitConfig, data: PreparedData
