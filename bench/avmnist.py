@@ -5,7 +5,7 @@
     python bench/avmnist.py --data avmnist-s5k --epochs 3 --tag subset5k   # quicker
     python bench/avmnist.py --data avmnist --jobs 8 --threads 2   # runs side by side (GPU box)
 
-For each recipe and seed: train with `plait.training.fit` (recipe settings, data paths
+For each recipe and seed: train with `plait.api.train_run` (recipe settings, data paths
 swapped for `--data`), then test accuracy, parameter count and training seconds per
 epoch. For the first seed of every fusion recipe, also the robustness table: test
 accuracy with the image or the audio missing and with noise on each (`--robustness`),
@@ -58,7 +58,7 @@ def recipe_config(path: Path, data: Path, out: Path, seed: int, args: argparse.N
 
 
 def run_one(config, label: str) -> dict[str, Any]:
-    from plait.training import fit
+    from plait.api import train_run as fit
 
     start = time.perf_counter()
     result = fit(config)

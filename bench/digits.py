@@ -4,7 +4,7 @@
     python bench/digits.py --data digits                  # every configs/digits-*.yaml
     python bench/digits.py --data digits --recipes text-audio --seeds 0,1,2
 
-For each recipe and seed: train with `plait.training.fit` (recipe settings, data paths
+For each recipe and seed: train with `plait.api.train_run` (recipe settings, data paths
 swapped for `--data`), then on the held-out test recordings (FSDD index 0-4, MNIST test
 images): recall@1/5 in both directions with label relevance (a hit is any row of the same
 digit) and, when text is one of the pair, zero-shot digit accuracy through the recipe's
@@ -28,8 +28,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def run_recipe(recipe: str, data: Path, out: Path, seed: int, epochs: int | None) -> dict:
+    from plait.api import train_run as fit
     from plait.config import PlaitConfig
-    from plait.training import fit
 
     overrides = [
         f"data.train={data / 'train.csv'}",

@@ -59,8 +59,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import plait
+    from plait.api import train_run as fit
     from plait.data import prepare_inference, read_table
-    from plait.training import fit
 
     threads = configure_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

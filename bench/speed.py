@@ -83,9 +83,7 @@ def plain_epochs(config: PlaitConfig, data, epochs: int) -> list[float]:
         num_workers=cfg.num_workers,
     )
     total = epochs * len(loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_schedule(total, int(cfg.warmup_ratio * total), cfg.scheduler)
-    )
+    sched = warmup_schedule(opt, total, int(cfg.warmup_ratio * total), cfg.scheduler)
     times = []
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
@@ -108,8 +106,9 @@ def plait_epochs(config: PlaitConfig, data, epochs: int, run_dir: Path) -> list[
     """Plait's trainer exactly as `fit` builds it; epoch times from a callback."""
     import lightning.pytorch as pl
 
+    from plait.tasks import task_of
     from plait.training.datamodule import PlaitDataModule
-    from plait.training.fit import _task_loss, _trainer
+    from plait.training.fit import _trainer
     from plait.training.module import PlaitModule
 
     class EpochTimer(pl.Callback):
@@ -128,8 +127,10 @@ def plait_epochs(config: PlaitConfig, data, epochs: int, run_dir: Path) -> list[
             "training": config.training.model_copy(update={"epochs": epochs, "progress": False})
         }
     )
-    model = build_model(cfg, data.processors, data.labels.num_outputs)
-    module = PlaitModule(model, _task_loss(cfg, data), cfg.training)
+    task = task_of(cfg)
+    module = PlaitModule(
+        task.build(cfg, data.processors, data.labels), task.step(cfg, data), cfg.training
+    )
     trainer = _trainer(cfg, run_dir, has_valid=False)
     timer = EpochTimer()
     trainer.callbacks.append(timer)

@@ -135,7 +135,7 @@ def test_train_predict_evaluate_report_end_to_end(runner, tiny_config, demo_data
 
 @pytest.fixture(scope="module")
 def saved_model(tiny_config, tmp_path_factory) -> Path:
-    from plait.training import fit
+    from plait.api import train_run as fit
 
     out = tmp_path_factory.mktemp("runs")
     raw = tiny_config(out, "for-predict", training={"epochs": 1})

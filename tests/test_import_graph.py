@@ -47,16 +47,8 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 PREDICTORS = ("plait.predictor", "plait.alignment.predictor", "plait.tasks")
 
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"plait.evaluation", "plait.evaluation.attribution", "plait.predictor"}),
-}
-KNOWN_BACK_EDGES: set[tuple[str, str]] = {
-    ("plait.objectives.alignment", "plait.alignment.model"),
-    ("plait.predictor", "plait.evaluation"),
-    ("plait.training.fit", "plait.evaluation"),
-    ("plait.training.fit", "plait.predictor"),
-    ("plait.training.fit", "plait.alignment.predictor"),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
+KNOWN_BACK_EDGES: set[tuple[str, str]] = set()
 
 
 def module_files() -> dict[str, Path]:

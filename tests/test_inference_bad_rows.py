@@ -12,10 +12,10 @@ import pytest
 import plait
 from plait.api import evaluate as evaluate_api
 from plait.api import predict as predict_api
+from plait.api import train_run as fit
 from plait.config import PlaitConfig
 from plait.errors import DataError, PlaitError
 from plait.predictor import Predictor
-from plait.training import fit
 
 
 @pytest.fixture(scope="module")

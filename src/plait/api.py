@@ -16,10 +16,11 @@ plait.search("photos-index", text="a dog", k=5)                    # plait searc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -28,13 +29,13 @@ from plait.config import PlaitConfig
 from plait.data.bad_rows import BadRows, OnError
 from plait.errors import ConfigError, PlaitError, RowProblem
 from plait.predictor import Predictor, load
-from plait.training import RunResult
-from plait.training import fit as _fit
 
 if TYPE_CHECKING:
     from plait.alignment.predictor import AlignedPredictor, ZeroShotResult
     from plait.evaluation.attribution import Attribution
     from plait.retrieval.index import EmbeddingIndex
+    from plait.tasks import BasePredictor, Task
+    from plait.training import TrainedRun
 
 
 def as_config(
@@ -73,7 +74,103 @@ def train(
 
     resolved = as_config(config, overrides)
     check_hub_models(resolved)
-    return _fit(resolved, resume=resume)
+    return train_run(resolved, resume=resume)
+
+
+log = logging.getLogger("plait")
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced.
+
+    Attributes:
+        run_dir: the run folder (config.yaml, checkpoints/, logs/, model/, report/).
+        predictor: the trained model, ready to use (on the CPU).
+        metrics: test metrics (valid when there is no test split) and the run's facts,
+            as in `report/metrics.json`; empty on DDP processes other than the first.
+    """
+
+    run_dir: Path
+    predictor: Predictor | AlignedPredictor
+    metrics: dict[str, Any]
+    train_seconds: float
+    epochs_run: int
+    problems: list = field(default_factory=list)
+    rank: int = 0  # DDP process; only rank 0 saves the model and report (metrics empty elsewhere)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.run_dir / "model"
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / "report" / "report.html"
+
+
+def train_run(
+    config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = None
+) -> RunResult:
+    """Train a resolved config (no hub name check), then evaluate the trained model, save
+    `model/` and write `report/` in the run folder (`run_dir`, default
+    `<output_dir>/<name>`)."""
+    from plait.tasks import task_of
+    from plait.training import fit
+
+    task = task_of(config)
+    trained = fit(config, task, resume=resume, run_dir=run_dir)
+    predictor = task.predictor_of(trained.model, config, trained.processors, trained.labels)
+    if trained.rank == 0:  # under DDP the other processes save and report nothing
+        predictor.metrics = _run_metrics(task, trained)
+        predictor.save(trained.run_dir / "model")
+        _write_run_report(task, trained, predictor.metrics)
+    return RunResult(
+        trained.run_dir,
+        _as_run_predictor(predictor),
+        predictor.metrics,
+        trained.train_seconds,
+        trained.epochs_run,
+        trained.problems,
+        rank=trained.rank,
+    )
+
+
+def _as_run_predictor(predictor: BasePredictor) -> Predictor | AlignedPredictor:
+    """Every task's predictor today is one of these two (typing only)."""
+    return cast("Predictor | AlignedPredictor", predictor)
+
+
+def _run_metrics(task: Task, trained: TrainedRun) -> dict[str, Any]:
+    """Test metrics, on the training device (a GPU when there is one), then what the run
+    measured about itself; with pretrained towers, the metrics before training and a
+    warning for each that fell."""
+    metrics = task.evaluate(trained.model.to(trained.device), trained.config, trained.data)
+    trained.model.cpu()
+    if trained.before is not None:
+        metrics["before_training"] = trained.before
+        metrics["warnings"] = task.forgetting_warnings(trained.before, metrics)
+        for line in metrics["warnings"]:
+            log.warning(line)
+    metrics.update(trained.facts)
+    return metrics
+
+
+def _write_run_report(task: Task, trained: TrainedRun, metrics: dict[str, Any]) -> None:
+    from plait.evaluation import load_history, write_report
+    from plait.utils.io import atomic_write_json
+
+    config, run_dir = trained.config, trained.run_dir
+    if config.evaluation.report:
+        write_report(
+            run_dir / "report",
+            metrics,
+            task=task.report,
+            history=load_history(run_dir / "logs"),
+            title=f"Plait report: {config.name}",
+            config_yaml=config.to_yaml(),
+        )
+    else:
+        atomic_write_json(run_dir / "report" / "metrics.json", metrics)
 
 
 @dataclass

@@ -461,6 +461,9 @@ class TrainingConfig(_Strict):
     `on_nonfinite`: a NaN or infinite training loss stops the run naming the step and rows
     (`raise`), or its batch is skipped without an optimizer step and counted (`skip`); a
     non-finite validation metric always stops the run.
+    `monitor` picks the best checkpoint (and drives early stopping); `monitor_mode` says
+    whether it is better `max`imised or `min`imised; `auto` maximises accuracy, F1, AUROC,
+    R² (`r2`) and recall (`R@k`) and minimises everything else (losses, errors).
     """
 
     epochs: int = Field(10, ge=1)
@@ -477,6 +480,7 @@ class TrainingConfig(_Strict):
     early_stopping: int = Field(0, ge=0, description="patience in epochs; 0 disables")
     on_nonfinite: Literal["raise", "skip"] = "raise"
     monitor: str = "valid/loss"
+    monitor_mode: Literal["auto", "min", "max"] = "auto"
     seed: int = 0
     num_workers: int = Field(0, ge=0)
     threads: int = Field(0, ge=0)
@@ -497,9 +501,19 @@ class EvaluationConfig(_Strict):
 # ------------------------------------------------------------------------------ the run
 
 
-class PlaitConfig(_Strict):
-    """A whole run: data, one entry per modality, fusion, head, training, evaluation."""
+#: The version of this schema, written into every saved config.yaml. Raise it when a
+#: change needs old configs rewritten, and add the rewrite to `migrate_config`.
+CONFIG_VERSION = 1
 
+
+class PlaitConfig(_Strict):
+    """A whole run: data, one entry per modality, fusion, head, training, evaluation.
+
+    `config_version` is the schema version the config was written for (set by Plait; a
+    config without it is read as written for the first schema and migrated).
+    """
+
+    config_version: int = CONFIG_VERSION
     name: str = "plait-run"
     output_dir: str = "runs"
     data: DataConfig
@@ -600,6 +614,7 @@ class PlaitConfig(_Strict):
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> PlaitConfig:
+        raw = migrate_config(raw, source)
         try:
             config = cls.model_validate(raw)
         except ValidationError as exc:
@@ -626,6 +641,35 @@ class PlaitConfig(_Strict):
 
             atomic_write_text(Path(path), text)
         return text
+
+
+# ---------------------------------------------------------------------------- migration
+
+
+def migrate_config(raw: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """`raw` rewritten for the current schema (`CONFIG_VERSION`).
+
+    A config without `config_version` is version 0: every config written before versions
+    existed (saved model folders included). Version 0 and 1 read alike, so migrating it
+    only records the version. A config from a newer Plait is refused, not guessed at.
+    """
+    version = raw.get("config_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ConfigError(f"{source}: `config_version` must be a whole number, got {version!r}")
+    if version > CONFIG_VERSION:
+        raise ConfigError(
+            f"{source} was written for config version {version} by a newer Plait (this one "
+            f"reads up to {CONFIG_VERSION}); upgrade Plait to use it"
+        )
+    return {**raw, "config_version": CONFIG_VERSION}
+
+
+def monitor_mode(config: TrainingConfig) -> Literal["min", "max"]:
+    """Whether the monitored metric is better high (`max`) or low (`min`)."""
+    if config.monitor_mode != "auto":
+        return config.monitor_mode
+    name = config.monitor.rsplit("/", 1)[-1].lower()
+    return "max" if any(key in name for key in ("accuracy", "f1", "auroc", "r2", "r@")) else "min"
 
 
 # ------------------------------------------------------------------------- error text

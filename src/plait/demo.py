@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from plait.api import RunResult, train_run
 from plait.config import PlaitConfig
 from plait.datasets.demo import generate_demo
-from plait.training import RunResult, fit
 
 MODALITIES: dict[str, dict[str, Any]] = {
     "caption": {
@@ -116,7 +116,7 @@ def run_demo(
         config = PlaitConfig.from_dict(raw, source=f"demo ({label})")
         run_dir = Path(config.output_dir) / config.name
         _clear_previous(run_dir)
-        runs[label] = fit(config, run_dir=run_dir)
+        runs[label] = train_run(config, run_dir=run_dir)
 
     table = {label: run.metrics for label, run in runs.items()}
     seconds = time.perf_counter() - start

@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from plait.api import train_run
 from plait.config import PlaitConfig
 from plait.datasets.shapes import CONCEPTS, generate_shapes
-from plait.training import fit
 
 QUERIES = ("a red circle", "a small blue triangle near the top", "yellow cross", "green square")
 TEMPLATES = ["{}", "a {}", "a picture of a {}"]
@@ -104,7 +104,7 @@ def run_retrieval_demo(
         import shutil
 
         shutil.rmtree(run_dir)  # a demo starts afresh each time
-    run = fit(PlaitConfig.from_dict(raw))
+    run = train_run(PlaitConfig.from_dict(raw))
     predictor = run.predictor
     assert isinstance(predictor, AlignedPredictor)
     result = RetrievalDemoResult(run.run_dir, run.metrics)

@@ -7,7 +7,7 @@
     hub/<name>/          Hugging Face architecture config, so the model rebuilds offline
     metrics.json         test metrics at save time (when known)
     README.md            a short model card (yours to edit: not checksummed)
-    manifest.json        format version + size and sha256 of every other file
+    manifest.json        format version, task + size and sha256 of every other file
 
 Each predictor adds only what is its own (the model card, an aligned model's
 `hub/_dual/`) and how the architecture is rebuilt.
@@ -29,6 +29,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ import yaml
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from plait.config import PlaitConfig
+from plait.config import PlaitConfig, migrate_config
 from plait.data import LabelSpace, restore_processor
 from plait.data.processor import STATE_FILE
 from plait.encoders import HFEncoder
@@ -73,11 +74,13 @@ def save_folder(
     labels: LabelSpace | None,
     metrics: dict[str, Any],
     card: str,
+    task: str | None = None,
     extra: Callable[[Path], object] | None = None,
 ) -> Path:
     """Write the folder atomically; `model.encoders` (a ModuleDict) provides the hub
-    towers' configs, and `extra(staging)` adds a predictor's own files before the manifest
-    seals the folder."""
+    towers' configs, `task` (the row of `plait.tasks.TASKS`) is recorded in the manifest,
+    and `extra(staging)` adds a predictor's own files before the manifest seals the
+    folder."""
     folder = Path(folder)
     _refuse_to_replace_other_folders(folder)
 
@@ -97,20 +100,42 @@ def save_folder(
         atomic_write_text(staging / "README.md", card)
         if extra is not None:
             extra(staging)
-        write_manifest(staging)
+        token = _SAVING_TASK.set(task)
+        try:
+            write_manifest(staging)
+        finally:
+            _SAVING_TASK.reset(token)
 
     return atomic_write_folder(folder, write)
 
 
+#: the task of the folder `save_folder` is sealing (one save per context, thread-safe)
+_SAVING_TASK: ContextVar[str | None] = ContextVar("plait_saving_task", default=None)
+
+
 def write_manifest(folder: Path) -> None:
-    """Seal a finished folder: the size and sha256 of every file (README.md excepted)."""
+    """Seal a finished folder: its task (the save's, when known), and the size and sha256
+    of every file (README.md excepted)."""
+    task = _SAVING_TASK.get()
     files = {
         relative: {"size": (folder / relative).stat().st_size, "sha256": _sha256(folder / relative)}
         for relative in _listed_files(folder)
     }
-    atomic_write_json(
-        folder / MANIFEST, {"format": FORMAT, "version": FORMAT_VERSION, "files": files}
-    )
+    manifest: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
+    if task is not None:
+        manifest["task"] = task
+    atomic_write_json(folder / MANIFEST, {**manifest, "files": files})
+
+
+def read_task(folder: str | Path) -> str | None:
+    """The task recorded in the folder's manifest; None for a folder saved before tasks
+    were recorded (then its config says which it is)."""
+    path = _existing_folder(Path(folder)) / MANIFEST
+    if not path.is_file():
+        return None
+    with _reading(Path(folder), MANIFEST):
+        task = json.loads(path.read_text()).get("task")
+    return str(task) if task is not None else None
 
 
 def _listed_files(folder: Path) -> list[str]:
@@ -174,7 +199,7 @@ def read_config(folder: str | Path) -> PlaitConfig:
     path = folder / "config.yaml"
     raw = raw_config(folder)
     with _reading(folder, "config.yaml"):
-        config = PlaitConfig.from_dict(raw, source=str(path))
+        config = PlaitConfig.from_dict(migrate_config(raw, str(path)), source=str(path))
     return point_hub_encoders_at(config, folder)
 
 

@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from plait.alignment.predictor import AlignedPredictor
+from plait.api import train_run as fit
 from plait.config import PlaitConfig
 from plait.errors import ConfigError
-from plait.training import fit
 
 fit_module = importlib.import_module("plait.training.fit")
 

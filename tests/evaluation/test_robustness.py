@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from plait.api import train_run as fit
 from plait.config import PlaitConfig
 from plait.data import prepare_inference
 from plait.data.batch import Batch
@@ -26,7 +27,6 @@ from plait.evaluation import (
     write_report,
 )
 from plait.evaluation.robustness import TextIds
-from plait.training import fit
 
 MODALITIES = ["caption", "image", "audio"]
 

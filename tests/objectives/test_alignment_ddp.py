@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from plait.alignment.model import AlignedModel
 from plait.config import AlignmentConfig
 from plait.encoders.base import EncoderOutput
-from plait.objectives.alignment import AlignmentObjective
+from plait.tasks.alignment_objective import AlignmentObjective
 
 BATCH, FEATURES = 8, 6
 

@@ -14,6 +14,7 @@ import plait
 from plait.alignment.predictor import AlignedPredictor
 from plait.api import embed as embed_api
 from plait.api import predict as predict_api
+from plait.api import train_run as fit
 from plait.config import PlaitConfig
 from plait.errors import PlaitError
 from plait.retrieval.embed import (
@@ -22,7 +23,6 @@ from plait.retrieval.embed import (
     sidecar_path,
     write_embeddings,
 )
-from plait.training import fit
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train(tiny_config, runs: Path, name: str, pair: list[str]) -> Path:
+    from plait.api import train_run as fit
     from plait.config import PlaitConfig
-    from plait.training import fit
 
     raw = tiny_config(runs, name=name, alignment={"dim": 16, "pair": pair})
     return fit(PlaitConfig.from_dict(raw)).model_dir

@@ -15,12 +15,13 @@ import pytest
 import torch
 
 import plait
+from plait.api import train_run as fit
 from plait.config import PlaitConfig
 from plait.data import prepare_data
 from plait.datasets.demo import CLASS_NAMES, label_factors
 from plait.errors import PlaitError
 from plait.evaluation import modality_attribution
-from plait.training import fit
+from plait.tasks.supervised import task_loss
 
 # `plait.training.fit` the name is the function; the module holds `_trainer` and friends
 fit_module = importlib.import_module("plait.training.fit")
@@ -337,11 +338,11 @@ def test_balanced_class_weights(tiny_config, tmp_path):
     config = config_of(raw)
 
     data = prepare_data(config)
-    loss = fit_module._task_loss(config, data)
+    loss = task_loss(config, data)
     counts = torch.bincount(data.train.labels, minlength=8).float()
     expected = counts.sum() / (8 * counts.clamp_min(1))
     assert torch.allclose(loss.class_weights, expected)
-    plain = fit_module._task_loss(config_of(tiny_config(tmp_path, "plain")), data)
+    plain = task_loss(config_of(tiny_config(tmp_path, "plain")), data)
     assert plain.class_weights is None
 
     run = fit(config)

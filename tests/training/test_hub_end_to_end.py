@@ -13,8 +13,8 @@ import torch
 import transformers as tf
 
 import plait
+from plait.api import train_run as fit
 from plait.config import PlaitConfig
-from plait.training import fit
 
 SMALL = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
 

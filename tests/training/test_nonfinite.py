@@ -22,10 +22,10 @@ import yaml
 from typer.testing import CliRunner
 
 import plait
+from plait.api import train_run as fit
 from plait.cli import app
 from plait.config import PlaitConfig
 from plait.errors import ConfigError, DataError, PlaitError
-from plait.training import fit
 from plait.training.module import PlaitModule
 from plait.training.nonfinite import NonFiniteError
 
@@ -318,7 +318,7 @@ def test_ddp_processes_decide_together(tiny_config, tmp_path, policy):
 
 
 def test_aligned_run_stops_on_a_nan_loss_naming_the_batch(tiny_config, tmp_path, monkeypatch):
-    from plait.objectives.alignment import AlignmentObjective
+    from plait.tasks.alignment_objective import AlignmentObjective
 
     real = AlignmentObjective.forward
     calls = [0]

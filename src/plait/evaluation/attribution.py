@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from plait.errors import PlaitError
+from plait.heads.activation import activate
 
 if TYPE_CHECKING:
     from plait.predictor import Predictor
@@ -129,8 +130,6 @@ def modality_attribution(
 
 
 def _outputs(predictor: Predictor, inputs: dict, presence: dict) -> torch.Tensor:
-    from plait.predictor import activate
-
     return activate(predictor.model(inputs, presence), predictor.task).float()
 
 

@@ -1,5 +1,5 @@
 """Training on Lightning. The only package that imports Lightning."""
 
-from plait.training.fit import RunResult, fit
+from plait.training.fit import TrainedRun, fit
 
-__all__ = ["RunResult", "fit"]
+__all__ = ["TrainedRun", "fit"]

@@ -1,4 +1,8 @@
-"""One training run, end to end: data -> model -> Lightning fit -> saved model -> report.
+"""One training run: data -> the task's model -> Lightning fit -> the trained model.
+
+`fit` returns what it trained (`TrainedRun`: the model with its best weights, the fitted
+processors and labels, the prepared data and the run's facts); it builds no predictor
+and writes no report: `plait.api.train` evaluates, saves `model/` and writes `report/`.
 
 Run folder (`<output_dir>/<name>/`)::
 
@@ -6,8 +10,8 @@ Run folder (`<output_dir>/<name>/`)::
     checkpoints/       last.ckpt and best.ckpt, written atomically; `--resume` reads last
     logs/              CSV and TensorBoard logs
     bad_rows.csv       every rejected row (file, row, column, reason) when there were any
-    model/             the saved model (see plait.predictor)
-    report/            metrics.json + report.html
+    model/             the saved model (written by plait.api.train)
+    report/            metrics.json + report.html (written by plait.api.train)
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,33 +35,37 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from plait.alignment.build import build_aligned_model, text_tokens
-from plait.alignment.predictor import AlignedPredictor
-from plait.build import build_model
-from plait.config import PlaitConfig, Precision
-from plait.data import PreparedData, prepare_data
+from plait.config import PlaitConfig, Precision, monitor_mode
+from plait.data import LabelSpace, PreparedData, prepare_data
 from plait.errors import PlaitError
-from plait.evaluation import load_history, write_report
-from plait.objectives import TaskLoss
-from plait.objectives.alignment import AlignmentObjective
-from plait.predictor import Predictor
 from plait.threads import configure_threads
-from plait.training.align_module import AlignmentModule
 from plait.training.checkpoint_io import AtomicCheckpointIO
 from plait.training.datamodule import PlaitDataModule
 from plait.training.module import PlaitModule, TrainingModule
 from plait.training.nonfinite import NonFiniteMetricStop
-from plait.utils.io import atomic_write, atomic_write_json
+from plait.training.task import TrainingTask
+from plait.utils.io import atomic_write
 
 log = logging.getLogger("plait")
 
-# Expected states that Lightning warns about: frozen pretrained towers stay in eval mode
-# on purpose, and batches move to the device through PlaitModule.transfer_batch_to_device.
-warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-warnings.filterwarnings("ignore", message=r"You have overridden `transfer_batch_to_device`")
-warnings.filterwarnings(
-    "ignore", message=r".*isinstance\(treespec, LeafSpec\)"
-)  # Lightning-internal
+# Expected states that Lightning warns about while it trains: frozen pretrained towers
+# stay in eval mode on purpose, and batches move to the device through
+# PlaitModule.transfer_batch_to_device. Silenced only around `trainer.fit`.
+_EXPECTED_WARNINGS = (
+    r"Found \d+ module\(s\) in eval mode",
+    r"You have overridden `transfer_batch_to_device`",
+    r".*isinstance\(treespec, LeafSpec\)",  # Lightning-internal
+)
+
+
+@contextmanager
+def _expected_warnings_silenced() -> Iterator[None]:
+    """Lightning's warnings about states Plait chose, hidden for this block only: the
+    process's warning filters are as they were afterwards."""
+    with warnings.catch_warnings():
+        for message in _EXPECTED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 def _quiet_lightning() -> None:
@@ -66,28 +76,51 @@ def _quiet_lightning() -> None:
 
 
 @dataclass
-class RunResult:
-    """What a finished run produced."""
+class TrainedRun:
+    """What `fit` trained: enough to evaluate, save and report it.
+
+    Attributes:
+        model: the task's model with the best checkpoint's weights (on the CPU).
+        data: the prepared splits, processors and labels the run used.
+        facts: what the run measured about itself, for metrics.json (`train_seconds`,
+            `params`, `epochs`, `threads`, skipped rows, skipped non-finite batches).
+        before: the task's metrics before training (pretrained towers), or None.
+        device: where to evaluate (the training device).
+        rank: the DDP process; only rank 0 saves the model and report.
+    """
 
     run_dir: Path
-    predictor: Predictor | AlignedPredictor
-    metrics: dict[str, Any]
+    config: PlaitConfig
+    model: Any
+    data: PreparedData
     train_seconds: float
     epochs_run: int
-    problems: list = field(default_factory=list)
-    rank: int = 0  # DDP process; only rank 0 saves the model and report (metrics empty elsewhere)
+    facts: dict[str, Any] = field(default_factory=dict)
+    before: dict[str, Any] | None = None
+    device: str = "cpu"
+    rank: int = 0
 
     @property
-    def model_dir(self) -> Path:
-        return self.run_dir / "model"
+    def processors(self) -> dict[str, Any]:
+        return self.data.processors
 
     @property
-    def report_path(self) -> Path:
-        return self.run_dir / "report" / "report.html"
+    def labels(self) -> LabelSpace | None:
+        return self.data.labels
+
+    @property
+    def problems(self) -> list:
+        return self.data.problems
 
 
-def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = None) -> RunResult:
-    """Train `config` and return the saved predictor with its test metrics.
+def fit(
+    config: PlaitConfig,
+    task: TrainingTask,
+    *,
+    resume: bool = False,
+    run_dir: Path | None = None,
+) -> TrainedRun:
+    """Train `config` as `task` (a row of `plait.tasks.TASKS`) and return what it trained.
 
     With `resume=True` the run continues from `checkpoints/last.ckpt` in the same run
     folder and ends exactly where an uninterrupted run would have.
@@ -119,9 +152,9 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
     data = prepare_data(config)
     if writer:
         _write_problems(run_dir, data.problems)
-    module = _module(config, data)
-    model = module.model
-    before = _pretrained_baseline(config, data, model) if writer else None
+    model = task.build(config, data.processors, data.labels)
+    module = PlaitModule(model, task.step(config, data), config.training)
+    before = task.baseline(model, config, data) if writer else None
     trainer = _trainer(config, run_dir, has_valid=data.valid is not None)
     log.info("training %s with %d CPU threads", config.name, threads)
 
@@ -129,70 +162,48 @@ def fit(config: PlaitConfig, *, resume: bool = False, run_dir: Path | None = Non
     history = _read_history(run_dir) if resume and writer else None
     start = time.perf_counter()
     try:
-        _fit_interruptibly(trainer, module, PlaitDataModule(data, config.training), last, resume)
+        with _expected_warnings_silenced():
+            _fit_interruptibly(
+                trainer, module, PlaitDataModule(data, config.training), last, resume
+            )
     finally:
         if history is not None:
             _merge_history(run_dir, history)
     train_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; continue with --resume ({run_dir})")
+    device = "cuda" if _uses_gpu(config.training.accelerator) else "cpu"
+    run = TrainedRun(
+        run_dir, config, model, data, train_seconds, trainer.current_epoch, device=device
+    )
     if trainer.global_rank != 0:
-        return RunResult(
-            run_dir,
-            _predictor(model, config, data),
-            {},
-            train_seconds,
-            trainer.current_epoch,
-            data.problems,
-            rank=trainer.global_rank,
-        )
+        run.rank = trainer.global_rank
+        return run
 
     _load_best(module, checkpoint_dir / "best.ckpt")
-    # test evaluation on the training device (a GPU when there is one); the predictor
-    # handed back and saved lives on the CPU
-    device = "cuda" if _uses_gpu(config.training.accelerator) else "cpu"
-    predictor = _predictor(module.model.to(device), config, data)
-    metrics = _evaluate(predictor, data)
-    predictor.model.cpu()
-    if before is not None:
-        metrics["before_training"] = before
-        metrics["warnings"] = forgetting_warnings(before, metrics)
-        for line in metrics["warnings"]:
-            log.warning(line)
-    metrics["train_seconds"] = round(train_seconds, 2)
-    metrics["params"] = sum(p.numel() for p in model.parameters())
-    metrics["epochs"] = trainer.current_epoch
-    metrics["threads"] = threads
+    run.model = module.model.cpu()
+    run.before = before
+    run.facts = {
+        "train_seconds": round(train_seconds, 2),
+        "params": sum(p.numel() for p in model.parameters()),
+        "epochs": trainer.current_epoch,
+        "threads": threads,
+    }
     if data.problems:  # the metrics leave these rows out: say so beside them
-        metrics["skipped_rows"] = {
+        run.facts["skipped_rows"] = {
             "total": sum(data.skipped_rows.values()),
             "per_split": data.skipped_rows,
             "list": str(run_dir / "bad_rows.csv"),
         }
     if config.training.on_nonfinite == "skip":
-        metrics["nonfinite_batches_skipped"] = module.nonfinite_skipped
+        run.facts["nonfinite_batches_skipped"] = module.nonfinite_skipped
         if module.nonfinite_skipped:
             log.warning(
                 "%d training batch(es) skipped for a non-finite loss (training.on_nonfinite: "
                 "skip); see the warnings above for their steps and rows",
                 module.nonfinite_skipped,
             )
-    predictor.metrics = metrics
-    predictor.save(run_dir / "model")
-    if config.evaluation.report:
-        write_report(
-            run_dir / "report",
-            metrics,
-            task="alignment" if config.alignment is not None else config.head.task,
-            history=load_history(run_dir / "logs"),
-            title=f"Plait report: {config.name}",
-            config_yaml=config.to_yaml(),
-        )
-    else:
-        atomic_write_json(run_dir / "report" / "metrics.json", metrics)
-    return RunResult(
-        run_dir, predictor, metrics, train_seconds, trainer.current_epoch, data.problems
-    )
+    return run
 
 
 def _fit_interruptibly(
@@ -224,7 +235,15 @@ def _history_path(run_dir: Path) -> Path:
 
 
 def _read_history(run_dir: Path) -> pd.DataFrame | None:
-    return load_history(_history_path(run_dir))
+    """The CSV logger's table so far (None when there is none yet)."""
+    path = _history_path(run_dir)
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    return None if frame.empty else frame
 
 
 def _merge_history(run_dir: Path, before: pd.DataFrame) -> None:
@@ -237,84 +256,10 @@ def _merge_history(run_dir: Path, before: pd.DataFrame) -> None:
     atomic_write(path, lambda tmp: before.to_csv(tmp, index=False))
 
 
-def _module(config: PlaitConfig, data: PreparedData) -> TrainingModule:
-    """The Lightning module for the run: alignment objectives, or a supervised head."""
-    if config.alignment is not None:
-        aligned = build_aligned_model(config, data.processors)
-        objective = AlignmentObjective(config.alignment, text_tokens(config, data.processors))
-        label_relevance = config.alignment.relevance == "label" and data.labels is not None
-        return AlignmentModule(aligned, objective, config.training, label_relevance)
-    if data.labels is None:
-        raise PlaitError("a supervised run needs `data.label`")
-    model = build_model(config, data.processors, data.labels.num_outputs)
-    return PlaitModule(model, _task_loss(config, data), config.training)
-
-
-def _predictor(model: Any, config: PlaitConfig, data: PreparedData) -> Predictor | AlignedPredictor:
-    if config.alignment is not None:
-        return AlignedPredictor(model, config, data.processors, data.labels)
-    assert data.labels is not None
-    return Predictor(model, config, data.processors, data.labels)
-
-
-def _pretrained_baseline(
-    config: PlaitConfig, data: PreparedData, model: Any
-) -> dict[str, Any] | None:
-    """Retrieval and zero-shot metrics of pretrained towers before fine-tuning, so a run
-    can warn when fine-tuning destroys what they knew. None for models trained from
-    scratch (their "before" is chance)."""
-    if config.alignment is None:
-        return None
-    pretrained = any(
-        config.modalities[n].encoder.type == "huggingface" for n in config.aligned_pair
-    )
-    if not pretrained:
-        return None
-    metrics = _evaluate(_predictor(model, config, data), data)
-    model.train()
-    return metrics
-
-
-def forgetting_warnings(before: dict[str, Any], after: dict[str, Any], tolerance: float = 0.01):
-    """One line per retrieval recall or zero-shot accuracy that fell during fine-tuning."""
-    lines = []
-    pairs = [
-        (f"{direction} R@{k}", before["retrieval"][direction].get(f"R@{k}"),
-         after.get("retrieval", {}).get(direction, {}).get(f"R@{k}"))
-        for direction in before.get("retrieval", {})
-        for k in (1, 5)
-    ]  # fmt: skip
-    pairs += [
-        (f"zero-shot {name} accuracy", value.get("accuracy"),
-         after.get("zeroshot", {}).get(name, {}).get("accuracy"))
-        for name, value in before.get("zeroshot", {}).items()
-    ]  # fmt: skip
-    for label, old, new in pairs:
-        if old is not None and new is not None and new < old - tolerance:
-            lines.append(
-                f"fine-tuning lowered {label} from {old:.3f} to {new:.3f}: the pretrained "
-                "model lost knowledge (try a lower lr, fewer epochs or a frozen tower)"
-            )
-    return lines
-
-
-def _task_loss(config: PlaitConfig, data: PreparedData) -> TaskLoss:
-    """`class_weights: balanced` -> class weights (classification) or positive-label
-    weights (multilabel), counted on the rows actually trained on."""
-    weights = None
-    if (
-        config.head.class_weights == "balanced"
-        and config.head.task != "regression"
-        and data.labels is not None
-    ):
-        weights = torch.as_tensor(data.labels.class_weights(data.train), dtype=torch.float32)
-    return TaskLoss(config.head, weights)
-
-
 def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
     cfg = config.training
     monitor = cfg.monitor if has_valid else None
-    mode = "max" if any(k in (monitor or "") for k in ("accuracy", "f1", "auroc", "R@")) else "min"
+    mode = monitor_mode(cfg)
     callbacks: list[pl.Callback] = [
         NonFiniteMetricStop(),  # before early stopping and the checkpoints see a NaN
         ModelCheckpoint(
@@ -406,16 +351,6 @@ def _load_best(module: TrainingModule, best: Path) -> None:
     if best.is_file():
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-
-
-def _evaluate(predictor: Predictor | AlignedPredictor, data: PreparedData) -> dict[str, Any]:
-    """Metrics on the test split (valid split when there is no test split)."""
-    for split, dataset in (("test", data.test), ("valid", data.valid)):
-        if dataset is not None and len(dataset) > 0:
-            metrics = predictor.evaluate(dataset)
-            metrics["split"] = split
-            return metrics
-    return {"split": None, "note": "no validation or test rows to evaluate on"}
 
 
 def _write_problems(run_dir: Path, problems: list) -> None:

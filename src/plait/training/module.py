@@ -1,9 +1,9 @@
-"""The Lightning wrapper around a plain MultimodalModel: steps, optimiser, schedule."""
+"""The one Lightning module: a plain model trained by its task's step, with the
+optimiser, the schedule, non-finite loss handling and exact resumption."""
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 from typing import Any
 
@@ -13,8 +13,6 @@ from torch import Tensor, nn
 
 from plait.config import TrainingConfig
 from plait.data.batch import Batch
-from plait.model import MultimodalModel
-from plait.objectives import TaskLoss
 from plait.training.nonfinite import (
     NonFiniteError,
     any_process,
@@ -22,17 +20,18 @@ from plait.training.nonfinite import (
     is_finite,
     training_step_name,
 )
+from plait.training.task import TrainingStep
 
 log = logging.getLogger("plait")
 
 
 class TrainingModule(pl.LightningModule):
-    """What every Plait Lightning module shares: the optimiser and schedule, per-epoch
-    augmentation seeds, batch transfer, and exact resumption.
+    """The task-independent half of the Lightning module: the optimiser and schedule,
+    per-epoch augmentation seeds, batch transfer, non-finite losses and exact resumption.
 
-    The random state (torch and Python) is saved in every checkpoint and restored on
-    resume, so an interrupted run continues exactly as an uninterrupted one would.
-    Subclasses set `self.model` and write the steps.
+    The random state (torch, CUDA and Python) is saved in every checkpoint and restored
+    on resume, so an interrupted run continues exactly as an uninterrupted one would.
+    `PlaitModule` sets `self.model` and delegates the steps to the task.
     """
 
     model: nn.Module
@@ -135,8 +134,7 @@ class TrainingModule(pl.LightningModule):
         else:
             optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = warmup_schedule(total, int(cfg.warmup_ratio * total), cfg.scheduler)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = warmup_schedule(optimizer, total, int(cfg.warmup_ratio * total), cfg.scheduler)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
@@ -148,10 +146,7 @@ class TrainingModule(pl.LightningModule):
 
     # ------------------------------------------------------------ exact resumption
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["plait_rng"] = {
-            "torch": torch.get_rng_state(),
-            "python": _to_lists(random.getstate()),
-        }
+        checkpoint["plait_rng"] = rng_state()
         checkpoint["plait_nonfinite_skipped"] = self.nonfinite_skipped
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -163,62 +158,90 @@ class TrainingModule(pl.LightningModule):
     def on_train_start(self) -> None:
         state = getattr(self, "_restored_rng", None)
         if state:
-            torch.set_rng_state(state["torch"].cpu())
-            random.setstate(_to_tuples(state["python"]))
+            restore_rng_state(state)
             self._restored_rng = None
 
 
-class PlaitModule(TrainingModule):
-    """Trains a MultimodalModel with a supervised `loss`; logs `train/loss`, `valid/loss`
-    and a task metric."""
+def rng_state() -> dict[str, Any]:
+    """Every random generator a training step draws from: torch's CPU generator, each
+    CUDA device's (when CUDA is in use: dropout and augmentation on the GPU draw from
+    them) and Python's. Plain tensors and lists, so `weights_only` loading reads it."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
+    return state
 
-    def __init__(self, model: MultimodalModel, loss: TaskLoss, training: TrainingConfig) -> None:
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Put back what `rng_state` saved. CUDA states are restored when this run uses CUDA
+    with at least as many devices (a checkpoint from a CPU run has none)."""
+    torch.set_rng_state(state["torch"].cpu())
+    random.setstate(_to_tuples(state["python"]))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() >= len(cuda):
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+class PlaitModule(TrainingModule):
+    """Trains a plain model with its task's step (`plait.tasks`): logs `train/loss` and
+    the task's other terms, `valid/loss` and the task's validation metrics."""
+
+    def __init__(self, model: nn.Module, step: TrainingStep, training: TrainingConfig) -> None:
         super().__init__(training)
         self.model = model
-        self.loss = loss
+        self.task_step = step  # an nn.Module (loss settings, per-epoch state), no weights
 
-    def forward(self, batch: Batch) -> Tensor:
-        return self.model(batch.inputs, batch.presence)
+    def forward(self, batch: Batch) -> Tensor | None:
+        return self.task_step.outputs(self.model, batch)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        outputs = self(batch)  # [B, K]
-        checked = self.checked_loss(self.loss(outputs, batch.labels), batch, batch_idx, outputs)
+        outputs = self(batch)  # [B, K] for a supervised task; None when the step runs the model
+        terms = self.task_step.terms(self.model, batch, outputs)
+        checked = self.checked_loss(terms["loss"], batch, batch_idx, outputs)
         if checked is None:
             return self.no_effect_loss()
-        self.log(
-            "train/loss", checked, on_step=False, on_epoch=True, batch_size=len(batch),
-            sync_dist=True,
-        )  # fmt: skip
+        bar = self.task_step.loss_on_progress_bar
+        for name, value in terms.items():
+            self.log(
+                f"train/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch),
+                sync_dist=True, prog_bar=bar and name == "loss",
+            )  # fmt: skip
         return checked
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        outputs = self(batch)  # [B, K]
-        loss = self.loss(outputs, batch.labels)
-        self.note_valid_loss(loss, batch, batch_idx, outputs)
-        size = len(batch)
-        self.log("valid/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
-        if self.loss.task == "classification":
-            accuracy = (outputs.argmax(1) == batch.labels).float().mean()
-            self.log("valid/accuracy", accuracy, prog_bar=True, batch_size=size, sync_dist=True)
-        elif self.loss.task == "regression":
-            mae = (outputs - batch.labels).abs().mean()
-            self.log("valid/mae", mae, prog_bar=True, batch_size=size, sync_dist=True)
+        outputs = self(batch)
+        values = self.task_step.validate(self.model, batch, outputs)
+        self.note_valid_loss(values["loss"], batch, batch_idx, outputs)
+        for name, value in values.items():
+            self.log(f"valid/{name}", value, prog_bar=True, batch_size=len(batch), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        for name, value in self.task_step.epoch_metrics().items():
+            self.log(f"valid/{name}", value, prog_bar=True, sync_dist=True)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        return self.task_step.parameter_groups(self.model)
 
 
-def warmup_schedule(total_steps: int, warmup_steps: int, kind: str):
-    """LR multiplier per step: linear warm-up, then cosine / linear decay or constant."""
+def warmup_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, kind: str
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then cosine / linear decay or constant: the schedules of
+    `transformers` (`get_*_schedule_with_warmup`), stepped once per optimiser step."""
+    from transformers import (
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+        get_linear_schedule_with_warmup,
+    )
 
-    def multiplier(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        if kind == "linear":
-            return max(0.0, 1.0 - progress)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return multiplier
+    if kind == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup_steps)
+    if kind == "linear":
+        return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    return get_cosine_schedule_with_warmup(optimizer, warmup_steps, total_steps)
 
 
 def _to_lists(value: Any) -> Any:

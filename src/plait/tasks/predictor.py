@@ -1,0 +1,190 @@
+"""What every trained model shares once it is ready for use: loading, batching, saving
+and the model card, over one saved-folder format (`plait.model_folder`).
+
+Each task's predictor adds only its own calls (`Predictor.predict` / `predict_proba`,
+`AlignedPredictor.embed` / `similarity` / `zeroshot`) and says how its architecture is
+rebuilt from a saved config (`build_model`). Inference never builds a Lightning trainer:
+a loaded model is a plain module, the preprocessing state and a label space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from plait.config import PlaitConfig
+from plait.data import LabelSpace, MultimodalDataset, prepare_inference
+from plait.data.bad_rows import BadRows, OnError
+from plait.data.batch import Batch
+from plait.data.prepare import bad_rows_of
+from plait.errors import RowProblem
+from plait.model_folder import (
+    FolderContents,
+    load_weights_into,
+    read_config,
+    read_folder,
+    save_folder,
+)
+
+P = TypeVar("P", bound="BasePredictor")
+
+
+class BasePredictor:
+    """Model + config + fitted processors + labels (+ the metrics it was saved with).
+
+    Subclasses set `kind` (what the model card calls the model) and implement
+    `build_model`, `card_summary` and `card_usage`; they may extend `loaded_config` and
+    `save_extra` for files of their own.
+    """
+
+    model: nn.Module
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: PlaitConfig,
+        processors: dict[str, Any],
+        labels: LabelSpace | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.config = config
+        self.processors = processors
+        self.labels = labels
+        self.metrics = metrics or {}
+        self.last_problems: list[RowProblem] = []  # of the last table read
+        self.last_bad_rows: BadRows | None = None  # the same, with each bad row's id
+
+    @property
+    def task(self) -> str:
+        """The row of `plait.tasks.TASKS` this model belongs to (recorded when saved)."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ batching
+    def prepare(
+        self,
+        data: Any,
+        *,
+        modalities: Sequence[str] | None = None,
+        labels: bool = True,
+        require_labels: bool = False,
+        on_error: OnError = "raise",
+    ) -> MultimodalDataset:
+        """`data` (a path or DataFrame) read and validated as a dataset of its good rows;
+        an already prepared `MultimodalDataset` is returned as it is.
+
+        `modalities` limits what is read and checked to those columns (all by default);
+        `labels=False` ignores the label columns. A table's problems are kept in
+        `last_problems` and `last_bad_rows` (with each bad row's id); `on_error` (`raise`
+        or `skip`) is this call's choice, never the training config's.
+        """
+        if isinstance(data, MultimodalDataset):
+            return data
+        config, processors = self.config, self.processors
+        if modalities is not None:
+            config = config.model_copy(
+                update={"modalities": {n: config.modalities[n] for n in modalities}}
+            )
+            processors = {n: processors[n] for n in modalities}
+        dataset, self.last_problems = prepare_inference(
+            data,
+            config,
+            processors,
+            self.labels if labels else None,
+            require_labels=require_labels,
+            on_error=on_error,
+        )
+        self.last_bad_rows = bad_rows_of(dataset, config, self.last_problems)
+        return dataset
+
+    def loader(self, dataset: MultimodalDataset, batch_size: int) -> Iterator[Batch]:
+        """Collated batches of `dataset` in order, on the CPU."""
+        yield from DataLoader(
+            dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate
+        )
+
+    def evaluate(
+        self, data: Any, batch_size: int = 64, *, on_error: OnError = "raise"
+    ) -> dict[str, Any]:
+        """The task's metrics on labelled `data` (the report's `metrics.json`)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- save / load
+    def save(self, folder: str | Path) -> Path:
+        """Write the model folder (layout in `plait.model_folder`), recording the task."""
+        return save_folder(
+            folder,
+            model=self.model,
+            config=self.config,
+            processors=self.processors,
+            labels=self.labels,
+            metrics=self.metrics,
+            card=self.model_card(),
+            task=self.task,
+            extra=self.save_extra,
+        )
+
+    def save_extra(self, staging: Path) -> None:
+        """Files of this predictor's own, written into the folder before it is sealed."""
+
+    @classmethod
+    def load(cls: type[P], folder: str | Path, device: str = "cpu") -> P:
+        config = cls.loaded_config(read_config(folder), Path(folder))
+        found = read_folder(folder, config)
+        model = cls.build_model(config, found, Path(folder))
+        load_weights_into(model, folder, device)
+        return cls(model, config, found.processors, found.labels, found.metrics)
+
+    @classmethod
+    def loaded_config(cls, config: PlaitConfig, folder: Path) -> PlaitConfig:
+        """The saved config as the architecture is rebuilt from it (offline)."""
+        return config
+
+    @classmethod
+    def build_model(cls, config: PlaitConfig, found: FolderContents, folder: Path) -> nn.Module:
+        """The architecture of a saved folder, without pretrained weights."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- model card
+    def model_card(self) -> str:
+        """The folder's README.md: what the model is and how to use it."""
+        cfg = self.config
+        lines = [
+            f"# {cfg.name}",
+            "",
+            self.card_summary(),
+            "",
+            "| modality | kind | column | encoder |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name in self.card_modality_names():
+            m = cfg.modalities[name]
+            lines.append(
+                f"| {name} | {m.kind} | {m.column} | {m.encoder.model or m.encoder.type} |"
+            )
+        lines += ["", *self.card_details()]
+        lines += ["```python", "import plait", 'model = plait.load("<this folder>")']
+        lines += [*self.card_usage(), "```", ""]
+        return "\n".join(lines)
+
+    def card_modality_names(self) -> list[str]:
+        return list(self.config.modalities)
+
+    def card_summary(self) -> str:
+        raise NotImplementedError
+
+    def card_details(self) -> list[str]:
+        """Lines between the modality table and the usage example (each block ends with "")."""
+        return []
+
+    def card_usage(self) -> list[str]:
+        raise NotImplementedError
