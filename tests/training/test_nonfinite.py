@@ -237,6 +237,24 @@ def test_non_finite_predictions_raise_naming_the_rows(tiny_config, demo_data, tm
             predict(demo_data / "test.csv")
 
 
+def test_non_finite_embeddings_raise_naming_the_rows(demo_data, tmp_path):
+    import shutil
+
+    saved = Path(__file__).resolve().parents[1] / "fixtures" / "saved_v0" / "aligned"
+    model = plait.load(shutil.copytree(saved, tmp_path / "aligned"))
+    real = model.model.embed
+
+    def embed(name, inputs):
+        out = real(name, inputs).clone()
+        out[1] = float("nan")
+        return out
+
+    model.model.embed = embed  # type: ignore[method-assign]
+    ids, _ = plait.load(saved).embed(demo_data / "test.csv", "image")
+    with pytest.raises(PlaitError, match=f"NaN or infinite for 1 row\\(s\\) \\(ids: {ids[1]}\\)"):
+        model.embed(demo_data / "test.csv", "image")
+
+
 # ---------------------------------------------------------------------- the CLI
 
 

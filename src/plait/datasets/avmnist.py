@@ -77,6 +77,7 @@ import pandas as pd
 from plait.data.audio import decode_audio, power_spectrogram
 from plait.errors import DataError
 from plait.utils.io import atomic_write, atomic_write_json, atomic_write_text
+from plait.utils.progress import progress_bar
 
 __all__ = [
     "CLIP_SAMPLES",
@@ -482,7 +483,7 @@ def build_avmnist(
     # audio: once per recording without noise, once per sample with noise
     if noise == 0:
         total = len(recordings)
-        with _Bar(progress, "spectrograms", total) as advance:
+        with progress_bar(progress, "spectrograms", total) as advance:
             specs = np.empty((total, SPEC_SIZE, SPEC_SIZE), dtype=np.float16)
             for begin in range(0, total, 500):
                 chunk = range(begin, min(total, begin + 500))
@@ -493,7 +494,7 @@ def build_avmnist(
         stale = [out / f"audio_{split}.npy" for split in SPLITS]
     else:
         total = sum(len(sources[s]) for s in SPLITS)
-        with _Bar(progress, f"spectrograms (noise {noise:g})", total) as advance:
+        with progress_bar(progress, f"spectrograms (noise {noise:g})", total) as advance:
             for split in SPLITS:
                 stream = 1 if split == "test" else 0
                 rows, pairs = sources[split], paired[split]
@@ -623,28 +624,6 @@ def _stream_npy(
 def _save_csv(path: Path, frame: pd.DataFrame) -> Path:
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     return path
-
-
-class _Bar:
-    """A rich progress bar (or nothing); yields `advance(n)`."""
-
-    def __init__(self, enabled: bool, description: str, total: int) -> None:
-        self.bar: Any = None
-        if enabled and total:
-            from rich.progress import Progress
-
-            self.bar = Progress()
-            self.task = self.bar.add_task(description, total=total)
-
-    def __enter__(self) -> Callable[[int], None]:
-        if self.bar is None:
-            return lambda n: None
-        self.bar.start()
-        return lambda n: self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _readme(meta: dict, mnist_dir: Any, fsdd_dir: Any) -> str:

@@ -56,7 +56,6 @@ from plait.datasets.avmnist import (
     SAMPLE_RATE,
     TRAIN_SIZE,
     VALID_SIZE,
-    _Bar,
     _save_csv,
     _save_npy,
     fix_length,
@@ -64,6 +63,7 @@ from plait.datasets.avmnist import (
     load_mnist,
 )
 from plait.utils.io import atomic_write_text
+from plait.utils.progress import progress_bar
 
 __all__ = [
     "COLUMNS",
@@ -154,7 +154,7 @@ def build_digits(
 
     paths: dict[str, Path] = {}
     counts: dict[str, int] = {}
-    with _Bar(progress, "digits", 2 + len(SPLITS)) as advance:
+    with progress_bar(progress, "digits", 2 + len(SPLITS)) as advance:
         mnist = load_mnist(mnist_dir)
         advance(1)
         recordings, waves = load_fsdd(fsdd_dir)

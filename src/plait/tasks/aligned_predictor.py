@@ -33,7 +33,8 @@ from plait.data.manifest import Table
 from plait.data.prepare import row_ids
 from plait.errors import PlaitError
 from plait.model_folder import FolderContents
-from plait.tasks.predictor import BasePredictor
+from plait.tasks.predictor import BasePredictor, check_finite_outputs
+from plait.utils.progress import progress_bar
 
 DUAL_FOLDER = "_dual"
 
@@ -152,12 +153,14 @@ class AlignedPredictor(BasePredictor):
         positions: list[int] = []
         parts: list[np.ndarray] = []
         start = 0
-        with _progress(progress, f"embedding {name}", len(dataset)) as advance:
+        with progress_bar(progress, f"embedding {name}", len(dataset)) as advance:
             for batch in self._batches(dataset, batch_size):
                 rows = batch.presence[name].bool().nonzero().squeeze(1)
                 if len(rows):
                     inputs = {k: v[rows] for k, v in batch.inputs[name].items()}
-                    parts.append(self.model.embed(name, inputs).float().cpu().numpy())
+                    vectors = self.model.embed(name, inputs)  # [n, D]
+                    check_finite_outputs(vectors, [batch.ids[i] for i in rows.tolist()])
+                    parts.append(vectors.float().cpu().numpy())
                     ids.extend(batch.ids[i] for i in rows.tolist())
                     positions.extend(start + i for i in rows.tolist())
                 start += len(batch)
@@ -481,25 +484,3 @@ def _short(value: Any, width: int = 60) -> str:
         head = (width - 1) // 3
         text = text[:head] + "…" + text[len(text) - (width - 1 - head) :]
     return repr(text)
-
-
-class _progress:
-    """A Rich progress bar over `total` items, or nothing."""
-
-    def __init__(self, enabled: bool, description: str, total: int) -> None:
-        self.enabled, self.description, self.total = enabled, description, total
-        self._bar: Any = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import Progress
-
-        self._bar = Progress()
-        self._bar.start()
-        task = self._bar.add_task(self.description, total=self.total)
-        return lambda n: self._bar.advance(task, n)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.stop()

@@ -22,7 +22,7 @@ from plait.data import LabelSpace, MultimodalDataset, prepare_inference
 from plait.data.bad_rows import BadRows, OnError
 from plait.data.batch import Batch
 from plait.data.prepare import bad_rows_of
-from plait.errors import RowProblem
+from plait.errors import PlaitError, RowProblem
 from plait.model_folder import (
     FolderContents,
     load_weights_into,
@@ -188,3 +188,16 @@ class BasePredictor:
 
     def card_usage(self) -> list[str]:
         raise NotImplementedError
+
+
+def check_finite_outputs(raw: torch.Tensor, ids: list[str]) -> None:
+    """Predictions are never NaN without an error: name the rows whose outputs [B, K]
+    hold NaN or infinite values (broken weights, or inputs no check could catch)."""
+    bad = ~torch.isfinite(raw.detach().float()).reshape(len(raw), -1).all(1)  # [B]
+    if bool(bad.any()):
+        rows = [ids[i] for i in bad.nonzero().flatten().tolist()]
+        shown = ", ".join(rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+        raise PlaitError(
+            f"the model's outputs are NaN or infinite for {len(rows)} row(s) (ids: {shown}): "
+            "its weights or these rows' inputs are broken, so no predictions are returned"
+        )

@@ -32,7 +32,7 @@ from plait.evaluation.metrics import compute_metrics
 from plait.heads.activation import activate
 from plait.model import MultimodalModel
 from plait.model_folder import FolderContents
-from plait.tasks.predictor import BasePredictor
+from plait.tasks.predictor import BasePredictor, check_finite_outputs
 
 
 class Predictor(BasePredictor):
@@ -204,16 +204,3 @@ class Predictor(BasePredictor):
 
     def card_usage(self) -> list[str]:
         return ["model.predict(df)"]
-
-
-def check_finite_outputs(raw: torch.Tensor, ids: list[str]) -> None:
-    """Predictions are never NaN without an error: name the rows whose outputs [B, K]
-    hold NaN or infinite values (broken weights, or inputs no check could catch)."""
-    bad = ~torch.isfinite(raw.detach().float()).reshape(len(raw), -1).all(1)  # [B]
-    if bool(bad.any()):
-        rows = [ids[i] for i in bad.nonzero().flatten().tolist()]
-        shown = ", ".join(rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
-        raise PlaitError(
-            f"the model's outputs are NaN or infinite for {len(rows)} row(s) (ids: {shown}): "
-            "its weights or these rows' inputs are broken, so no predictions are returned"
-        )
