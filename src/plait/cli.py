@@ -155,16 +155,40 @@ def demo(
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: Annotated[
+        Path,
+        typer.Argument(
+            help="YAML config (.yaml/.yml), or a table (.csv/.tsv/.parquet/.jsonl) with --label."
+        ),
+    ],
+    label: Annotated[
+        str | None,
+        typer.Option(help="The label column of a table (no YAML needed): roles are inferred."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="For a table: fast, medium or best (quality against time) [default: medium]."
+        ),
+    ] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--time-limit",
+            help="Stop training after this long (90s, 10m, 1h); the best model is kept.",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from checkpoints/last.ckpt.")] = False,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a config key, e.g. --set training.lr=0.01"),
     ] = None,
 ) -> None:
-    """Train a model from a YAML config; writes checkpoints, the model and a report.
+    """Train a model from a table or a YAML config; writes checkpoints, the model and a report.
 
     Examples:
+      [bold]plait train data/train.csv --label genre[/]   (no YAML: column roles are inferred)
+      [bold]plait train data/train.csv --label genre --preset fast --time-limit 10m[/]
       [bold]plait train my.yaml[/]
       [bold]plait train my.yaml --set fusion.method=gated --set training.epochs=20[/]
       [bold]plait train my.yaml --resume[/]   (after an interruption)
@@ -172,12 +196,29 @@ def train(
 
     def action() -> None:
         from plait.api import train as train_api
+        from plait.autoconfig import CONFIG_SUFFIXES, TABLE_SUFFIXES, is_table_path
+        from plait.errors import ConfigError
 
-        result = train_api(config, resume=resume, overrides=set_ or [])
+        if not is_table_path(config) and config.suffix.lower() not in CONFIG_SUFFIXES:
+            raise ConfigError(
+                f"{config}: not a config ({', '.join(CONFIG_SUFFIXES)}) or a table "
+                f"({', '.join(TABLE_SUFFIXES)})"
+            )
+        if is_table_path(config) and label is None:
+            raise ConfigError(f"{config} is a table: name its label column with --label COLUMN")
+        result = train_api(
+            config,
+            label=label,
+            preset=preset,
+            time_limit=time_limit,
+            resume=resume,
+            overrides=set_ or [],
+        )
         if result.rank != 0:  # a DDP worker process: rank 0 reports the run
             return
         console.print(f"model:  {result.model_dir}")
         console.print(f"report: {result.report_path}")
+        console.print(f"config: {result.run_dir / 'config.yaml'}")
         _print_results(result.metrics)
 
     _run(action)

@@ -19,6 +19,7 @@ Example (the smallest useful config)::
 from __future__ import annotations
 
 import difflib
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -464,9 +465,12 @@ class TrainingConfig(_Strict):
     `monitor` picks the best checkpoint (and drives early stopping); `monitor_mode` says
     whether it is better `max`imised or `min`imised; `auto` maximises accuracy, F1, AUROC,
     R² (`r2`) and recall (`R@k`) and minimises everything else (losses, errors).
+    `time_limit` (`90s`, `10m`, `1.5h`; a bare number is seconds) stops training when it
+    is spent (Lightning's `max_time`); the best checkpoint so far becomes the model.
     """
 
     epochs: int = Field(10, ge=1)
+    time_limit: str | None = None
     batch_size: int = Field(32, ge=1)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
@@ -489,6 +493,37 @@ class TrainingConfig(_Strict):
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     progress: bool = True
     tensorboard: bool = True
+
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value:g}s"
+        parse_duration(value)
+        return str(value).strip()
+
+    @property
+    def time_limit_seconds(self) -> float | None:
+        return None if self.time_limit is None else parse_duration(self.time_limit)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """`90`, `90s`, `10m`, `1.5h` -> seconds (a positive number)."""
+    match = _DURATION.match(str(value))
+    if match is None or not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(
+            f"time limit {value!r} is not a duration: write a number with s, m or h (90s, 10m, 1.5h)"
+        )
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2].lower()]
+    if seconds <= 0:
+        raise ValueError(f"time limit {value!r} must be more than 0 seconds")
+    return seconds
 
 
 class EvaluationConfig(_Strict):
