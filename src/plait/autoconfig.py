@@ -129,8 +129,10 @@ def auto_config(
         raise ConfigError(
             f"{table.name}: no column Plait can learn from (images, audio or text); {listed}"
         )
-    out = Path(output_dir).expanduser().resolve()
-    run_name = name or _fresh_name(out, _run_name(table, label), fresh)
+    # the run folder holds a DataFrame's copy: `--set output_dir=` / `name=` place it too
+    top = {key: value for key, value in (_top_override(o) for o in overrides or []) if key}
+    out = Path(str(top.get("output_dir", output_dir))).expanduser().resolve()
+    run_name = str(top.get("name") or name or _fresh_name(out, _run_name(table, label), fresh))
     train_path = _train_path(source, table, roles, out / run_name)
     raw = _raw_config(roles, train_path, run_name, out, PRESETS[preset])
     if time_limit is not None:
@@ -361,6 +363,16 @@ def _header_kind(head: bytes) -> str | None:
 def _run_name(table: Table, label: str) -> str:
     stem = Path(table.name).stem if table.name != "<DataFrame>" else "dataframe"
     return re.sub(r"[^\w.-]+", "_", f"{stem}-{label}")
+
+
+def _top_override(item: str) -> tuple[str | None, Any]:
+    """(`output_dir` or `name`, its value) from an override of one of them, else (None, None)."""
+    raw: dict[str, Any] = {}
+    key = item.split("=", 1)[0].strip()
+    if key not in ("output_dir", "name"):
+        return None, None
+    apply_override(raw, item)
+    return key, raw[key]
 
 
 def _fresh_name(output_dir: Path, name: str, fresh: bool) -> str:
