@@ -135,6 +135,12 @@ def test_an_unknown_preset_is_refused(demo_data: Path, tmp_path: Path):
         auto_config(demo_data / "train.csv", "label", preset="fats", output_dir=tmp_path)
 
 
+def test_label_and_preset_are_refused_with_a_config():
+    raw = {"data": {"train": "t.csv", "label": "y"}, "modalities": {"t": {"column": "t"}}}
+    with pytest.raises(ConfigError, match="are for a table"):
+        plait.train(raw, preset="fast")
+
+
 def test_tables_are_told_from_configs_by_extension():
     assert is_table_path("a/train.csv") and is_table_path(Path("x.PARQUET"))
     assert not is_table_path("run.yaml") and not is_table_path("notes.txt")
