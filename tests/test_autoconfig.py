@@ -102,6 +102,16 @@ def test_the_task_comes_from_the_label_column(demo_data: Path):
     assert roles_of(frame, "price")["price"][1].startswith("regression")
 
 
+def test_a_numeric_label_builds_a_regression_config(demo_data: Path, tmp_path: Path):
+    frame = pd.read_csv(demo_data / "train.csv")
+    frame["image"] = absolute(demo_data, frame["image"])
+    frame["audio"] = absolute(demo_data, frame["audio"])
+    frame["price"] = np.linspace(1.5, 99.0, len(frame))
+    config = auto_config(frame, "price", output_dir=tmp_path).config
+    assert config.head.task == "regression" and config.data.split.method == "random"
+    assert "label" not in {m.column for m in config.modalities.values()}  # a category: ignored
+
+
 def test_array_cells_of_pixels_are_images(tmp_path: Path):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "pixels.npy", rng.integers(0, 255, (12, 10, 10), dtype=np.uint8))
