@@ -838,9 +838,7 @@ def zeroshot(
     _run(action)
 
 
-def _class_names(
-    classes: str | None, single: list[str] | None, path: Path | None
-) -> list[str]:
+def _class_names(classes: str | None, single: list[str] | None, path: Path | None) -> list[str]:
     """Class names from --classes (split on commas), --class and --classes-file (one a
     line), in that order; a name given twice is an error (its scores would collide)."""
     from plait.errors import PlaitError

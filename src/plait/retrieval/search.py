@@ -69,8 +69,10 @@ def build_index(
     name = predictor.modality(modality)
     table = read_table(data)
     shown = _default_columns(predictor, table, name)
-    kept = list(metadata_columns) if metadata_columns is not None else _kept_columns(
-        predictor, table, shown
+    kept = (
+        list(metadata_columns)
+        if metadata_columns is not None
+        else _kept_columns(predictor, table, shown)
     )
     ids, vectors, metadata = embed_rows(
         predictor,

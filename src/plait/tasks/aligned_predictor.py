@@ -25,9 +25,9 @@ from torch import Tensor
 
 from plait.alignment.build import build_aligned_model, shared_dual_checkpoint
 from plait.alignment.model import AlignedModel
-from plait.data.arrays import is_array_cell
 from plait.config import PlaitConfig
 from plait.data import LabelSpace, MultimodalDataset
+from plait.data.arrays import is_array_cell
 from plait.data.bad_rows import BadRows, OnError
 from plait.data.batch import Batch
 from plait.data.manifest import Table
