@@ -676,9 +676,10 @@ def search_command(
 ) -> None:
     """Find the items of an index nearest to one text, image or audio query.
 
-    A query takes any form the training data takes: a text, a file, or a row of a NumPy
-    array file ([bold]--image images.npy#4[/]). [bold]--show[/] picks the columns of the
-    indexed table printed with each hit (an index keeps every column of its table).
+    A query takes any form the training data takes: a text, a file, or a row
+    of a NumPy array file ([bold]--image images.npy#4[/]). [bold]--show[/] picks
+    the columns of the indexed table printed with each hit (an index keeps every
+    column of its table).
 
     Examples:
       [bold]plait search photos-index --text "a dog on a beach" -k 5 --html dogs.html[/]
