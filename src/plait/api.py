@@ -553,13 +553,15 @@ def search(
     index: EmbeddingIndex | str | Path,
     *,
     text: str | None = None,
-    image: str | Path | None = None,
-    audio: str | Path | None = None,
+    image: Any = None,
+    audio: Any = None,
     k: int = 10,
     model: AlignedPredictor | str | Path | None = None,
+    show: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The `k` items of an index nearest to one text, image or audio query: rank, id,
-    score and the items' metadata (`plait index build` makes the index)."""
+    """The `k` items of an index nearest to one text, image or audio query (a file, a
+    `file.npy#row` cell or an array): rank, id, score and the metadata columns `show`
+    (default: the indexed column and the label; `plait index build` makes the index)."""
     from plait.retrieval.search import search as _search
 
-    return _search(index, text=text, image=image, audio=audio, k=k, model=model)
+    return _search(index, text=text, image=image, audio=audio, k=k, model=model, show=show)

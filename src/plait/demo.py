@@ -127,10 +127,10 @@ def run_demo(
     )
     write_comparison_report(out_dir / "report", table, title="Plait demo", notes=notes)
     if progress:
-        from rich.console import Console
+        from plait.utils.tables import print_table
 
         frame = comparison_table(table)[SHOWN_COLUMNS].round(3)
-        Console().print(render_rich_table(frame, "Plait demo: test set"))
+        print_table(render_rich_table(frame, "Plait demo: test set"))
     return DemoResult(out_dir, runs, seconds)
 
 
