@@ -191,15 +191,22 @@ ImageTransform = Annotated[
     Field(discriminator="name"),
 ]
 
-LEGACY_IMAGE_AUGMENT: tuple[_Transform, ...] = (
+LEGACY_IMAGE_AUGMENT: tuple[ImageTransform, ...] = (
     RandomResizedCrop(),
     HorizontalFlip(p=0.5),
     ColorJitter(brightness=0.1),
 )
 """What `augment: true` meant when augmentation was one switch, and still means."""
 
-DEFAULT_IMAGE_AUGMENT: tuple[_Transform, ...] = (RandomResizedCrop(), ColorJitter(brightness=0.1))
+DEFAULT_IMAGE_AUGMENT: tuple[ImageTransform, ...] = (
+    RandomResizedCrop(),
+    ColorJitter(brightness=0.1),
+)
 """The default: the old set without its flip (see `HorizontalFlip`)."""
+
+
+def _default_image_augment() -> list[ImageTransform]:
+    return [transform.model_copy() for transform in DEFAULT_IMAGE_AUGMENT]
 
 
 class TimeShift(_Transform):
@@ -278,7 +285,11 @@ class TextModality(_Strict):
 
 
 class ImageModality(_Strict):
-    """An image column of file paths (relative to the manifest) or, in a DataFrame, arrays."""
+    """An image column of file paths (relative to the manifest) or, in a DataFrame, arrays.
+
+    `augment` is a list of transforms (`ImageTransform`); `true` is read as the set the
+    one switch used to mean (`LEGACY_IMAGE_AUGMENT`, flip included), `false` as none.
+    """
 
     kind: Literal["image"] = "image"
     column: str
@@ -288,7 +299,7 @@ class ImageModality(_Strict):
     mean: list[float] | None = None
     std: list[float] | None = None
     augment: list[ImageTransform] = Field(
-        default_factory=lambda: [t.model_copy() for t in DEFAULT_IMAGE_AUGMENT],
+        default_factory=_default_image_augment,
         description="training-time transforms; true = the old set (with hflip), false = none",
     )
     max_pixels: int = Field(
@@ -307,7 +318,11 @@ class ImageModality(_Strict):
 
 
 class AudioModality(_Strict):
-    """An audio column of file paths; decoded with soundfile, mixed to mono, resampled."""
+    """An audio column of file paths; decoded with soundfile, mixed to mono, resampled.
+
+    `augment` is a list of transforms (`AudioTransform`); `true` is `[spec_augment]` with
+    `time_masks`/`freq_masks`. `spec_augment: true` is the older switch for the same.
+    """
 
     kind: Literal["audio"] = "audio"
     column: str
