@@ -118,6 +118,8 @@ def test_brightness_scales_every_pixel_by_one_factor():
     factor = ratio.mean().item()
     assert 0.7 <= factor <= 1.3 and abs(factor - 1) > 1e-3
     assert torch.allclose(ratio, torch.full_like(ratio, factor), atol=1e-4)  # no clamp here
+    evaluated = _run([{"name": "color_jitter", "brightness": 0.3}], raw, train=False, seed=4)
+    assert torch.equal(_pixels(evaluated), plain)
 
 
 def test_contrast_keeps_the_mean_and_scales_the_spread():
@@ -262,3 +264,22 @@ def test_old_spec_augment_switch_equals_the_list_entry(media):
         a = old.transform(wave, True, torch.Generator().manual_seed(seed))["features"]
         b = new.transform(wave, True, torch.Generator().manual_seed(seed))["features"]
         assert torch.equal(a, b)
+
+
+def test_set_overrides_take_a_switch_or_a_list(tmp_path):
+    import yaml
+
+    raw = {
+        "data": {"train": "train.csv", "label": "y"},
+        "modalities": {"img": {"kind": "image", "column": "p"}},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+
+    def augment(override: str) -> list[str]:
+        config = PlaitConfig.from_yaml(path, [f"modalities.img.augment={override}"])
+        return [t.name for t in config.modalities["img"].augment]
+
+    assert augment("true") == ["random_resized_crop", "hflip", "color_jitter"]
+    assert augment("false") == []
+    assert augment("[{name: hflip, p: 1}]") == ["hflip"]
