@@ -128,8 +128,9 @@ class EncoderConfig(_Strict):
 #
 # Augmentation is a list of named transforms, each a small model with a `name` tag, applied
 # in training only, in list order, with the dataset's seeded generator (so a run reproduces).
-# The code of each name lives in `plait.data.augment` (`IMAGE_TRANSFORMS`, `AUDIO_TRANSFORMS`);
-# tests/data/test_augment.py fails when a name here has no code there or code has no name.
+# The code of each name lives in `plait.data.augment` (`IMAGE_TRANSFORMS`,
+# `AUDIO_WAVE_TRANSFORMS`, `AUDIO_FEATURE_TRANSFORMS`); tests/data/test_augment.py fails
+# when a name here has no code there or code has no name.
 #
 # `p` is the chance a transform is applied: 0 disables it (no random draw), 1 always
 # applies it (no draw), anything between draws one number first.
@@ -933,12 +934,12 @@ def _display_loc(loc: tuple[Any, ...]) -> str:
     parts = [
         p
         for i, p in enumerate(parts)
-        if not (i and p in TRANSFORM_MODELS and isinstance(loc_int(parts[i - 1]), int))
+        if not (i and p in TRANSFORM_MODELS and isinstance(_loc_int(parts[i - 1]), int))
     ]
     return ".".join(parts)
 
 
-def loc_int(part: str) -> int | None:
+def _loc_int(part: str) -> int | None:
     """`"3"` -> 3 (a list index in an error location), anything else -> None."""
     return int(part) if part.isdigit() else None
 
