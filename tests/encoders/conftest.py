@@ -46,7 +46,10 @@ def save_tiny_hub_models(root: Path, norm: str = "layer") -> dict[str, str]:
         **SMALL,
     )
     tf.Wav2Vec2Model(wav).save_pretrained(folders["audio"])
-    tf.Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(folders["audio"])
+    # Hugging Face's convention: group-normalised front ends take no attention mask
+    tf.Wav2Vec2FeatureExtractor(return_attention_mask=norm == "layer").save_pretrained(
+        folders["audio"]
+    )
     return {kind: str(folder) for kind, folder in folders.items()}
 
 

@@ -441,11 +441,21 @@ class AudioProcessor(Processor):
         return {"features": mel.unsqueeze(0)}  # [1, n_mels, frames]
 
     def _hub_features(self, wave: np.ndarray) -> dict[str, Tensor]:
+        """The extractor's inputs for one clip.
+
+        A model whose extractor gives no attention mask (wav2vec2-base and its kin, with
+        a group-normalised front end: Hugging Face's convention) sees padding as signal,
+        so its clips are zero-padded to the full `duration` here and a clip encodes the
+        same whatever batch it is in. Models with a mask are padded only to the batch's
+        longest clip, and the mask hides the padding.
+        """
+        masked = bool(getattr(self.extractor, "return_attention_mask", False))
         minimum = min(self.num_samples, self.sample_rate // 10)  # conv front-ends need ~25 ms
+        minimum = minimum if masked else self.num_samples
         if len(wave) < minimum:
             wave = np.pad(wave, (0, minimum - len(wave)))
         kwargs: dict[str, Any] = {"sampling_rate": self.sample_rate, "return_tensors": "pt"}
-        if getattr(self.extractor, "return_attention_mask", False):
+        if masked:
             kwargs["return_attention_mask"] = True
         encoded = self.extractor(wave, **kwargs)
         return {k: v[0] for k, v in encoded.items() if isinstance(v, Tensor)}
