@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -279,6 +280,64 @@ def test_demo_runs_and_writes_the_comparison(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "report" / "comparison.html").is_file()
     assert (out / "runs" / "fusion-concat" / "model" / "model.safetensors").is_file()
+
+
+def _plait(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "plait.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        **kwargs,
+    )
+
+
+def _final_weights(run_dir: Path) -> dict:
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return state["state_dict"]
+
+
+def test_sigterm_writes_a_resumable_checkpoint_says_how_to_resume_and_exits_143(
+    tiny_config, tmp_path
+):
+    """A real `plait train` process sent SIGTERM mid-training (as a scheduler or `kill`
+    does): non-zero exit, a message naming the resume command, no model; `--resume`
+    then ends with the weights of an uninterrupted run."""
+    import signal
+    import time
+
+    raw = tiny_config(tmp_path / "runs", "cut", training={"epochs": 6})
+    path = write_yaml(tmp_path / "cut.yaml", raw)
+    whole = write_yaml(tmp_path / "whole.yaml", {**raw, "name": "whole"})
+    run = tmp_path / "runs" / "cut"
+
+    process = _plait("train", path)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints" / "last.ckpt").is_file():  # training has started
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    flat = " ".join(output.split())
+    assert process.returncode == 143, output
+    assert "interrupted by SIGTERM" in flat and f"plait train {path} --resume" in flat, output
+    assert "Traceback" not in output
+    assert not (run / "model").exists()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+    resumed = _plait("train", path, "--resume")
+    uninterrupted = _plait("train", whole)
+    for process in (resumed, uninterrupted):
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output
+    metrics = json.loads((run / "report" / "metrics.json").read_text())
+    assert metrics["epochs"] == 6
+    cut, full = _final_weights(run), _final_weights(tmp_path / "runs" / "whole")
+    assert cut.keys() == full.keys()
+    for key, value in full.items():
+        assert torch.equal(value, cut[key]), key
 
 
 class InterruptAtSecondEpoch(pl.Callback):

@@ -95,7 +95,7 @@ def _run(action):
         _fail(exc)
     except KeyboardInterrupt as exc:
         console.print(f"[yellow]interrupted[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
 
 
 @app.command()
@@ -172,8 +172,18 @@ def train(
 
     def action() -> None:
         from plait.api import train as train_api
+        from plait.errors import TrainingInterrupted
 
-        result = train_api(config, resume=resume, overrides=set_ or [])
+        try:
+            result = train_api(config, resume=resume, overrides=set_ or [])
+        except TrainingInterrupted as exc:
+            again = " ".join(["plait train", str(config), *(f"--set {s}" for s in set_ or [])])
+            console.print(
+                f"[yellow]interrupted[/] by {exc.signal_name}: {escape(exc.saved)}. "
+                f"Continue with: {escape(again)} --resume",
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=exc.exit_code) from None
         if result.rank != 0:  # a DDP worker process: rank 0 reports the run
             return
         console.print(f"model:  {result.model_dir}")
