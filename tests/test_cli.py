@@ -102,6 +102,9 @@ def test_train_predict_evaluate_report_end_to_end(runner, tiny_config, demo_data
     run = tmp_path / "runs" / "cli"
     model = run / "model"
     assert f"model: {model}" in result.flat and "accuracy" in result.flat
+    # validation scores first, the test scores apart, under a title that says so
+    shown = result.flat.index("metrics (validation: choose runs on these)")
+    assert shown < result.flat.index("metrics (test: held out, scored once after training)")
     assert yaml.safe_load((run / "config.yaml").read_text())["training"]["epochs"] == 1
 
     # a second `train` into the same folder is refused with a hint, not a traceback
@@ -132,6 +135,33 @@ def test_train_predict_evaluate_report_end_to_end(runner, tiny_config, demo_data
 
     missing = invoke(runner, "report", tmp_path / "nowhere", "--out", compare)
     assert missing.exit_code == 2 and "no report/metrics.json" in missing.flat
+
+
+def test_report_compares_on_validation_unless_told_otherwise(runner, tmp_path):
+    def run(name: str, metrics: dict) -> Path:
+        folder = tmp_path / name / "report"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        return folder.parent
+
+    a = run("a", {"split": "test", "accuracy": 0.91, "valid": {"split": "valid", "accuracy": 0.61}})
+    b = run("b", {"split": "test", "accuracy": 0.82, "valid": {"split": "valid", "accuracy": 0.72}})
+    old = run("old", {"split": "test", "accuracy": 0.93})
+
+    result = invoke(runner, "report", a, b, "--out", tmp_path / "cmp")
+    assert result.exit_code == 0, result.output
+    assert "comparison (validation)" in result.flat
+    assert "0.6100" in result.output and "0.7200" in result.output
+    assert "0.9100" not in result.output and "0.8200" not in result.output
+
+    result = invoke(runner, "report", a, b, old, "--split", "test", "--out", tmp_path / "cmp")
+    assert result.exit_code == 0, result.output
+    assert "comparison (test)" in result.flat and "0.9100" in result.output
+    assert "0.9300" in result.output and "0.6100" not in result.output
+
+    result = invoke(runner, "report", a, old, "--out", tmp_path / "cmp")
+    assert result.exit_code == 0, result.output
+    assert "no valid scores in old" in result.flat
 
 
 @pytest.fixture(scope="module")

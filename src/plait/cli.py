@@ -53,6 +53,13 @@ class OnError(str, Enum):
     skip = "skip"
 
 
+class CompareSplit(str, Enum):
+    """Which split `plait report` compares runs on."""
+
+    valid = "valid"
+    test = "test"
+
+
 _ON_ERROR_HELP = (
     "What to do with a row whose file cannot be read (missing, corrupt, empty...): "
     "`raise` refuses the table, `skip` {skip}, lists every bad row in {where} and exits "
@@ -335,8 +342,17 @@ def report(
         list[Path], typer.Argument(help="Run folders (each with report/metrics.json).")
     ],
     out: Annotated[Path, typer.Option(help="Folder for comparison.html.")] = Path("comparison"),
+    split: Annotated[
+        CompareSplit,
+        typer.Option(
+            case_sensitive=False,
+            help="Compare on `valid` (choose a run on it) or `test` (the final score of a "
+            "run already chosen).",
+        ),
+    ] = CompareSplit.valid,
 ) -> None:
-    """Compare several runs in one table and chart.
+    """Compare several runs in one table and chart, on their validation scores (choose
+    on these; `--split test` for the held-out scores once a run is chosen).
 
     Example: [bold]plait report runs/a runs/b --out comparison[/]
     """
@@ -346,6 +362,7 @@ def report(
 
         from plait.errors import PlaitError
         from plait.evaluation import comparison_table, render_rich_table, write_comparison_report
+        from plait.evaluation.comparison import runs_on_split
 
         table = {}
         for run in runs:
@@ -353,8 +370,17 @@ def report(
             if not path.is_file():
                 raise PlaitError(f"{run}: no report/metrics.json (is it a finished run?)")
             table[run.name] = json.loads(path.read_text())
-        html = write_comparison_report(out, table, title="Plait comparison")
-        Console().print(render_rich_table(comparison_table(table), "comparison"))
+        chosen = split.value
+        missing = runs_on_split(table, chosen)[1]
+        if missing:
+            console.print(
+                f"[yellow]warning:[/] no {chosen} scores in {escape(', '.join(missing))} "
+                "(no such split, or trained by an older Plait): their score columns are empty",
+                soft_wrap=True,
+            )
+        html = write_comparison_report(out, table, title="Plait comparison", split=chosen)
+        name = "validation" if chosen == "valid" else "test"
+        Console().print(render_rich_table(comparison_table(table, chosen), f"comparison ({name})"))
         console.print(f"report: {html}")
 
     _run(action)
@@ -791,18 +817,31 @@ def similarity(
 
 
 def _print_results(metrics: dict) -> None:
-    """The metrics table; an aligned model's retrieval table (zero-shot in its caption) too."""
+    """The metrics table; an aligned model's retrieval table (zero-shot in its caption) too.
+
+    A run with a test split prints its validation scores (what to choose runs on) first,
+    and the test scores apart, under a title that says they were scored once.
+    """
+    valid = metrics.get("valid")
+    if isinstance(valid, dict):
+        _print_split(valid, "validation: choose runs on these")
+        _print_split(metrics, "test: held out, scored once after training")
+    else:
+        _print_split(metrics, None)
+
+
+def _print_split(metrics: dict, title: str | None) -> None:
     if isinstance(metrics.get("retrieval"), dict):
         from plait.evaluation import render_retrieval_table
 
         Console().print(render_retrieval_table(metrics))
-    _print_metrics(metrics)
+    _print_metrics(metrics, f"metrics ({title})" if title else "metrics")
 
 
-def _print_metrics(metrics: dict) -> None:
+def _print_metrics(metrics: dict, title: str = "metrics") -> None:
     from rich.table import Table
 
-    table = Table(title="metrics")
+    table = Table(title=escape(title))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
