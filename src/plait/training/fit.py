@@ -42,6 +42,7 @@ from plait.errors import PlaitError, TrainingInterrupted
 from plait.threads import configure_threads
 from plait.training.checkpoint_io import AtomicCheckpointIO
 from plait.training.datamodule import PlaitDataModule
+from plait.training.frozen import restore_frozen
 from plait.training.module import PlaitModule, TrainingModule
 from plait.training.nonfinite import NonFiniteMetricStop
 from plait.training.task import TrainingTask
@@ -375,8 +376,9 @@ def _precision(
 
 def _load_best(module: TrainingModule, best: Path) -> None:
     if best.is_file():
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
+        checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+        restore_frozen(checkpoint, module)  # frozen towers are held by reference
+        module.load_state_dict(checkpoint["state_dict"])
 
 
 def _write_problems(run_dir: Path, problems: list) -> None:
