@@ -74,6 +74,8 @@ def frozen_towers(module: nn.Module) -> list[FrozenTower]:
 
 def drop_frozen(checkpoint: dict[str, Any], towers: list[FrozenTower]) -> None:
     """Replace the towers' weights in `checkpoint["state_dict"]` by references."""
+    if not towers:
+        return
     state = checkpoint["state_dict"]
     for tower in towers:
         for key in tower.keys:
