@@ -9,7 +9,7 @@ import logging
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -370,7 +370,7 @@ def report(
             if not path.is_file():
                 raise PlaitError(f"{run}: no report/metrics.json (is it a finished run?)")
             table[run.name] = json.loads(path.read_text())
-        chosen = split.value
+        chosen: Literal["valid", "test"] = "test" if split is CompareSplit.test else "valid"
         missing = runs_on_split(table, chosen)[1]
         if missing:
             console.print(
