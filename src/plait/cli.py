@@ -826,8 +826,8 @@ def _print_results(metrics: dict) -> None:
     if isinstance(valid, dict):
         _print_split(valid, "validation: choose runs on these")
         _print_split(metrics, "test: held out, scored once after training")
-    else:
-        _print_split(metrics, None)
+    else:  # a run without a test split reports its validation scores
+        _print_split(metrics, "validation" if metrics.get("split") == "valid" else None)
 
 
 def _print_split(metrics: dict, title: str | None) -> None:
