@@ -391,7 +391,8 @@ def test_interrupted_train_exits_130_and_resume_finishes(
     monkeypatch.setattr(fit_module, "_trainer", interrupting_trainer)
     result = invoke(runner, "train", path)
     assert result.exit_code == 130, result.output
-    assert "interrupted" in result.flat and "--resume" in result.flat
+    assert "interrupted by SIGINT" in result.flat and f"plait train {path} --resume" in result.flat
+    assert "holds the run after 1 finished epoch(s)" in result.flat  # the end of epoch 1 of 2
     assert "Traceback" not in result.output
     monkeypatch.setattr(fit_module, "_trainer", make_trainer)
 

@@ -239,14 +239,18 @@ def _fit_interruptibly(
 
 
 def _checkpoint_epochs(path: Path) -> int:
-    """Finished epochs recorded in a Lightning checkpoint (0 when unreadable)."""
+    """Finished epochs recorded in a Lightning checkpoint (0 when unreadable).
+
+    `processed`, not `completed`: Lightning counts an epoch completed only after the
+    epoch-end callbacks, one of which writes `last.ckpt`.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError):
         return 0
     loops = state.get("loops", {}).get("fit_loop", {})
-    completed = loops.get("epoch_progress", {}).get("current", {}).get("completed")
-    return int(completed) if isinstance(completed, int) else 0
+    processed = loops.get("epoch_progress", {}).get("current", {}).get("processed")
+    return int(processed) if isinstance(processed, int) else 0
 
 
 def _history_path(run_dir: Path) -> Path:
