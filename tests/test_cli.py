@@ -400,3 +400,76 @@ def test_interrupted_train_exits_130_and_resume_finishes(
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "runs" / "cut" / "report" / "metrics.json").read_text())
     assert metrics["epochs"] == 2
+
+
+def test_train_a_table_with_no_yaml_then_rerun_its_config(runner, demo_data, tmp_path):
+    quick = ["--set", "training.epochs=1", "--set", "training.progress=false"]
+    quick += ["--set", "training.tensorboard=false", "--set", "training.threads=1"]
+    quick += ["--set", "evaluation.report=false", "--set", f"output_dir={tmp_path}"]
+    result = invoke(
+        runner, "train", demo_data / "train.csv", "--label", "label", "--preset", "fast", *quick
+    )
+    assert result.exit_code == 0, result.output
+    for column, role in [("caption", "text"), ("image", "image"), ("audio", "audio"), ("id", "id")]:
+        assert f"│ {column}" in result.output and f"│ {role}" in result.output
+    run_dir = tmp_path / "train-label"
+    assert (run_dir / "model" / "model.safetensors").is_file()
+    assert f"config saved as {run_dir / 'config.yaml'}" in result.flat
+    # the saved config is a complete config: it retrains as it is
+    again = invoke(runner, "train", run_dir / "config.yaml", "--set", "name=again")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "again" / "model" / "model.safetensors").is_file()
+    assert PlaitConfig.from_yaml(tmp_path / "again" / "config.yaml").modalities.keys() == {
+        "caption",
+        "image",
+        "audio",
+    }
+
+
+def test_train_a_table_refuses_a_wrong_or_missing_label(runner, demo_data):
+    wrong = invoke(runner, "train", demo_data / "train.csv", "--label", "lable")
+    assert wrong.exit_code == 2
+    assert (
+        "did you mean 'label'?" in wrong.flat and "id, caption, image, audio, label" in wrong.flat
+    )
+    missing = invoke(runner, "train", demo_data / "train.csv")
+    assert missing.exit_code == 2 and "--label" in missing.flat
+    other = invoke(runner, "train", demo_data / "README.md")
+    assert other.exit_code == 2 and "not a config" in other.flat
+
+
+def test_check_on_an_alignment_config_omits_the_blocks_it_does_not_use(
+    runner, tiny_config, tmp_path
+):
+    raw = tiny_config(tmp_path / "runs", alignment={"dim": 16, "pair": ["caption", "image"]})
+    result = invoke(runner, "check", write_yaml(tmp_path / "clip.yaml", raw))
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["alignment"]["dim"] == 16
+    assert "fusion" not in resolved and "head" not in resolved
+    # the matching objective's cross-attention reads the fusion block: shown then
+    raw["alignment"]["objectives"] = [{"name": "clip"}, {"name": "itm", "weight": 0.5}]
+    result = invoke(runner, "check", write_yaml(tmp_path / "itm.yaml", raw))
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.stdout)
+    assert "fusion" in resolved and "head" not in resolved
+    # a classifier's config keeps both
+    result = invoke(runner, "check", write_yaml(tmp_path / "cls.yaml", tiny_config(tmp_path)))
+    assert {"fusion", "head"} <= set(yaml.safe_load(result.stdout))
+
+
+def test_tables_are_not_cut_when_stdout_is_not_a_terminal(capsys, monkeypatch):
+    from rich.table import Table
+
+    from plait.utils.tables import print_table
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    long_value = "/data/" + "very-long-folder-name/" * 12 + "picture.png"  # ~280 characters
+    table = Table(title="hits")
+    for column in ("rank", "name", "path"):
+        table.add_column(column)
+    table.add_row("1", "a name, with a comma", long_value)
+    print_table(table)
+    out = capsys.readouterr().out
+    assert long_value in out  # whole, on one line: not cut or wrapped at 80 columns
+    assert max(len(line) for line in out.splitlines()) > 280

@@ -4,6 +4,7 @@ zeroshot, similarity, data digits), run in-process with Typer's CliRunner."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -390,3 +391,105 @@ def test_data_digits_reports_missing_sources(runner, tmp_path):
     )
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and "error:" in result.output
+
+
+# ----------------------------------------------------------------------------- issue 13
+def test_search_takes_an_array_cell_query(runner, index, demo_data, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rows = pd.read_csv(demo_data / "test.csv").dropna(subset=["image"]).head(3)
+    pictures = [np.asarray(Image.open(demo_data / p).convert("RGB")) for p in rows["image"]]
+    np.save(tmp_path / "images.npy", np.stack(pictures))
+    result = invoke(runner, "search", index, "--image", f"{tmp_path / 'images.npy'}#2", "-k", "2")
+    assert result.exit_code == 0, result.output
+    first = next(line for line in result.output.splitlines() if "│ 1 " in line)
+    assert rows["id"].iloc[2] in first and "1.0000" in first  # the picture finds itself
+    line = _error(invoke(runner, "search", index, "--image", f"{tmp_path / 'images.npy'}#7"))
+    assert "row 7 is out of range" in line
+
+
+def test_search_shows_chosen_columns_whole_in_the_table_the_file_and_the_sheet(
+    runner, model, demo_data, tmp_path
+):
+    table = pd.read_csv(demo_data / "test.csv")
+    table["image"] = [str(demo_data / p) if isinstance(p, str) else p for p in table["image"]]
+    table["name"] = [f"item {i}, {'a long name ' * 10}end" for i in range(len(table))]
+    table.to_csv(tmp_path / "named.csv", index=False)
+    out = tmp_path / "idx"
+    built = invoke(
+        runner, "index", "build", model, tmp_path / "named.csv", "--modality", "image", "--out", out
+    )
+    assert built.exit_code == 0, built.output
+    hits_file, sheet = tmp_path / "hits.json", tmp_path / "sheet.html"
+    args = ["search", out, "--text", "a dog", "-k", "3", "--show", "name,caption"]
+    # as piped to a file: no terminal, no COLUMNS; the long names must not be cut
+    result = runner.invoke(
+        app, [str(a) for a in [*args, "--out", hits_file, "--html", sheet]], env={"COLUMNS": None}
+    )
+    assert result.exit_code == 0, result.output
+    hits = pd.read_json(hits_file)
+    assert list(hits.columns) == ["rank", "id", "score", "name", "caption"]
+    names = dict(zip(table["id"], table["name"], strict=True))
+    for item in hits["id"]:
+        assert names[item] in result.output  # whole, on one line
+        assert f"name: {names[item]}" in sheet.read_text()
+    header = next(line for line in result.output.splitlines() if "rank" in line)
+    assert "name" in header and "caption" in header and "label" not in header
+    assert "no column(s) ['title']" in _error(
+        invoke(runner, "search", out, "--text", "a", "--show", "title")
+    )
+    csv_out = tmp_path / "hits.csv"
+    assert invoke(runner, *args, "--out", csv_out).exit_code == 0
+    assert pd.read_csv(csv_out)["name"].tolist() == hits["name"].tolist()
+    assert "write hits to .csv, .json, .parquet" in _error(
+        invoke(runner, *args, "--out", tmp_path / "hits.txt")
+    )
+
+
+def test_zeroshot_class_names_with_commas_from_the_option_and_a_file(
+    runner, model, demo_data, tmp_path
+):
+    labels = sorted(pd.read_csv(demo_data / "test.csv")["label"].dropna().unique())
+    odd = "a dog, sitting"
+    out = tmp_path / "zs.csv"
+    result = invoke(
+        runner,
+        "zeroshot",
+        model,
+        demo_data / "test.csv",
+        "--class",
+        odd,
+        "--class",
+        labels[0],
+        "--classes",
+        ",".join(labels[1:3]),
+        "-o",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    scores = [c for c in pd.read_csv(out).columns if c.startswith("score_")]
+    assert scores == [f"score_{c}" for c in [*labels[1:3], odd, labels[0]]]
+    many = [*labels, *(f"class {i}, with a comma" for i in range(200))]
+    listing = tmp_path / "classes.txt"
+    listing.write_text("\n".join(many) + "\n\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = invoke(
+            runner, "zeroshot", model, demo_data / "test.csv", "--classes-file", listing, "-o", out
+        )
+    assert result.exit_code == 0, result.output
+    # no PerformanceWarning per class column (pytest would keep it out of the output)
+    assert "PerformanceWarning" not in result.output
+    assert [w for w in caught if "PerformanceWarning" in type(w.message).__name__] == []
+    assert [c for c in pd.read_csv(out).columns if c.startswith("score_")] == [
+        f"score_{c}" for c in many
+    ]
+    listing.write_text("\n\n")
+    assert "no class names in it" in _error(
+        invoke(runner, "zeroshot", model, demo_data / "test.csv", "--classes-file", listing)
+    )
+    twice = invoke(
+        runner, "zeroshot", model, demo_data / "test.csv", "--class", "x", "--classes", "x,y"
+    )
+    assert "given more than once: ['x']" in _error(twice)

@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.training",),
     ("plait.evaluation",),
     ("plait.retrieval",),
-    ("plait.api", "plait.demo", "plait.demo_retrieval"),
+    ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval"),
     ("plait.cli",),
 ]
 PREDICTORS = ("plait.predictor", "plait.alignment.predictor", "plait.tasks")

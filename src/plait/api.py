@@ -60,21 +60,87 @@ def as_config(
 
 
 def train(
-    config: PlaitConfig | str | Path | dict[str, Any],
+    config: PlaitConfig | str | Path | dict[str, Any] | pd.DataFrame,
     *,
+    label: str | None = None,
+    preset: str | None = None,
+    time_limit: str | float | None = None,
     resume: bool = False,
     overrides: list[str] | None = None,
 ) -> RunResult:
     """Train a model; returns the run (model folder, report, metrics, predictor).
+
+    `config` is a config (YAML path, dict or PlaitConfig), or a table (a DataFrame, or a
+    .csv/.tsv/.parquet/.jsonl path) with `label=` naming its label column: then each
+    column's role is inferred (`plait.autoconfig`), the roles and the resolved config
+    are printed, and the config is saved as the run's `config.yaml` to edit and rerun.
+    `preset` (`fast`, `medium`, `best`; tables only) trades quality for time;
+    `time_limit` (`90s`, `10m`, `1h`) stops training when spent, keeping the best model.
 
     Pretrained model names are checked first, so a typo fails in seconds, not after
     minutes of download retries.
     """
     from plait.encoders.hub import check_hub_models
 
-    resolved = as_config(config, overrides)
+    extra = list(overrides or [])
+    if _is_table(config):
+        resolved = _auto(config, label, preset, time_limit, extra, resume)
+    else:
+        if label is not None or preset is not None:
+            raise ConfigError(
+                "`label` and `preset` are for a table (a DataFrame or a .csv/.tsv/.parquet/"
+                ".jsonl file); a config names its label in `data.label`"
+            )
+        if time_limit is not None:
+            extra.append(f"training.time_limit={time_limit}")
+        resolved = as_config(cast("PlaitConfig | str | Path | dict[str, Any]", config), extra)
     check_hub_models(resolved)
     return train_run(resolved, resume=resume)
+
+
+def _is_table(config: object) -> bool:
+    from plait.autoconfig import is_table_path
+
+    return isinstance(config, pd.DataFrame) or is_table_path(config)
+
+
+def _auto(
+    source: Any,
+    label: str | None,
+    preset: str | None,
+    time_limit: Any,
+    overrides: list[str],
+    resume: bool,
+) -> PlaitConfig:
+    """The config inferred from a table, printed (roles, then YAML) on stderr."""
+    from rich.console import Console
+
+    from plait.autoconfig import auto_config, roles_table
+
+    if label is None:
+        raise ConfigError(
+            "training on a table needs the label column: plait train TABLE --label COLUMN "
+            "(in Python: plait.train(df, label='column'))"
+        )
+    found = auto_config(
+        source,
+        label,
+        preset=preset or "medium",
+        time_limit=time_limit,
+        overrides=overrides,
+        fresh=not resume,
+    )
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(roles_table(found.roles))
+    console.print(found.config.to_yaml(), markup=False, highlight=False)
+    run_dir = Path(found.config.output_dir) / found.config.name
+    console.print(
+        f"config saved as {run_dir / 'config.yaml'}: edit it and rerun with "
+        f"`plait train {run_dir / 'config.yaml'} --set name={found.config.name}-2`",
+        markup=False,
+        highlight=False,
+    )
+    return found.config
 
 
 log = logging.getLogger("plait")
@@ -504,13 +570,15 @@ def search(
     index: EmbeddingIndex | str | Path,
     *,
     text: str | None = None,
-    image: str | Path | None = None,
-    audio: str | Path | None = None,
+    image: Any = None,
+    audio: Any = None,
     k: int = 10,
     model: AlignedPredictor | str | Path | None = None,
+    show: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The `k` items of an index nearest to one text, image or audio query: rank, id,
-    score and the items' metadata (`plait index build` makes the index)."""
+    """The `k` items of an index nearest to one text, image or audio query (a file, a
+    `file.npy#row` cell or an array): rank, id, score and the metadata columns `show`
+    (default: the indexed column and the label; `plait index build` makes the index)."""
     from plait.retrieval.search import search as _search
 
-    return _search(index, text=text, image=image, audio=audio, k=k, model=model)
+    return _search(index, text=text, image=image, audio=audio, k=k, model=model, show=show)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plait.api import DataCheck
+    from plait.config import PlaitConfig
     from plait.errors import RowProblem
 
 app = typer.Typer(
@@ -81,6 +82,14 @@ def _bad_rows_exit(report: BadRows | None, listed_in: Path | None, hint: str = "
     text = report.summary(listed_in) + (f"\n{hint}" if hint else "")
     console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
     raise typer.Exit(code=EXIT_SKIPPED)
+
+
+def _print_table(table: Any) -> None:
+    """Every table a command prints: fitted to a terminal, never cut when piped (the rule
+    is `plait.utils.tables.print_table`'s)."""
+    from plait.utils.tables import print_table
+
+    print_table(table)
 
 
 def _fail(exc: Exception) -> None:
@@ -162,16 +171,40 @@ def demo(
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: Annotated[
+        Path,
+        typer.Argument(
+            help="YAML config (.yaml/.yml), or a table (.csv/.tsv/.parquet/.jsonl) with --label."
+        ),
+    ],
+    label: Annotated[
+        str | None,
+        typer.Option(help="The label column of a table (no YAML needed): roles are inferred."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="For a table: fast, medium or best (quality against time) [default: medium]."
+        ),
+    ] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--time-limit",
+            help="Stop training after this long (90s, 10m, 1h); the best model is kept.",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from checkpoints/last.ckpt.")] = False,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a config key, e.g. --set training.lr=0.01"),
     ] = None,
 ) -> None:
-    """Train a model from a YAML config; writes checkpoints, the model and a report.
+    """Train a model from a table or a YAML config; writes checkpoints, the model and a report.
 
     Examples:
+      [bold]plait train data/train.csv --label genre[/]   (no YAML: column roles are inferred)
+      [bold]plait train data/train.csv --label genre --preset fast --time-limit 10m[/]
       [bold]plait train my.yaml[/]
       [bold]plait train my.yaml --set fusion.method=gated --set training.epochs=20[/]
       [bold]plait train my.yaml --resume[/]   (after an interruption)
@@ -179,12 +212,32 @@ def train(
 
     def action() -> None:
         from plait.api import train as train_api
-        from plait.errors import TrainingInterrupted
+        from plait.autoconfig import CONFIG_SUFFIXES, TABLE_SUFFIXES, is_table_path
+        from plait.errors import ConfigError, TrainingInterrupted
 
+        if not is_table_path(config) and config.suffix.lower() not in CONFIG_SUFFIXES:
+            raise ConfigError(
+                f"{config}: not a config ({', '.join(CONFIG_SUFFIXES)}) or a table "
+                f"({', '.join(TABLE_SUFFIXES)})"
+            )
+        if is_table_path(config) and label is None:
+            raise ConfigError(f"{config} is a table: name its label column with --label COLUMN")
         try:
-            result = train_api(config, resume=resume, overrides=set_ or [])
+            result = train_api(
+                config,
+                label=label,
+                preset=preset,
+                time_limit=time_limit,
+                resume=resume,
+                overrides=set_ or [],
+            )
         except TrainingInterrupted as exc:
-            again = " ".join(["plait train", str(config), *(f"--set {s}" for s in set_ or [])])
+            given = [("--label", label), ("--preset", preset), ("--time-limit", time_limit)]
+            again = " ".join(
+                ["plait train", str(config)]
+                + [f"{flag} {value}" for flag, value in given if value is not None]
+                + [f"--set {item}" for item in set_ or []]
+            )
             console.print(
                 f"[yellow]interrupted[/] by {exc.signal_name}: {escape(exc.saved)}. "
                 f"Continue with: {escape(again)} --resume",
@@ -195,6 +248,7 @@ def train(
             return
         console.print(f"model:  {result.model_dir}")
         console.print(f"report: {result.report_path}")
+        console.print(f"config: {result.run_dir / 'config.yaml'}")
         _print_results(result.metrics)
 
     _run(action)
@@ -295,7 +349,7 @@ def robustness(
 
         levels = tuple(float(v) for v in noise.split(",") if v.strip())
         frame = robustness_api(model, data, noise_levels=levels, out=out)
-        Console().print(render_rich_table(frame, "Robustness"))
+        _print_table(render_rich_table(frame, "Robustness"))
         if out:
             console.print(f"report: {out / 'report.html'}")
 
@@ -329,7 +383,7 @@ def explain(
         from plait.evaluation import render_rich_table
 
         result = explain_api(model, data, target=target, out=out)
-        Console().print(render_rich_table(result.summary, "Modality attribution"))
+        _print_table(render_rich_table(result.summary, "Modality attribution"))
         if out:
             console.print(f"wrote {len(result.rows)} rows of contributions to {out}")
 
@@ -380,7 +434,7 @@ def report(
             )
         html = write_comparison_report(out, table, title="Plait comparison", split=chosen)
         name = "validation" if chosen == "valid" else "test"
-        Console().print(render_rich_table(comparison_table(table, chosen), f"comparison ({name})"))
+        _print_table(render_rich_table(comparison_table(table, chosen), f"comparison ({name})"))
         console.print(f"report: {html}")
 
     _run(action)
@@ -423,7 +477,7 @@ def check(
 
         resolved = as_config(config, set_ or [])
         if not data:
-            sys.stdout.write(resolved.to_yaml())
+            sys.stdout.write(_used_config_yaml(resolved))
             return 0
         from plait.api import check_data
 
@@ -439,6 +493,20 @@ def check(
     code = _run(action)
     if code:
         raise typer.Exit(code=code)
+
+
+def _used_config_yaml(config: PlaitConfig) -> str:
+    """The resolved config as YAML, without the blocks the run never reads: an aligned
+    run has no classifier `head`, and uses `fusion` only for the `itm` / `mlm` heads
+    (the saved config.yaml keeps every block)."""
+    import yaml
+
+    raw = config.model_dump(mode="json")
+    if config.alignment is not None:
+        raw.pop("head", None)
+        if not {"itm", "mlm"} & set(config.alignment.objective_names):
+            raw.pop("fusion", None)
+    return yaml.safe_dump(raw, sort_keys=False)
 
 
 def _print_data_check(result: DataCheck) -> None:
@@ -627,8 +695,26 @@ def index_add(
 
 
 TextQuery = Annotated[str | None, typer.Option("--text", help="Search with this text.")]
-ImageQuery = Annotated[Path | None, typer.Option("--image", help="Search with this image file.")]
-AudioQuery = Annotated[Path | None, typer.Option("--audio", help="Search with this audio file.")]
+ImageQuery = Annotated[
+    Path | None,
+    typer.Option("--image", help="Search with this image: a file or a `file.npy#row` cell."),
+]
+AudioQuery = Annotated[
+    Path | None,
+    typer.Option("--audio", help="Search with this audio: a file or a `file.npy#row` cell."),
+]
+ShowColumns = Annotated[
+    str | None,
+    typer.Option(
+        "--show",
+        help="Comma-separated columns of the indexed table to show per hit, e.g. "
+        "name,caption (default: the indexed column and the label).",
+    ),
+]
+HitsOut = Annotated[
+    Path | None,
+    typer.Option("--out", help="Also write the hits as .csv, .json (records) or .parquet."),
+]
 TopK = Annotated[int, typer.Option("-k", "--k", min=1, help="Number of hits.")]
 HtmlOut = Annotated[
     Path | None, typer.Option("--html", help="Also write a contact sheet of image hits.")
@@ -647,12 +733,14 @@ def index_search(
     k: TopK = 10,
     html: HtmlOut = None,
     model: QueryModel = None,
+    show: ShowColumns = None,
+    out: HitsOut = None,
 ) -> None:
     """Search an index with one text, image or audio query (same as [bold]plait search[/]).
 
     Example: [bold]plait index search photos-index --text "a dog on a beach" -k 5[/]
     """
-    _run(lambda: _search(index, text, image, audio, k, html, model))
+    _run(lambda: _search(index, text, image, audio, k, html, model, show, out))
 
 
 @app.command("search")
@@ -664,14 +752,21 @@ def search_command(
     k: TopK = 10,
     html: HtmlOut = None,
     model: QueryModel = None,
+    show: ShowColumns = None,
+    out: HitsOut = None,
 ) -> None:
     """Find the items of an index nearest to one text, image or audio query.
 
+    A query takes any form the training data takes: a text, a file, or a row
+    of a NumPy array file ([bold]--image images.npy#4[/]). [bold]--show[/] picks
+    the columns of the indexed table printed with each hit (an index keeps every
+    column of its table).
+
     Examples:
       [bold]plait search photos-index --text "a dog on a beach" -k 5 --html dogs.html[/]
-      [bold]plait search photos-index --image query.png[/]
+      [bold]plait search photos-index --image query.png --show name,caption --out hits.csv[/]
     """
-    _run(lambda: _search(index, text, image, audio, k, html, model))
+    _run(lambda: _search(index, text, image, audio, k, html, model, show, out))
 
 
 def _search(
@@ -682,29 +777,63 @@ def _search(
     k: int,
     html: Path | None,
     model: Path | None,
+    show: str | None = None,
+    out: Path | None = None,
 ) -> None:
     from rich.table import Table
 
     from plait.errors import PlaitError
-    from plait.retrieval.search import contact_sheet, search
+    from plait.retrieval.search import contact_sheet, load_index, search, shown_columns
 
-    hits = search(index, text=text, image=image, audio=audio, k=k, model=model)
+    if out is not None and out.suffix.lower() not in HITS_FORMATS:
+        raise PlaitError(f"--out {out}: write hits to {', '.join(HITS_FORMATS)}")
+    loaded = load_index(index)
+    if html is not None and loaded.info.get("kind") != "image":
+        raise PlaitError(
+            f"--html draws image hits, but this index holds {loaded.info.get('kind')} items"
+        )
+    wanted = _split_list(show) if show is not None else None
+    columns = shown_columns(loaded, wanted)
+    drawn = str(loaded.info.get("column"))
+    fetched = [*columns, drawn] if html is not None and drawn not in columns else columns
+    hits = search(loaded, text=text, image=image, audio=audio, k=k, model=model, show=fetched)
+    shown = hits[["rank", "id", "score", *columns]]
     query = str(hits.attrs.get("query", ""))
     table = Table(title=escape(f"{hits.attrs.get('query_kind')} query: {query}"))
-    for column in hits.columns:
+    for column in shown.columns:
         table.add_column(escape(str(column)), justify="right" if column == "score" else "left")
-    for row in hits.itertuples(index=False):
+    for row in shown.itertuples(index=False):
         table.add_row(
-            *(_cell(column, value) for column, value in zip(hits.columns, row, strict=True))
+            *(_cell(column, value) for column, value in zip(shown.columns, row, strict=True))
         )
-    Console().print(table)
+    _print_table(table)
+    if out is not None:
+        _write_hits(shown, out)
+        console.print(f"wrote {len(shown)} hits to {out}")
     if html is not None:
-        if hits.attrs.get("kind") != "image":
-            raise PlaitError(
-                f"--html draws image hits, but this index holds {hits.attrs.get('kind')} items"
-            )
-        page = contact_sheet(hits, html, query, str(hits.attrs["column"]))
+        page = contact_sheet(hits, html, query, drawn, show=columns)
         console.print(f"contact sheet: {page}")
+
+
+HITS_FORMATS = (".csv", ".json", ".parquet")
+
+
+def _write_hits(hits: pd.DataFrame, path: Path) -> None:
+    """The hits as CSV, JSON records or Parquet (by the extension), written atomically."""
+    from plait.utils.io import atomic_write
+
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        atomic_write(path, lambda tmp: hits.to_parquet(tmp, index=False))
+    elif suffix == ".json":
+        atomic_write(path, lambda tmp: hits.to_json(tmp, orient="records", indent=2))
+    else:
+        atomic_write(path, lambda tmp: hits.to_csv(tmp, index=False))
+
+
+def _split_list(text: str) -> list[str]:
+    """`"a, b,,c"` -> `["a", "b", "c"]`."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _cell(column: object, value: object) -> str:
@@ -719,7 +848,18 @@ def zeroshot(
     data: Annotated[Path, typer.Argument(help="Table to classify: CSV, Parquet or JSONL.")],
     classes: Annotated[
         str | None,
-        typer.Option(help="Comma-separated class names (default: the model's classes)."),
+        typer.Option(
+            help="Comma-separated class names (default: the model's classes); for names "
+            "with commas use --class or --classes-file."
+        ),
+    ] = None,
+    class_: Annotated[
+        list[str] | None,
+        typer.Option("--class", help="One class name, taken whole (repeat for more)."),
+    ] = None,
+    classes_file: Annotated[
+        Path | None,
+        typer.Option(help="Text file of class names, one per line (blank lines skipped)."),
     ] = None,
     template: Annotated[
         list[str] | None,
@@ -747,6 +887,10 @@ def zeroshot(
     classify (an empty cell, or a file that cannot be read) has an empty prediction and
     an `error`. Exit status: 0, 2 on an error, 3 when unreadable rows were skipped.
 
+    Class names come from [bold]--classes a,b,c[/], [bold]--class[/] (repeatable, a
+    name may hold commas) or [bold]--classes-file[/] (one per line), in that order when
+    combined.
+
     Example: [bold]plait zeroshot runs/clip/model test.csv --classes "cat,dog" --template
     "a photo of a {}" --out predictions.csv[/]
     """
@@ -757,7 +901,7 @@ def zeroshot(
         from plait.retrieval.search import load_aligned
 
         predictor = load_aligned(model)
-        names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+        names = _class_names(classes, class_, classes_file) or None
         result = zeroshot_api(
             predictor,
             data,
@@ -774,6 +918,28 @@ def zeroshot(
         _bad_rows_exit(predictor.last_bad_rows, bad_rows_path(out))
 
     _run(action)
+
+
+def _class_names(classes: str | None, single: list[str] | None, path: Path | None) -> list[str]:
+    """Class names from --classes (split on commas), --class and --classes-file (one a
+    line), in that order; a name given twice is an error (its scores would collide)."""
+    from plait.errors import PlaitError
+
+    names = _split_list(classes) if classes else []
+    names += [c.strip() for c in single or [] if c.strip()]
+    if path is not None:
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlaitError(f"--classes-file {path}: cannot read it ({exc})") from None
+        from_file = [line.strip() for line in lines if line.strip()]
+        if not from_file:
+            raise PlaitError(f"--classes-file {path}: no class names in it (one per line)")
+        names += from_file
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise PlaitError(f"class name(s) given more than once: {repeated[:5]}")
+    return names
 
 
 @app.command()
@@ -808,7 +974,7 @@ def similarity(
             table.add_column(escape(str(column)), justify="right")
         for name, row in frame.iterrows():
             table.add_row(escape(str(name)), *(f"{v:.4f}" for v in row))
-        Console().print(table)
+        _print_table(table)
         if out is not None:
             atomic_write(out, lambda tmp: frame.to_csv(tmp))
             console.print(f"wrote {out}")
@@ -834,7 +1000,7 @@ def _print_split(metrics: dict, title: str | None) -> None:
     if isinstance(metrics.get("retrieval"), dict):
         from plait.evaluation import render_retrieval_table
 
-        Console().print(render_retrieval_table(metrics))
+        _print_table(render_retrieval_table(metrics))
     _print_metrics(metrics, f"metrics ({title})" if title else "metrics")
 
 
@@ -847,7 +1013,7 @@ def _print_metrics(metrics: dict, title: str = "metrics") -> None:
     for key, value in metrics.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    Console().print(table)
+    _print_table(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ Example (the smallest useful config)::
 from __future__ import annotations
 
 import difflib
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +30,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -123,6 +125,138 @@ class EncoderConfig(_Strict):
         return self
 
 
+# ------------------------------------------------------------------------- augmentation
+#
+# Augmentation is a list of named transforms, each a small model with a `name` tag, applied
+# in training only, in list order, with the dataset's seeded generator (so a run reproduces).
+# The code of each name lives in `plait.data.augment` (`IMAGE_TRANSFORMS`,
+# `AUDIO_WAVE_TRANSFORMS`, `AUDIO_FEATURE_TRANSFORMS`); tests/data/test_augment.py fails
+# when a name here has no code there or code has no name.
+#
+# `p` is the chance a transform is applied: 0 disables it (no random draw), 1 always
+# applies it (no draw), anything between draws one number first.
+
+
+class _Transform(_Strict):
+    p: float = Field(1.0, ge=0.0, le=1.0, description="chance the transform is applied")
+
+
+def _range(low: float, high: float) -> Any:
+    return Field((low, high), description="[low, high]")
+
+
+class RandomResizedCrop(_Transform):
+    """A random crop covering `scale` of the area with aspect ratio in `ratio`, resized to
+    `size` (float array rows: cut out, then resized)."""
+
+    name: Literal["random_resized_crop"] = "random_resized_crop"
+    scale: tuple[float, float] = _range(0.8, 1.0)
+    ratio: tuple[float, float] = _range(3 / 4, 4 / 3)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RandomResizedCrop:
+        low, high = self.scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"`scale` must satisfy 0 < low <= high <= 1, got {list(self.scale)}")
+        if not 0.0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"`ratio` must satisfy 0 < low <= high, got {list(self.ratio)}")
+        return self
+
+
+class HorizontalFlip(_Transform):
+    """Mirror left-right with chance `p`. Not in the default: it falsifies text, arrows and
+    anything "facing left/right"; add it for pictures whose meaning survives a mirror."""
+
+    name: Literal["hflip"] = "hflip"
+    p: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class VerticalFlip(_Transform):
+    """Mirror top-bottom with chance `p` (aerial, microscope or texture images)."""
+
+    name: Literal["vflip"] = "vflip"
+    p: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class ColorJitter(_Transform):
+    """Pixel values x U(1 - brightness, 1 + brightness), then contrast about the image's mean
+    by U(1 - contrast, 1 + contrast); 0 turns either off. Pixel images only (decoded files,
+    uint8 arrays): float array rows carry no pixel scale and are left as they are."""
+
+    name: Literal["color_jitter"] = "color_jitter"
+    brightness: float = Field(0.0, ge=0.0, lt=1.0)
+    contrast: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+ImageTransform = Annotated[
+    RandomResizedCrop | HorizontalFlip | VerticalFlip | ColorJitter,
+    Field(discriminator="name"),
+]
+
+LEGACY_IMAGE_AUGMENT: tuple[ImageTransform, ...] = (
+    RandomResizedCrop(),
+    HorizontalFlip(p=0.5),
+    ColorJitter(brightness=0.1),
+)
+"""What `augment: true` meant when augmentation was one switch, and still means."""
+
+DEFAULT_IMAGE_AUGMENT: tuple[ImageTransform, ...] = (
+    RandomResizedCrop(),
+    ColorJitter(brightness=0.1),
+)
+"""The default: the old set without its flip (see `HorizontalFlip`)."""
+
+
+def _default_image_augment() -> list[ImageTransform]:
+    return [transform.model_copy() for transform in DEFAULT_IMAGE_AUGMENT]
+
+
+class TimeShift(_Transform):
+    """Shift the (cropped) waveform by up to `max_seconds` either way, filling with silence."""
+
+    name: Literal["time_shift"] = "time_shift"
+    max_seconds: float = Field(0.1, ge=0.0)
+
+
+class Gain(_Transform):
+    """Scale the waveform by U(-db, +db) decibels. Scratch log-mel features are normalised
+    per clip, which removes most of a gain change (it moves the noise floor); hub feature
+    extractors that do not normalise see all of it."""
+
+    name: Literal["gain"] = "gain"
+    db: float = Field(6.0, ge=0.0)
+
+
+class SpecAugment(_Transform):
+    """Zero `time_masks` bands of frames and `freq_masks` bands of mel bins, each up to
+    `time_width` / `freq_width` of its axis (scratch encoders: the log-mel features)."""
+
+    name: Literal["spec_augment"] = "spec_augment"
+    time_masks: int = Field(2, ge=0)
+    freq_masks: int = Field(2, ge=0)
+    time_width: float = Field(0.1, gt=0.0, le=1.0)
+    freq_width: float = Field(0.1, gt=0.0, le=1.0)
+
+
+AudioTransform = Annotated[TimeShift | Gain | SpecAugment, Field(discriminator="name")]
+
+TRANSFORM_MODELS: dict[str, type[_Transform]] = {
+    model.model_fields["name"].default: model
+    for model in (RandomResizedCrop, HorizontalFlip, VerticalFlip, ColorJitter)
+    + (TimeShift, Gain, SpecAugment)
+}
+"""Transform name -> its settings model (image and audio names never collide)."""
+
+
+def _augment_list(value: Any, true: tuple[_Transform, ...]) -> Any:
+    """`true` -> the transforms it stands for, `false` -> none, a list as it is."""
+    if value is True:
+        return [t.model_copy() for t in true]
+    if value is False or value is None:
+        return []
+    return value
+
+
 # --------------------------------------------------------------------------- modalities
 
 
@@ -153,7 +287,11 @@ class TextModality(_Strict):
 
 
 class ImageModality(_Strict):
-    """An image column of file paths (relative to the manifest) or, in a DataFrame, arrays."""
+    """An image column of file paths (relative to the manifest) or, in a DataFrame, arrays.
+
+    `augment` is a list of transforms (`ImageTransform`); `true` is read as the set the
+    one switch used to mean (`LEGACY_IMAGE_AUGMENT`, flip included), `false` as none.
+    """
 
     kind: Literal["image"] = "image"
     column: str
@@ -162,10 +300,18 @@ class ImageModality(_Strict):
     channels: Literal[1, 3] = 3
     mean: list[float] | None = None
     std: list[float] | None = None
-    augment: bool = True
+    augment: list[ImageTransform] = Field(
+        default_factory=_default_image_augment,
+        description="training-time transforms; true = the old set (with hflip), false = none",
+    )
     max_pixels: int = Field(
         89_478_485, gt=0, description="decompression-bomb limit, as Pillow's default"
     )
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _augment_switch(cls, value: Any) -> Any:
+        return _augment_list(value, LEGACY_IMAGE_AUGMENT)
 
     @model_validator(mode="after")
     def _image_encoder(self) -> ImageModality:
@@ -174,7 +320,11 @@ class ImageModality(_Strict):
 
 
 class AudioModality(_Strict):
-    """An audio column of file paths; decoded with soundfile, mixed to mono, resampled."""
+    """An audio column of file paths; decoded with soundfile, mixed to mono, resampled.
+
+    `augment` is a list of transforms (`AudioTransform`); `true` is `[spec_augment]` with
+    `time_masks`/`freq_masks`. `spec_augment: true` is the older switch for the same.
+    """
 
     kind: Literal["audio"] = "audio"
     column: str
@@ -190,6 +340,25 @@ class AudioModality(_Strict):
     spec_augment: bool = False
     time_masks: int = Field(2, ge=0)
     freq_masks: int = Field(2, ge=0)
+    augment: list[AudioTransform] = Field(
+        default_factory=list, description="training-time transforms; true = spec_augment"
+    )
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _augment_switch(cls, value: Any, info: ValidationInfo) -> Any:
+        masks = {k: info.data[k] for k in ("time_masks", "freq_masks") if k in info.data}
+        return _augment_list(value, (SpecAugment(**masks),))
+
+    @property
+    def transforms(self) -> list[TimeShift | Gain | SpecAugment]:
+        """`augment`, plus the older switch `spec_augment: true` (with `time_masks` and
+        `freq_masks`) when the list has no `spec_augment` of its own."""
+        transforms = list(self.augment)
+        if self.spec_augment and not any(t.name == "spec_augment" for t in transforms):
+            masks = SpecAugment(time_masks=self.time_masks, freq_masks=self.freq_masks)
+            transforms.append(masks)
+        return transforms
 
     @model_validator(mode="after")
     def _audio_encoder(self) -> AudioModality:
@@ -464,9 +633,12 @@ class TrainingConfig(_Strict):
     `monitor` picks the best checkpoint (and drives early stopping); `monitor_mode` says
     whether it is better `max`imised or `min`imised; `auto` maximises accuracy, F1, AUROC,
     R² (`r2`) and recall (`R@k`) and minimises everything else (losses, errors).
+    `time_limit` (`90s`, `10m`, `1.5h`; a bare number is seconds) stops training when it
+    is spent (Lightning's `max_time`); the best checkpoint so far becomes the model.
     """
 
     epochs: int = Field(10, ge=1)
+    time_limit: str | None = None
     batch_size: int = Field(32, ge=1)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
@@ -489,6 +661,37 @@ class TrainingConfig(_Strict):
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     progress: bool = True
     tensorboard: bool = True
+
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value:g}s"
+        parse_duration(value)
+        return str(value).strip()
+
+    @property
+    def time_limit_seconds(self) -> float | None:
+        return None if self.time_limit is None else parse_duration(self.time_limit)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """`90`, `90s`, `10m`, `1.5h` -> seconds (a positive number)."""
+    match = _DURATION.match(str(value))
+    if match is None or not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(
+            f"time limit {value!r} is not a duration: write a number with s, m or h (90s, 10m, 1.5h)"
+        )
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2].lower()]
+    if seconds <= 0:
+        raise ValueError(f"time limit {value!r} must be more than 0 seconds")
+    return seconds
 
 
 class EvaluationConfig(_Strict):
@@ -762,7 +965,18 @@ def _display_loc(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if len(parts) > 2 and parts[0] == "modalities" and parts[2] in _KINDS:
         del parts[2]
+    # `...augment.0.hflip.p` -> `...augment.0.p` (drop a transform's tag after its index)
+    parts = [
+        p
+        for i, p in enumerate(parts)
+        if not (i and p in TRANSFORM_MODELS and isinstance(_loc_int(parts[i - 1]), int))
+    ]
     return ".".join(parts)
+
+
+def _loc_int(part: str) -> int | None:
+    """`"3"` -> 3 (a list index in an error location), anything else -> None."""
+    return int(part) if part.isdigit() else None
 
 
 _KINDS = {"text": TextModality, "image": ImageModality, "audio": AudioModality}
@@ -783,6 +997,10 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
             if i < len(parts) and parts[i] in ("text", "image", "audio"):
                 model = _KINDS[parts[i]]
                 i += 1
+            continue
+        if isinstance(part, int) and i + 1 < len(parts) and parts[i + 1] in TRANSFORM_MODELS:
+            model = TRANSFORM_MODELS[parts[i + 1]]  # a list of tagged transforms
+            i += 2
             continue
         if part in fields:
             model = _model_of(fields[part].annotation)

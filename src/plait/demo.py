@@ -130,10 +130,10 @@ def run_demo(
         out_dir / "report", table, title="Plait demo", notes=notes, split="test"
     )
     if progress:
-        from rich.console import Console
+        from plait.utils.tables import print_table
 
         frame = comparison_table(table, "test")[SHOWN_COLUMNS].round(3)
-        Console().print(render_rich_table(frame, "Plait demo: test set"))
+        print_table(render_rich_table(frame, "Plait demo: test set"))
     return DemoResult(out_dir, runs, seconds)
 
 

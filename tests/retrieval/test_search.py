@@ -78,9 +78,10 @@ def test_build_records_the_model_and_absolute_metadata(image_index, image_model,
         "kind": "image",
         "column": "image",
         "base_dir": str(demo_data.resolve()),
+        "shown": ["image", "label"],  # what hits show by default
     }
     metadata = index.metadata
-    assert list(metadata.columns) == ["image", "label"]
+    assert list(metadata.columns) == ["image", "label", "caption", "audio"]  # every column
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in metadata["image"])
 
 
@@ -213,3 +214,93 @@ def test_contact_sheet_handles_array_cells_and_unreadable_images(tmp_path):
     assert "cannot read" in html and "no image" in html and "&lt;c&gt;" in html
     with pytest.raises(PlaitError, match="no `path` column"):
         contact_sheet(hits, tmp_path / "t.html", "q", "path")
+
+
+# ----------------------------------------------------------------------------- issue 13
+def _image_array(demo_data: Path, tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """The first four demo test images as rows of one uint8 array file [4, H, W, 3]."""
+    rows = _rows(demo_data, "image").head(4).reset_index(drop=True)
+    pictures = [np.asarray(Image.open(demo_data / p).convert("RGB")) for p in rows["image"]]
+    path = tmp_path / "images.npy"
+    np.save(path, np.stack(pictures))
+    return path, rows
+
+
+def test_array_cell_queries_embed_as_that_row_of_a_table(image_model, demo_data, tmp_path):
+    from plait.retrieval.search import embed_query
+
+    array, _ = _image_array(demo_data, tmp_path)
+    pd.DataFrame({"id": ["r0", "r1", "r2"], "image": [f"images.npy#{i}" for i in range(3)]}).to_csv(
+        tmp_path / "cells.csv", index=False
+    )
+    model = plait.load(image_model)
+    ids, table_vectors = model.embed(tmp_path / "cells.csv", "image")
+    assert ids == ["r0", "r1", "r2"]
+    for row in range(3):
+        for query in (f"{array}#{row}", Path(f"{array}#{row}")):  # as the CLI passes it
+            vector = embed_query(model, "image", query)
+            np.testing.assert_allclose(vector[0], table_vectors[row], atol=1e-5)
+    with pytest.raises(PlaitError, match="row 9 is out of range"):
+        embed_query(model, "image", f"{array}#9")
+
+
+def test_an_array_cell_image_query_finds_its_picture_first(image_index, demo_data, tmp_path):
+    array, rows = _image_array(demo_data, tmp_path)
+    hits = search(image_index, image=Path(f"{array}#2"), k=2)
+    assert hits["id"].iloc[0] == rows["id"].iloc[2]
+    assert hits["score"].iloc[0] == pytest.approx(1.0, abs=1e-4)
+    assert hits.attrs["query"] == f"{array}#2"
+
+
+def test_audio_array_cell_queries_embed_as_that_row_of_a_table(audio_model, tmp_path):
+    from plait.retrieval.search import embed_query
+
+    waves = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 4000)).astype(np.float32)
+    np.save(tmp_path / "waves.npy", waves)
+    pd.DataFrame({"id": ["w0", "w1", "w2"], "audio": [f"waves.npy#{i}" for i in range(3)]}).to_csv(
+        tmp_path / "cells.csv", index=False
+    )
+    model = plait.load(audio_model)
+    _, table_vectors = model.embed(tmp_path / "cells.csv", "audio")
+    vector = embed_query(model, "audio", Path(tmp_path / "waves.npy#2"))
+    np.testing.assert_allclose(vector[0], table_vectors[2], atol=1e-5)
+
+
+def test_an_index_keeps_every_column_and_hits_show_the_chosen_ones(
+    image_model, demo_data, tmp_path
+):
+    table = pd.read_csv(demo_data / "test.csv")
+    table["image"] = [str(demo_data / p) if isinstance(p, str) else p for p in table["image"]]
+    table["name"] = [f"item, number {i}" for i in range(len(table))]
+    table["mixed"] = [1 if i % 2 else "one" for i in range(len(table))]  # Parquet cannot
+    table.to_csv(tmp_path / "named.csv", index=False)
+    index = build_index(image_model, tmp_path / "named.csv", "image", tmp_path / "idx")
+    assert list(index.metadata.columns) == ["image", "label", "caption", "audio", "name", "mixed"]
+    assert index.info["shown"] == ["image", "label"]
+    default = search(tmp_path / "idx", text="a dog", k=3)
+    assert list(default.columns) == ["rank", "id", "score", "image", "label"]
+    chosen = search(tmp_path / "idx", text="a dog", k=3, show=["name", "caption"])
+    assert list(chosen.columns) == ["rank", "id", "score", "name", "caption"]
+    names = dict(zip(table["id"], table["name"], strict=True))
+    assert chosen["name"].tolist() == [names[i] for i in chosen["id"]]
+    with pytest.raises(PlaitError, match=r"keeps no column\(s\) \['title'\]"):
+        search(tmp_path / "idx", text="a dog", show=["title"])
+    both = chosen.assign(image=default["image"])  # the same query: the same hits
+    html = contact_sheet(both, tmp_path / "s.html", "q", "image", show=["name"]).read_text()
+    assert all(f"name: {names[i]}" in html for i in chosen["id"]) and "caption: " not in html
+
+
+def test_a_zeroshot_over_hundreds_of_classes_warns_nothing(image_model, demo_data):
+    import warnings
+
+    model = plait.load(image_model)
+    labels = sorted(_rows(demo_data, "image")["label"].unique())
+    classes = [*labels, *(f"class {i}, a name with a comma" for i in range(200))]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model.zeroshot(demo_data / "test.csv", classes, templates=["{}"])
+    assert [str(w.message) for w in caught] == []
+    scores = [c for c in result.predictions.columns if c.startswith("score_")]
+    assert scores == [f"score_{c}" for c in classes]
+    assert set(result.predictions["prediction"].dropna()) <= set(classes)
+    assert result.metrics is not None and result.metrics["unknown_labels"] == 0

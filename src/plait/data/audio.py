@@ -24,6 +24,8 @@ from torch import Tensor
 
 from plait.config import AudioModality
 from plait.data.arrays import is_array_cell, load_array_cell
+from plait.data.augment import augment_features, augment_wave
+from plait.data.augment import spec_augment as spec_augment  # re-exported, its old home
 from plait.data.processor_base import Processor, resolve_path
 
 #: frames per block when a whole file is streamed for validation (256 KiB per channel)
@@ -277,36 +279,21 @@ def log_mel(wave: Tensor, sample_rate: int, n_fft: int, hop_length: int, n_mels:
     return torch.log(mel + 1e-6)
 
 
-def spec_augment(
-    features: Tensor, time_masks: int, freq_masks: int, generator: torch.Generator
-) -> Tensor:
-    """Zero random bands (each up to ~10% of its axis) of [n_mels, frames] features."""
-    out = features.clone()
-    for axis, count in ((1, time_masks), (0, freq_masks)):
-        length = out.shape[axis]
-        max_width = max(1, int(0.1 * length))
-        for _ in range(count):
-            width = int(torch.randint(0, max_width + 1, (), generator=generator))
-            start = int(torch.randint(0, max(1, length - width + 1), (), generator=generator))
-            if axis == 1:
-                out[:, start : start + width] = 0.0
-            else:
-                out[start : start + width, :] = 0.0
-    return out
-
-
 # ----------------------------------------------------------------------- processor
 
 
 class AudioProcessor(Processor):
     """Audio cell -> features.
 
-    Scratch encoders: {"features": [1, n_mels, frames]}, log-mel normalised per utterance,
-    SpecAugment in training when `config.spec_augment`. Hub encoders: the feature
-    extractor's own keys at its own sampling rate (`input_values` [+ `attention_mask`] for
-    wav2vec2/HuBERT, `input_values` for AST, `input_features` for Whisper).
+    Scratch encoders: {"features": [1, n_mels, frames]}, log-mel normalised per utterance.
+    Hub encoders: the feature extractor's own keys at its own sampling rate (`input_values` [+ `attention_mask`] for
+    wav2vec2/HuBERT, `input_values` for AST, `input_features` for Whisper); they get the
+    waveform transforms, not SpecAugment (their features are made by the extractor).
     Clips are cropped to `config.duration` (random window in training, centre in eval);
     scratch clips are also zero-padded to it, hub clips are padded by the collate.
+    Training-time augmentation (`config.transforms`: the `augment` list, plus SpecAugment
+    when the older switch `spec_augment` is on), in list order: `time_shift` and `gain` on
+    the cropped waveform, `spec_augment` on the normalised log-mel.
 
     Files: `check` (row validation) streams the whole file once and refuses NaN or
     infinite samples and files over `config.max_duration` seconds. `load` decodes a file
@@ -318,7 +305,8 @@ class AudioProcessor(Processor):
     `config.sample_rate` and goes the way of a decoded file. A 2-D row is a PRECOMPUTED
     spectrogram [frequency or mel bins, time frames] for scratch encoders: the log-mel step
     is skipped, its bin count must equal `n_mels`, it is normalised per utterance like a
-    computed log-mel and gets SpecAugment in training (`spec_augment`), and it is used at
+    computed log-mel and gets SpecAugment in training (no waveform transforms: there is no
+    waveform), and it is used at
     its full length (no cropping; the collate pads shorter ones with zeros). For a missing
     value to have the same shape, pick `duration` and `hop_length` so that
     `duration * sample_rate // hop_length + 1` equals the frame count (AV-MNIST: 8000 Hz,
@@ -438,6 +426,8 @@ class AudioProcessor(Processor):
             mel = torch.from_numpy(np.array(raw, dtype=np.float32))  # [bins, frames]
         else:
             wave = self.crop(raw, train, generator)
+            if train:
+                wave = augment_wave(wave, self.sample_rate, cfg.transforms, generator)
             if self.extractor is not None:
                 return self._hub_features(wave)
             padded = np.zeros(self.num_samples, dtype=np.float32)
@@ -446,8 +436,8 @@ class AudioProcessor(Processor):
                 torch.from_numpy(padded), self.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels
             )
         mel = (mel - mel.mean()) / (mel.std() + 1e-5)  # [n_mels, frames]
-        if train and cfg.spec_augment:
-            mel = spec_augment(mel, cfg.time_masks, cfg.freq_masks, generator)
+        if train:
+            mel = augment_features(mel, cfg.transforms, generator)
         return {"features": mel.unsqueeze(0)}  # [1, n_mels, frames]
 
     def _hub_features(self, wave: np.ndarray) -> dict[str, Tensor]:

@@ -7,7 +7,6 @@ into plain RGB (or L) or a clear reason why not; `ImageProcessor` makes the tens
 
 from __future__ import annotations
 
-import math
 import threading
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from plait.config import ImageModality
 from plait.data.arrays import is_array_cell, load_array_cell
+from plait.data.augment import augment_float_image, augment_image, jitter_pixels
 from plait.data.processor_base import Processor, resolve_path
 
 _OPEN_LOCK = threading.Lock()
@@ -212,16 +212,19 @@ class ImageProcessor(Processor):
     Scratch encoders use `config.size`, `config.mean`/`config.std` (default 0.5/0.5). A hub
     encoder's own size and mean/std are read from its `AutoImageProcessor` (falling back to
     the config when it cannot be loaded) and kept in the saved state.
-    Training-time augmentation (when `config.augment`): random resized crop (scale 0.8-1,
-    aspect 3/4-4/3), horizontal flip, brightness x U(0.9, 1.1) - all from the generator.
+    Training-time augmentation: the transforms of `config.augment` in list order, all drawn
+    from the generator (`plait.data.augment`); colour factors are applied to the 0-1
+    pixels after the geometry, then clamped. The default is a random resized crop (scale
+    0.8-1, aspect 3/4-4/3) and brightness x U(0.9, 1.1); `augment: true` adds the
+    horizontal flip it always had.
 
     Array cells (`file.npy#row`, see `plait.data.arrays`): a uint8 row is pixel data and
     goes exactly the way of a decoded image file. A float row (H x W or H x W x C) is
     used as it is: no /255, no clamping, resized to `size` (bilinear, antialiased) only
     when it is not already that size, and normalised with `mean`/`std` only when the
     config sets them (no 0.5 default: float rows are usually already scaled, such as the
-    centred PCA digits of AV-MNIST). Augmentation of float rows: the same random resized
-    crop and flip, no brightness change.
+    centred PCA digits of AV-MNIST). Augmentation of float rows: the same crop and flips,
+    no colour transform.
     """
 
     kind = "image"
@@ -280,19 +283,14 @@ class ImageProcessor(Processor):
     ) -> dict[str, Tensor]:
         if isinstance(raw, np.ndarray):
             return {"pixel_values": self._float_pixels(raw, train, generator)}
-        size = (self.size, self.size)
-        brightness = 1.0
+        colours: list[tuple[float, float]] = []
         if train and self.config.augment:
-            box = _random_box(raw.size, generator)
-            image = raw.resize(size, Image.Resampling.BILINEAR, box=box)
-            if _uniform(generator) < 0.5:
-                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            brightness = 0.9 + 0.2 * _uniform(generator)
+            image, colours = augment_image(raw, self.size, self.config.augment, generator)
         else:
-            image = raw.resize(size, Image.Resampling.BILINEAR)
+            image = raw.resize((self.size, self.size), Image.Resampling.BILINEAR)
         array = np.asarray(image, dtype=np.float32) / 255.0  # [H, W] or [H, W, C]
         pixels = torch.from_numpy(array.copy()).reshape(self.size, self.size, self.channels)
-        pixels = (pixels.permute(2, 0, 1) * brightness).clamp_(0.0, 1.0)  # [C, H, W]
+        pixels = jitter_pixels(pixels.permute(2, 0, 1), colours)  # [C, H, W], clamped to 0-1
         mean = torch.tensor(self.mean).view(-1, 1, 1)
         std = torch.tensor(self.std).view(-1, 1, 1)
         return {"pixel_values": (pixels - mean) / std}
@@ -301,14 +299,7 @@ class ImageProcessor(Processor):
         """A float array-cell row [H, W, C] -> [C, size, size], used as it is (see class doc)."""
         pixels = torch.from_numpy(raw).permute(2, 0, 1)  # [C, H, W]
         if train and self.config.augment:
-            height, width = pixels.shape[1:]
-            left, top, right, bottom = _random_box((width, height), generator)
-            x0, y0 = min(int(left), width - 1), min(int(top), height - 1)
-            x1 = max(x0 + 1, min(width, math.ceil(right)))
-            y1 = max(y0 + 1, min(height, math.ceil(bottom)))
-            pixels = pixels[:, y0:y1, x0:x1]
-            if _uniform(generator) < 0.5:
-                pixels = pixels.flip(-1)
+            pixels = augment_float_image(pixels, self.config.augment, generator)
         if tuple(pixels.shape[1:]) != (self.size, self.size):
             pixels = F.interpolate(
                 pixels[None],
@@ -352,21 +343,3 @@ def _hub_size(size: Any) -> int | None:
         if value:
             return int(value)
     return None
-
-
-def _uniform(generator: torch.Generator) -> float:
-    return float(torch.rand((), generator=generator))
-
-
-def _random_box(
-    size: tuple[int, int], generator: torch.Generator
-) -> tuple[float, float, float, float]:
-    """A crop covering 80-100% of the area with aspect ratio in [3/4, 4/3]."""
-    width, height = size
-    area = width * height * (0.8 + 0.2 * _uniform(generator))
-    ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * _uniform(generator))
-    w = min(width, math.sqrt(area * ratio))
-    h = min(height, math.sqrt(area / ratio))
-    left = (width - w) * _uniform(generator)
-    top = (height - h) * _uniform(generator)
-    return (left, top, left + w, top + h)

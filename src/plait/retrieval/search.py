@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from plait.retrieval.index import EmbeddingIndex, IndexKind
 
 QUERY_KINDS = ("text", "image", "audio")
+_OWN_COLUMNS = ("id", "embedding", "rank", "score")  # names a hit uses for itself
 THUMBNAIL_PIXELS = 160
 
 
@@ -54,8 +55,10 @@ def build_index(
             `model=`) or a loaded `AlignedPredictor` (then searches must pass `model=`).
         modality: the modality to index, by name or kind (`image`).
         kind: `auto`, `exact`, `hnsw` or `ivfpq` (see `EmbeddingIndex.build`).
-        metadata_columns: source columns kept with each item (default: the modality's
-            column, paths made absolute, and the label column when present).
+        metadata_columns: source columns kept with each item, which search hits can show
+            (`show=`). Default: every column of the table that Parquet can store (the
+            modality's column with paths made absolute); hits show the modality's column
+            and the label column(s) unless asked for others.
     """
     from plait.data.manifest import read_table
     from plait.retrieval.index import KINDS, EmbeddingIndex
@@ -65,13 +68,19 @@ def build_index(
     predictor = load_aligned(model)
     name = predictor.modality(modality)
     table = read_table(data)
+    shown = _default_columns(predictor, table, name)
+    kept = (
+        list(metadata_columns)
+        if metadata_columns is not None
+        else _kept_columns(predictor, table, shown)
+    )
     ids, vectors, metadata = embed_rows(
         predictor,
         table,
         name,
         batch_size=batch_size,
         progress=progress,
-        metadata_columns=metadata_columns,
+        metadata_columns=kept,
     )
     if not ids:
         raise PlaitError(f"{table.name}: no rows have a `{name}` value to index")
@@ -82,6 +91,7 @@ def build_index(
         "kind": spec.kind,
         "column": spec.column,
         "base_dir": str(table.base_dir),
+        "shown": [c for c in shown if c in kept] if metadata_columns is None else kept,
     }
     index = EmbeddingIndex.build(
         vectors,
@@ -113,8 +123,9 @@ def add_to_index(
     predictor = _index_model(loaded, model)
     name = str(loaded.info["modality"])
     table = read_table(data)
+    kept = [c for c in loaded.metadata.columns if c in table.frame.columns]
     ids, vectors, metadata = embed_rows(
-        predictor, table, name, batch_size=batch_size, progress=progress
+        predictor, table, name, batch_size=batch_size, progress=progress, metadata_columns=kept
     )
     if not ids:
         raise PlaitError(f"{table.name}: no rows have a `{name}` value to add")
@@ -127,6 +138,32 @@ def add_to_index(
     loaded.add(vectors, ids, metadata)
     loaded.save(folder)
     return loaded
+
+
+def _default_columns(predictor: AlignedPredictor, table: Any, name: str) -> list[str]:
+    """What a hit shows unless asked otherwise: the indexed column and the label(s)."""
+    config = predictor.config
+    column = config.modalities[name].column
+    wanted = [column, *(c for c in config.label_columns if c != column)]
+    return [c for c in wanted if c in table.frame.columns and c not in _OWN_COLUMNS]
+
+
+def _kept_columns(predictor: AlignedPredictor, table: Any, shown: list[str]) -> list[str]:
+    """Every column an index keeps by default: the shown ones first, then each other
+    column Parquet can store (a column of mixed value types is left out, not fatal)."""
+    import pyarrow as pa
+
+    own = {*_OWN_COLUMNS, predictor.config.data.id}
+    kept = list(shown)
+    for column in table.frame.columns:
+        if not isinstance(column, str) or column in own or column in kept:
+            continue
+        try:
+            pa.array(table.frame[column], from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError):
+            continue
+        kept.append(column)
+    return kept
 
 
 def load_index(folder: str | Path) -> EmbeddingIndex:
@@ -184,20 +221,25 @@ def search(
     index: EmbeddingIndex | str | Path,
     *,
     text: str | None = None,
-    image: str | Path | None = None,
-    audio: str | Path | None = None,
+    image: Any = None,
+    audio: Any = None,
     k: int = 10,
     model: AlignedPredictor | str | Path | None = None,
+    show: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The `k` nearest items to one query: a DataFrame with rank, id, score (cosine
     similarity, highest first) and the items' metadata columns.
 
-    Give exactly one of `text`, `image` (a file path) or `audio` (a file path). The query
-    is embedded by the index's model (or `model`) with its tower of that kind.
+    Give exactly one of `text`, `image` or `audio`, in any form the training data takes:
+    a file path, a `file.npy#row` array cell, or an in-memory array. The query is
+    embedded by the index's model (or `model`) with its tower of that kind.
+
+    `show` picks the metadata columns of the hits (any the index keeps, see
+    `build_index`); default: the indexed column and the label column(s).
 
     Raises:
-        PlaitError: no query or several, an empty text, a missing file, or a model with no
-            tower of the query's kind.
+        PlaitError: no query or several, an empty text, a missing file, a model with no
+            tower of the query's kind, or a `show` column the index does not keep.
     """
     queries = {
         kind: value
@@ -211,13 +253,14 @@ def search(
     if k < 1:
         raise PlaitError(f"k must be at least 1, got {k}")
     loaded = index if not isinstance(index, str | Path) else load_index(index)
+    columns = shown_columns(loaded, show)
     predictor = _index_model(loaded, model)
     vector = embed_query(predictor, kind, value)  # [1, D]
     hits = loaded.search(vector, k)[0]
-    frame = hits.to_frame()
+    frame = hits.to_frame()[["rank", "id", "score", *columns]]
     frame.attrs.update(
         query_kind=kind,
-        query=str(value),
+        query=_query_label(value),
         modality=loaded.info.get("modality"),
         kind=loaded.info.get("kind"),
         column=loaded.info.get("column"),
@@ -225,8 +268,28 @@ def search(
     return frame
 
 
+def shown_columns(index: EmbeddingIndex, show: Sequence[str] | None) -> list[str]:
+    """The metadata columns a hit shows: `show`, checked against what the index keeps,
+    else the index's default (an index built before it recorded one shows them all)."""
+    stored = [str(c) for c in index.metadata.columns]
+    if show is None:
+        recorded = index.info.get("shown")
+        return [c for c in recorded if c in stored] if isinstance(recorded, list) else stored
+    missing = [c for c in show if c not in stored]
+    if missing:
+        raise PlaitError(
+            f"this index keeps no column(s) {missing} to show; it keeps "
+            f"{', '.join(stored) or 'none'} (`plait index build` keeps every column of "
+            "the table it indexes: rebuild the index from a table that has them)"
+        )
+    return list(dict.fromkeys(show))
+
+
 def embed_query(predictor: AlignedPredictor, kind: str, value: Any) -> Any:
-    """One query of `kind` (text, or an image / audio file) -> [1, D] unit vector."""
+    """One query of `kind` (a text; an image or audio file, `file.npy#row` array cell or
+    array) -> [1, D] unit vector."""
+    import numpy as np
+
     from plait.data.arrays import is_array_cell
 
     towers = {predictor.config.modalities[n].kind: n for n in predictor.pair}
@@ -237,17 +300,32 @@ def embed_query(predictor: AlignedPredictor, kind: str, value: Any) -> Any:
     if kind == "text":
         if not isinstance(value, str) or not value.strip():
             raise PlaitError("empty text query: give some words to search for")
-    elif not is_array_cell(str(value)) and not Path(value).expanduser().is_file():
+    elif isinstance(value, np.ndarray):
+        pass
+    elif is_array_cell(str(value)):
+        value = str(value)  # a `file.npy#row` cell, even when it came as a Path
+    elif not Path(value).expanduser().is_file():
         raise PlaitError(f"{kind} query file not found: {value}")
     return predictor.embed_values(towers[kind], [value])
 
 
+def _query_label(value: Any) -> str:
+    """How a query is named in titles: its text or path, or an array's shape."""
+    shape = getattr(value, "shape", None)
+    return f"array {tuple(shape)}" if shape is not None else str(value)
+
+
 # ----------------------------------------------------------------------------- contact sheet
 def contact_sheet(
-    hits: pd.DataFrame, out_html: str | Path, query_label: str, image_column: str
+    hits: pd.DataFrame,
+    out_html: str | Path,
+    query_label: str,
+    image_column: str,
+    show: Sequence[str] | None = None,
 ) -> Path:
     """A self-contained HTML page of image hits: a thumbnail (embedded as base64 PNG),
-    rank, score and id per hit, written atomically. Returns the page's path.
+    rank, score, id and the `show` columns (default: every other column of `hits`) per
+    hit, written atomically. Returns the page's path.
 
     `image_column` holds absolute image paths or `file.npy#row` cells (an index's
     metadata keeps them absolute). A hit whose image cannot be read shows a note instead.
@@ -257,7 +335,11 @@ def contact_sheet(
             f"the hits have no `{image_column}` column to draw (columns: "
             f"{', '.join(map(str, hits.columns))}); a contact sheet needs an image index"
         )
-    extra = [c for c in hits.columns if c not in ("rank", "id", "score", image_column)]
+    if show is None:
+        extra = [c for c in hits.columns if c not in ("rank", "id", "score", image_column)]
+    else:
+        own = ("rank", "id", "score", image_column)  # the card shows these (the picture)
+        extra = [c for c in show if c in hits.columns and c not in own]
     cards = [_card(row, image_column, extra) for row in hits.to_dict("records")]
     page = render("contact_sheet.html", title=f"Plait search: {query_label}", cards=cards)
     path = Path(out_html)

@@ -27,6 +27,7 @@ from plait.alignment.build import build_aligned_model, shared_dual_checkpoint
 from plait.alignment.model import AlignedModel
 from plait.config import PlaitConfig
 from plait.data import LabelSpace, MultimodalDataset
+from plait.data.arrays import is_array_cell
 from plait.data.bad_rows import BadRows, OnError
 from plait.data.batch import Batch
 from plait.data.manifest import Table
@@ -197,6 +198,8 @@ class AlignedPredictor(BasePredictor):
             raise PlaitError(f"no {kind} values to embed")
         samples = []
         for value in values:
+            if isinstance(value, Path) and is_array_cell(str(value)):
+                value = str(value)  # `file.npy#4` given as a path (the CLI's --image)
             if processor.is_missing(value):
                 raise PlaitError(f"empty {kind} query: give a non-empty {kind} value")
             try:
@@ -281,10 +284,7 @@ class AlignedPredictor(BasePredictor):
         dataset = self._dataset(data, [target], labels=False, on_error=on_error)
         ids, vectors, positions = self._embed_dataset(dataset, target, batch_size, progress)
         scores = vectors @ prompts.T  # [N, K]
-        frame = pd.DataFrame({"id": ids})
-        frame["prediction"] = [names[i] for i in scores.argmax(1)] if len(ids) else []
-        for j, name in enumerate(names):
-            frame[f"score_{name}"] = scores[:, j]
+        frame = _prediction_frame(ids, names, scores)
         classified = dataset.rows[positions]  # 0-based table positions, in order
         inputs = np.arange(len(dataset.table)) if from_table else dataset.rows
         truth = self._truth(dataset.table, label, classified) if from_table else None
@@ -294,9 +294,10 @@ class AlignedPredictor(BasePredictor):
 
             known = [i for i, t in enumerate(truth) if t in names]
             if not known:
+                shown = ", ".join(map(repr, names[:5])) + (", ..." if len(names) > 5 else "")
                 raise PlaitError(
-                    f"none of the true labels are among the classes {names}; "
-                    "check --classes against the label column"
+                    f"none of the true labels (first: {truth[0]!r}) are among the "
+                    f"{len(names)} classes ({shown}); check --classes against the label column"
                 )
             metrics = zeroshot_metrics(scores[known], [names.index(truth[i]) for i in known], names)
             metrics["unknown_labels"] = len(truth) - len(known)
@@ -449,6 +450,18 @@ class AlignedPredictor(BasePredictor):
             'ids, vectors = model.embed("items.csv", "image")',
             'model.similarity(image=["cat.png"], text=["a cat", "a dog"])',
         ]
+
+
+def _prediction_frame(ids: list[str], names: list[str], scores: np.ndarray) -> pd.DataFrame:
+    """`id`, `prediction`, then one `score_<class>` column per class, built in one go:
+    inserting hundreds of class columns one by one fragments the frame and makes pandas
+    warn once per column."""
+    columns: dict[str, Any] = {
+        "id": ids,
+        "prediction": [names[i] for i in scores.argmax(1)] if len(ids) else [],
+    }
+    columns.update({f"score_{name}": scores[:, j] for j, name in enumerate(names)})
+    return pd.DataFrame(columns)
 
 
 def _point_pair_at(config: PlaitConfig, path: str) -> PlaitConfig:

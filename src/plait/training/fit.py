@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -192,6 +193,8 @@ def fit(
         "epochs": trainer.current_epoch,
         "threads": threads,
     }
+    if config.training.time_limit is not None:
+        run.facts["time_limit"] = _time_limit_fact(trainer, config)
     if data.problems:  # the metrics leave these rows out: say so beside them
         run.facts["skipped_rows"] = {
             "total": sum(data.skipped_rows.values()),
@@ -207,6 +210,24 @@ def fit(
                 module.nonfinite_skipped,
             )
     return run
+
+
+def _time_limit_fact(trainer: pl.Trainer, config: PlaitConfig) -> dict[str, Any]:
+    """Whether `training.time_limit` stopped the run (said in the log and metrics.json)."""
+    from lightning.pytorch.callbacks import Timer
+
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # type: ignore[attr-defined]
+    remaining = timer.time_remaining("train") if timer is not None else None
+    stopped = remaining is not None and remaining <= 0
+    if stopped:
+        log.warning(
+            "time limit %s reached after %d of %d epoch(s); the model is the best checkpoint "
+            "so far",
+            config.training.time_limit,
+            trainer.current_epoch,
+            config.training.epochs,
+        )
+    return {"limit": config.training.time_limit, "stopped_training": stopped}
 
 
 def _fit_interruptibly(
@@ -314,8 +335,10 @@ def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
 
         backend = "nccl" if _uses_gpu(cfg.accelerator) else "gloo"
         strategy = DDPStrategy(process_group_backend=backend)
+    limit = cfg.time_limit_seconds
     return pl.Trainer(
         max_epochs=cfg.epochs,
+        max_time=timedelta(seconds=limit) if limit is not None else None,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         strategy=strategy,
