@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -101,6 +102,9 @@ def test_train_predict_evaluate_report_end_to_end(runner, tiny_config, demo_data
     run = tmp_path / "runs" / "cli"
     model = run / "model"
     assert f"model: {model}" in result.flat and "accuracy" in result.flat
+    # validation scores first, the test scores apart, under a title that says so
+    shown = result.flat.index("metrics (validation: choose runs on these)")
+    assert shown < result.flat.index("metrics (test: held out, scored once after training)")
     assert yaml.safe_load((run / "config.yaml").read_text())["training"]["epochs"] == 1
 
     # a second `train` into the same folder is refused with a hint, not a traceback
@@ -131,6 +135,33 @@ def test_train_predict_evaluate_report_end_to_end(runner, tiny_config, demo_data
 
     missing = invoke(runner, "report", tmp_path / "nowhere", "--out", compare)
     assert missing.exit_code == 2 and "no report/metrics.json" in missing.flat
+
+
+def test_report_compares_on_validation_unless_told_otherwise(runner, tmp_path):
+    def run(name: str, metrics: dict) -> Path:
+        folder = tmp_path / name / "report"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        return folder.parent
+
+    a = run("a", {"split": "test", "accuracy": 0.91, "valid": {"split": "valid", "accuracy": 0.61}})
+    b = run("b", {"split": "test", "accuracy": 0.82, "valid": {"split": "valid", "accuracy": 0.72}})
+    old = run("old", {"split": "test", "accuracy": 0.93})
+
+    result = invoke(runner, "report", a, b, "--out", tmp_path / "cmp")
+    assert result.exit_code == 0, result.output
+    assert "comparison (validation)" in result.flat
+    assert "0.6100" in result.output and "0.7200" in result.output
+    assert "0.9100" not in result.output and "0.8200" not in result.output
+
+    result = invoke(runner, "report", a, b, old, "--split", "test", "--out", tmp_path / "cmp")
+    assert result.exit_code == 0, result.output
+    assert "comparison (test)" in result.flat and "0.9100" in result.output
+    assert "0.9300" in result.output and "0.6100" not in result.output
+
+    result = invoke(runner, "report", a, old, "--out", tmp_path / "cmp")
+    assert result.exit_code == 0, result.output
+    assert "no valid scores in old" in result.flat
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +312,64 @@ def test_demo_runs_and_writes_the_comparison(runner, tmp_path):
     assert (out / "runs" / "fusion-concat" / "model" / "model.safetensors").is_file()
 
 
+def _plait(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "plait.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        **kwargs,
+    )
+
+
+def _final_weights(run_dir: Path) -> dict:
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return state["state_dict"]
+
+
+def test_sigterm_writes_a_resumable_checkpoint_says_how_to_resume_and_exits_143(
+    tiny_config, tmp_path
+):
+    """A real `plait train` process sent SIGTERM mid-training (as a scheduler or `kill`
+    does): non-zero exit, a message naming the resume command, no model; `--resume`
+    then ends with the weights of an uninterrupted run."""
+    import signal
+    import time
+
+    raw = tiny_config(tmp_path / "runs", "cut", training={"epochs": 6})
+    path = write_yaml(tmp_path / "cut.yaml", raw)
+    whole = write_yaml(tmp_path / "whole.yaml", {**raw, "name": "whole"})
+    run = tmp_path / "runs" / "cut"
+
+    process = _plait("train", path)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints" / "last.ckpt").is_file():  # training has started
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    flat = " ".join(output.split())
+    assert process.returncode == 143, output
+    assert "interrupted by SIGTERM" in flat and f"plait train {path} --resume" in flat, output
+    assert "Traceback" not in output
+    assert not (run / "model").exists()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+    resumed = _plait("train", path, "--resume")
+    uninterrupted = _plait("train", whole)
+    for process in (resumed, uninterrupted):
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output
+    metrics = json.loads((run / "report" / "metrics.json").read_text())
+    assert metrics["epochs"] == 6
+    cut, full = _final_weights(run), _final_weights(tmp_path / "runs" / "whole")
+    assert cut.keys() == full.keys()
+    for key, value in full.items():
+        assert torch.equal(value, cut[key]), key
+
+
 class InterruptAtSecondEpoch(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.current_epoch == 1:
@@ -302,7 +391,8 @@ def test_interrupted_train_exits_130_and_resume_finishes(
     monkeypatch.setattr(fit_module, "_trainer", interrupting_trainer)
     result = invoke(runner, "train", path)
     assert result.exit_code == 130, result.output
-    assert "interrupted" in result.flat and "--resume" in result.flat
+    assert "interrupted by SIGINT" in result.flat and f"plait train {path} --resume" in result.flat
+    assert "holds the run after 1 finished epoch(s)" in result.flat  # the end of epoch 1 of 2
     assert "Traceback" not in result.output
     monkeypatch.setattr(fit_module, "_trainer", make_trainer)
 

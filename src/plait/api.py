@@ -153,8 +153,9 @@ class RunResult:
     Attributes:
         run_dir: the run folder (config.yaml, checkpoints/, logs/, model/, report/).
         predictor: the trained model, ready to use (on the CPU).
-        metrics: test metrics (valid when there is no test split) and the run's facts,
-            as in `report/metrics.json`; empty on DDP processes other than the first.
+        metrics: test metrics (valid when there is no test split) with the validation
+            metrics under `valid`, and the run's facts, as in `report/metrics.json`;
+            empty on DDP processes other than the first.
     """
 
     run_dir: Path
@@ -207,14 +208,30 @@ def _as_run_predictor(predictor: BasePredictor) -> Predictor | AlignedPredictor:
 
 
 def _run_metrics(task: Task, trained: TrainedRun) -> dict[str, Any]:
-    """Test metrics, on the training device (a GPU when there is one), then what the run
-    measured about itself; with pretrained towers, the metrics before training and a
-    warning for each that fell."""
-    metrics = task.evaluate(trained.model.to(trained.device), trained.config, trained.data)
+    """The trained model's metrics, on the training device (a GPU when there is one),
+    then what the run measured about itself.
+
+    The test split is scored here, once: its metrics are the top level (`split: test`)
+    and the validation metrics, which choose between runs, sit beside them under
+    `valid`; without a test split the validation metrics are the top level (`split:
+    valid`). With pretrained towers, the validation metrics before training and a
+    warning for each that fell.
+    """
+    model, config, data = trained.model.to(trained.device), trained.config, trained.data
+    valid = task.evaluate_split(model, config, data, "valid")
+    test = task.evaluate_split(model, config, data, "test")
     trained.model.cpu()
-    if trained.before is not None:
+    if test is not None:
+        metrics = test
+        if valid is not None:
+            metrics["valid"] = valid
+    elif valid is not None:
+        metrics = dict(valid)
+    else:
+        metrics = {"split": None, "note": "no validation or test rows to evaluate on"}
+    if trained.before is not None and valid is not None:
         metrics["before_training"] = trained.before
-        metrics["warnings"] = task.forgetting_warnings(trained.before, metrics)
+        metrics["warnings"] = task.forgetting_warnings(trained.before, valid)
         for line in metrics["warnings"]:
             log.warning(line)
     metrics.update(trained.facts)

@@ -9,7 +9,7 @@ import logging
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -52,6 +52,13 @@ class OnError(str, Enum):
 
     raise_ = "raise"
     skip = "skip"
+
+
+class CompareSplit(str, Enum):
+    """Which split `plait report` compares runs on."""
+
+    valid = "valid"
+    test = "test"
 
 
 _ON_ERROR_HELP = (
@@ -104,7 +111,7 @@ def _run(action):
         _fail(exc)
     except KeyboardInterrupt as exc:
         console.print(f"[yellow]interrupted[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
 
 
 @app.command()
@@ -206,7 +213,7 @@ def train(
     def action() -> None:
         from plait.api import train as train_api
         from plait.autoconfig import CONFIG_SUFFIXES, TABLE_SUFFIXES, is_table_path
-        from plait.errors import ConfigError
+        from plait.errors import ConfigError, TrainingInterrupted
 
         if not is_table_path(config) and config.suffix.lower() not in CONFIG_SUFFIXES:
             raise ConfigError(
@@ -215,14 +222,28 @@ def train(
             )
         if is_table_path(config) and label is None:
             raise ConfigError(f"{config} is a table: name its label column with --label COLUMN")
-        result = train_api(
-            config,
-            label=label,
-            preset=preset,
-            time_limit=time_limit,
-            resume=resume,
-            overrides=set_ or [],
-        )
+        try:
+            result = train_api(
+                config,
+                label=label,
+                preset=preset,
+                time_limit=time_limit,
+                resume=resume,
+                overrides=set_ or [],
+            )
+        except TrainingInterrupted as exc:
+            given = [("--label", label), ("--preset", preset), ("--time-limit", time_limit)]
+            again = " ".join(
+                ["plait train", str(config)]
+                + [f"{flag} {value}" for flag, value in given if value is not None]
+                + [f"--set {item}" for item in set_ or []]
+            )
+            console.print(
+                f"[yellow]interrupted[/] by {exc.signal_name}: {escape(exc.saved)}. "
+                f"Continue with: {escape(again)} --resume",
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=exc.exit_code) from None
         if result.rank != 0:  # a DDP worker process: rank 0 reports the run
             return
         console.print(f"model:  {result.model_dir}")
@@ -375,8 +396,17 @@ def report(
         list[Path], typer.Argument(help="Run folders (each with report/metrics.json).")
     ],
     out: Annotated[Path, typer.Option(help="Folder for comparison.html.")] = Path("comparison"),
+    split: Annotated[
+        CompareSplit,
+        typer.Option(
+            case_sensitive=False,
+            help="Compare on `valid` (choose a run on it) or `test` (the final score of a "
+            "run already chosen).",
+        ),
+    ] = CompareSplit.valid,
 ) -> None:
-    """Compare several runs in one table and chart.
+    """Compare several runs in one table and chart, on their validation scores (choose
+    on these; `--split test` for the held-out scores once a run is chosen).
 
     Example: [bold]plait report runs/a runs/b --out comparison[/]
     """
@@ -386,6 +416,7 @@ def report(
 
         from plait.errors import PlaitError
         from plait.evaluation import comparison_table, render_rich_table, write_comparison_report
+        from plait.evaluation.comparison import runs_on_split
 
         table = {}
         for run in runs:
@@ -393,8 +424,17 @@ def report(
             if not path.is_file():
                 raise PlaitError(f"{run}: no report/metrics.json (is it a finished run?)")
             table[run.name] = json.loads(path.read_text())
-        html = write_comparison_report(out, table, title="Plait comparison")
-        _print_table(render_rich_table(comparison_table(table), "comparison"))
+        chosen: Literal["valid", "test"] = "test" if split is CompareSplit.test else "valid"
+        missing = runs_on_split(table, chosen)[1]
+        if missing:
+            console.print(
+                f"[yellow]warning:[/] no {chosen} scores in {escape(', '.join(missing))} "
+                "(no such split, or trained by an older Plait): their score columns are empty",
+                soft_wrap=True,
+            )
+        html = write_comparison_report(out, table, title="Plait comparison", split=chosen)
+        name = "validation" if chosen == "valid" else "test"
+        _print_table(render_rich_table(comparison_table(table, chosen), f"comparison ({name})"))
         console.print(f"report: {html}")
 
     _run(action)
@@ -943,18 +983,31 @@ def similarity(
 
 
 def _print_results(metrics: dict) -> None:
-    """The metrics table; an aligned model's retrieval table (zero-shot in its caption) too."""
+    """The metrics table; an aligned model's retrieval table (zero-shot in its caption) too.
+
+    A run with a test split prints its validation scores (what to choose runs on) first,
+    and the test scores apart, under a title that says they were scored once.
+    """
+    valid = metrics.get("valid")
+    if isinstance(valid, dict):
+        _print_split(valid, "validation: choose runs on these")
+        _print_split(metrics, "test: held out, scored once after training")
+    else:  # a run without a test split reports its validation scores
+        _print_split(metrics, "validation" if metrics.get("split") == "valid" else None)
+
+
+def _print_split(metrics: dict, title: str | None) -> None:
     if isinstance(metrics.get("retrieval"), dict):
         from plait.evaluation import render_retrieval_table
 
         _print_table(render_retrieval_table(metrics))
-    _print_metrics(metrics)
+    _print_metrics(metrics, f"metrics ({title})" if title else "metrics")
 
 
-def _print_metrics(metrics: dict) -> None:
+def _print_metrics(metrics: dict, title: str = "metrics") -> None:
     from rich.table import Table
 
-    table = Table(title="metrics")
+    table = Table(title=escape(title))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():

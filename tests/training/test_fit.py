@@ -157,7 +157,9 @@ def _final_state(run) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("epoch", "batch"), [(2, 1), (1, 0)], ids=["mid-epoch-2", "start-of-epoch-1"]
+    ("epoch", "batch"),
+    [(2, 1), (1, 0), (0, 1)],
+    ids=["mid-epoch-2", "start-of-epoch-1", "mid-epoch-0"],  # epoch 0: from the start checkpoint
 )
 def test_resume_ends_exactly_where_an_uninterrupted_run_ends(
     uninterrupted, tiny_config, tmp_path, monkeypatch, epoch, batch

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from plait.config import PlaitConfig
+from plait.config import PlaitConfig, SplitConfig
 from plait.data.bad_rows import BadRows, OnError, check_on_error
 from plait.data.dataset import MultimodalDataset, handle_problems, validate_rows
 from plait.data.labels import LabelSpace, label_key
@@ -77,6 +77,7 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
             train_table.frame, data.model_copy(update={"split": split_cfg}), keys
         )
         parts["train"] = (train_table, train_idx)
+        _say_what_was_cut(train_table, split_cfg, len(valid_idx), len(test_idx))
         if "valid" not in tables and len(valid_idx):
             parts["valid"] = (train_table, valid_idx)
         if "test" not in tables and len(test_idx):
@@ -133,6 +134,37 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
     return PreparedData(
         train, dataset("valid"), dataset("test"), processors, labels, problems, skipped
     )
+
+
+def _say_what_was_cut(table: Table, split: SplitConfig, valid: int, test: int) -> None:
+    """Log which rows of the training file became validation and test rows, and why, so
+    a user who gave no test file knows where the test numbers come from and how to
+    change it."""
+    total = len(table.frame)
+    how = f"{split.method} split, seed {split.seed}"
+    if valid:
+        log.info(
+            "no validation file (data.valid): %d of %d rows of %s (split.valid=%g, %s) are "
+            "the validation split, which chooses the best epoch and stops early; give "
+            "data.valid to use your own",
+            valid,
+            total,
+            table.name,
+            split.valid,
+            how,
+        )
+    if test:
+        log.info(
+            "no test file (data.test): %d of %d rows of %s (split.test=%g, %s) are held "
+            "out as the test split, scored once after training so its numbers are not "
+            "fitted to it (runs are compared on validation); give data.test to use your "
+            "own, or set data.split.test: 0 to train on these rows",
+            test,
+            total,
+            table.name,
+            split.test,
+            how,
+        )
 
 
 def _fit_labels(config: PlaitConfig, train_rows: pd.DataFrame) -> LabelSpace:

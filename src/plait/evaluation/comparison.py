@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -58,11 +58,65 @@ _LOWER_HINTS = ("loss", "mae", "rmse", "mse", "error", "seconds", "time")
 _BAR_METRICS = ("accuracy", "balanced_accuracy", "subset_accuracy", "f1_macro")
 
 
-def comparison_table(runs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+#: Run facts of metrics.json (not scores of a split): compared whichever split is chosen.
+RUN_FACTS = ("train_seconds", "epochs", "threads", "nonfinite_batches_skipped")
+
+Split = Literal["valid", "test"]
+
+#: What a comparison on each split means, said above its table.
+SPLIT_NOTES = {
+    "valid": "scores on each run's validation split: the split to choose a run on",
+    "test": "scores on each run's test split: for the final report of a run already "
+    "chosen, not for choosing one (that would fit the choice to the test rows)",
+}
+
+
+def split_metrics(metrics: dict[str, Any], split: Split) -> dict[str, Any] | None:
+    """A run's scores on `split` with its facts (`params`, `train_seconds`, ...), or None
+    when the run has no scores on that split (no such split, or saved by a version that
+    kept only the final split's scores).
+
+    metrics.json holds the final split's scores at the top level (`split`: `test`, or
+    `valid` when there is no test split) and, beside test scores, the validation scores
+    under `valid`.
+    """
+    facts = {k: v for k, v in metrics.items() if k in RUN_FACTS or k.startswith("params")}
+    if metrics.get("split") == split:
+        scores = {k: v for k, v in metrics.items() if k != "valid"}
+    elif isinstance(metrics.get(split), dict):
+        scores = metrics[split]
+    else:
+        return None
+    return {**scores, **facts}
+
+
+def runs_on_split(
+    runs: dict[str, dict[str, Any]], split: Split
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Each run's metrics on `split` (`split_metrics`), and the names of the runs that
+    have none there (their scores are left empty; their facts are kept)."""
+    chosen: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
+    for name, metrics in runs.items():
+        scores = split_metrics(metrics, split)
+        if scores is None:
+            missing.append(name)
+            scores = {k: v for k, v in metrics.items() if k in RUN_FACTS or k.startswith("params")}
+        chosen[name] = scores
+    return chosen, missing
+
+
+def comparison_table(runs: dict[str, dict[str, Any]], split: Split | None = None) -> pd.DataFrame:
     """One row per run: headline metrics present in any run, then alignment columns
     (`image->text R@1`, `mean R@5`, `zeroshot image accuracy`, ...: `alignment_columns`),
     then scalar extras such as `params` or `train_seconds` (any other numeric top-level
-    key that is not a detail). A run lacking a column has NaN there."""
+    key that is not a detail). A run lacking a column has NaN there.
+
+    `split` (`valid` or `test`) compares the runs' scores on that split (`split_metrics`);
+    None takes each dict as it is.
+    """
+    if split is not None:
+        runs = runs_on_split(runs, split)[0]
     headline = [c for c in HEADLINE if any(number(m.get(c)) is not None for m in runs.values())]
     derived = {name: alignment_columns(m) for name, m in runs.items()}
     aligned = list(dict.fromkeys(c for columns in derived.values() for c in columns))
@@ -84,14 +138,18 @@ def comparison_table(runs: dict[str, dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_comparison_report(
-    folder: Path, runs: dict[str, dict[str, Any]], title: str, notes: str = ""
+    folder: Path,
+    runs: dict[str, dict[str, Any]],
+    title: str,
+    notes: str = "",
+    split: Split | None = None,
 ) -> Path:
     """Write `comparison.json` and `comparison.html` (best value per column in bold, a
-    grouped bar chart of accuracy/F1, mean R@1 and zero-shot accuracy per run). Returns
-    the html path."""
+    grouped bar chart of accuracy/F1, mean R@1 and zero-shot accuracy per run), on
+    `split` as in `comparison_table`. Returns the html path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    table = comparison_table(runs)
+    table = comparison_table(runs, split)
     best = _best(table)
     atomic_write_json(
         folder / "comparison.json",
@@ -99,6 +157,7 @@ def write_comparison_report(
             {
                 "title": title,
                 "notes": notes,
+                "split": split,
                 "columns": list(table.columns),
                 "rows": {run: row.to_dict() for run, row in table.iterrows()},
                 "best": {col: sorted(winners) for col, winners in best.items()},
@@ -112,6 +171,8 @@ def write_comparison_report(
             (r, c + 1) for c, column in enumerate(table.columns) if run in best.get(column, ())
         }
     sections = [Section(None, [Note(notes, css="notes")])] if notes else []
+    if split is not None:
+        sections.append(Section(None, [Note(SPLIT_NOTES[split])]))
     runs_table = HtmlTable(["run", *map(str, table.columns)], rows, bold)
     sections.append(Section("Runs", [Note("best value per column in bold"), runs_table]))
     chart = _comparison_chart(table)

@@ -44,7 +44,11 @@ from plait.evaluation.html import (
     render_page,
 )
 from plait.evaluation.metrics import to_jsonable
-from plait.evaluation.report_alignment import alignment_sections, render_retrieval_table
+from plait.evaluation.report_alignment import (
+    alignment_columns,
+    alignment_sections,
+    render_retrieval_table,
+)
 from plait.utils.io import atomic_write_json, atomic_write_text
 
 #: Re-exported so `from plait.evaluation.report import ...` keeps working.
@@ -95,7 +99,13 @@ def write_report(
     meta = f"task: {task}" + (f" · {clean['n']} samples" if "n" in clean else "")
     sections = _warnings_box(clean.get("warnings"))
     sections += _skipped_rows_note(clean.get("skipped_rows"))
-    sections.append(Section("Summary", [_summary_table(clean)]))
+    valid = clean.get("valid")
+    if isinstance(valid, dict):  # a run with a test split: validation first, test apart
+        sections.append(Section("Validation: choose runs on these", [_summary_table(valid)]))
+        summary = "Test: held out, scored once after training"
+    else:
+        summary = "Summary"
+    sections.append(Section(summary, [_summary_table(clean)]))
     if history is not None:
         curves: list[Block] = list(_learning_curves(history))
         if curves:
@@ -147,6 +157,7 @@ def _summary_table(metrics: dict[str, Any]) -> HtmlTable:
         for key, value in metrics.items()
         if key != "task" and (value is None or isinstance(value, int | float | str))
     ]
+    rows += list(alignment_columns(metrics).items())  # {} unless an alignment run
     return HtmlTable(["metric", "value"], [[k, fmt(v)] for k, v in rows])
 
 

@@ -9,6 +9,7 @@ warns when fine-tuning made them forget.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,8 @@ from plait.objectives.contrastive import positive_pairs
 from plait.tasks.aligned_predictor import AlignedPredictor
 from plait.tasks.alignment_objective import AlignmentObjective
 from plait.tasks.base import Task, TaskStep
+
+log = logging.getLogger("plait")
 
 
 class AlignmentStep(TaskStep):
@@ -107,16 +110,22 @@ class AlignmentTask(Task):
     def baseline(
         self, model: nn.Module, config: PlaitConfig, data: PreparedData
     ) -> dict[str, Any] | None:
-        """Retrieval and zero-shot metrics of pretrained towers before fine-tuning, so a run
-        can warn when fine-tuning destroys what they knew. None for models trained from
-        scratch (their "before" is chance)."""
+        """Validation retrieval and zero-shot metrics of pretrained towers before
+        fine-tuning, so a run can warn when fine-tuning destroys what they knew. None for
+        models trained from scratch (their "before" is chance) and for runs without a
+        validation split (the test split is scored once, after training, never here)."""
         pretrained = any(
             config.modalities[n].encoder.type == "huggingface" for n in config.aligned_pair
         )
         if not pretrained:
             return None
-        metrics = self.evaluate(model, config, data)
+        metrics = self.evaluate_split(model, config, data, "valid")
         model.train()
+        if metrics is None:
+            log.info(
+                "no validation split: the before/after check of the pretrained towers is "
+                "skipped (it compares validation scores; the test split is scored once)"
+            )
         return metrics
 
     def forgetting_warnings(

@@ -90,21 +90,34 @@ class Task:
 
     def evaluate(self, model: nn.Module, config: PlaitConfig, data: PreparedData) -> dict[str, Any]:
         """Metrics on the test split (valid split when there is no test split)."""
-        predictor = self.predictor_of(model, config, data.processors, data.labels)
-        for split, dataset in (("test", data.test), ("valid", data.valid)):
-            if dataset is not None and len(dataset) > 0:
-                metrics = predictor.evaluate(dataset)
-                metrics["split"] = split
+        for split in ("test", "valid"):
+            metrics = self.evaluate_split(model, config, data, split)
+            if metrics is not None:
                 return metrics
         return {"split": None, "note": "no validation or test rows to evaluate on"}
+
+    def evaluate_split(
+        self, model: nn.Module, config: PlaitConfig, data: PreparedData, split: str
+    ) -> dict[str, Any] | None:
+        """Metrics on one split (`valid` or `test`, recorded as `split`); None when the
+        run has no rows there."""
+        dataset = data.valid if split == "valid" else data.test
+        if dataset is None or len(dataset) == 0:
+            return None
+        predictor = self.predictor_of(model, config, data.processors, data.labels)
+        metrics = predictor.evaluate(dataset)
+        metrics["split"] = split
+        return metrics
 
     def baseline(
         self, model: nn.Module, config: PlaitConfig, data: PreparedData
     ) -> dict[str, Any] | None:
-        """Metrics before training, when what the model knows then is worth keeping
-        (pretrained towers); None otherwise."""
+        """Validation metrics before training, when what the model knows then is worth
+        keeping (pretrained towers); None otherwise. Never test metrics: the test split is
+        scored once, after training."""
         return None
 
     def forgetting_warnings(self, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-        """One line per metric that fell during training, against `baseline`."""
+        """One line per metric that fell during training: `baseline` against the
+        validation metrics after training."""
         return []

@@ -35,13 +35,15 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from plait.config import PlaitConfig, Precision, monitor_mode
 from plait.data import LabelSpace, PreparedData, prepare_data
-from plait.errors import PlaitError
+from plait.errors import PlaitError, TrainingInterrupted
 from plait.threads import configure_threads
 from plait.training.checkpoint_io import AtomicCheckpointIO
 from plait.training.datamodule import PlaitDataModule
+from plait.training.frozen import restore_frozen
 from plait.training.module import PlaitModule, TrainingModule
 from plait.training.nonfinite import NonFiniteMetricStop
 from plait.training.task import TrainingTask
@@ -164,15 +166,16 @@ def fit(
     start = time.perf_counter()
     try:
         with _expected_warnings_silenced():
-            _fit_interruptibly(
+            stopped_by = _fit_interruptibly(
                 trainer, module, PlaitDataModule(data, config.training), last, resume
             )
     finally:
         if history is not None:
             _merge_history(run_dir, history)
     train_seconds = time.perf_counter() - start
-    if trainer.interrupted:
-        raise KeyboardInterrupt(f"training interrupted; continue with --resume ({run_dir})")
+    if stopped_by is not None:
+        epochs_done = _checkpoint_epochs(last)
+        raise TrainingInterrupted(stopped_by, str(run_dir), str(last), epochs_done)
     device = "cuda" if _uses_gpu(config.training.accelerator) else "cpu"
     run = TrainedRun(
         run_dir, config, model, data, train_seconds, trainer.current_epoch, device=device
@@ -233,22 +236,42 @@ def _fit_interruptibly(
     datamodule: PlaitDataModule,
     last: Path,
     resume: bool,
-) -> None:
-    """`trainer.fit`, with Ctrl-C left to the caller as a KeyboardInterrupt.
+) -> str | None:
+    """`trainer.fit`; returns the signal that stopped it ("SIGINT", "SIGTERM") or None.
 
     On Ctrl-C Lightning shuts down gracefully, then calls `sys.exit(1)` and leaves SIGINT
-    ignored. Undo both: the caller (the CLI, a notebook) gets `trainer.interrupted` and
-    its own Ctrl-C handler back.
+    ignored; on SIGTERM it stops after the current batch with a `SystemExit` whose status
+    is 0, as if the run had finished. Undo all three: the caller (the CLI, a notebook)
+    learns which signal stopped the run and gets its own Ctrl-C handler back. Either way
+    `last.ckpt` (written when training starts and after every epoch) is there to resume.
     """
     handler = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    except SIGTERMException:
+        return "SIGTERM"
     except SystemExit as exc:
         if not isinstance(exc.__context__, KeyboardInterrupt):
             raise
     finally:
         if handler is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)
+    return "SIGINT" if trainer.interrupted else None
+
+
+def _checkpoint_epochs(path: Path) -> int:
+    """Finished epochs recorded in a Lightning checkpoint (0 when unreadable).
+
+    `processed`, not `completed`: Lightning counts an epoch completed only after the
+    epoch-end callbacks, one of which writes `last.ckpt`.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError):
+        return 0
+    loops = state.get("loops", {}).get("fit_loop", {})
+    processed = loops.get("epoch_progress", {}).get("current", {}).get("processed")
+    return int(processed) if isinstance(processed, int) else 0
 
 
 def _history_path(run_dir: Path) -> Path:
@@ -339,12 +362,20 @@ def _trainer(config: PlaitConfig, run_dir: Path, has_valid: bool) -> pl.Trainer:
 
 
 class _LastCheckpoint(ModelCheckpoint):
-    """`last.ckpt` at the end of every epoch, what `--resume` continues from.
+    """`last.ckpt` when training starts and at the end of every epoch: what `--resume`
+    continues from, so a run stopped during its first epoch can resume too.
 
     Lightning's own `save_last=True` writes `last.ckpt` only when a top-k checkpoint was
     saved at the same step (so it would lag behind at the last improvement). A subclass
     also gets its own callback state key, so it can sit beside the `best` checkpoint.
     """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        assert self.dirpath is not None
+        last = Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}"
+        if trainer.global_step == 0 and trainer.current_epoch == 0 and not last.is_file():
+            trainer.save_checkpoint(last)
 
 
 def _cpu_processes(cfg: Any) -> int:
@@ -372,8 +403,9 @@ def _precision(
 
 def _load_best(module: TrainingModule, best: Path) -> None:
     if best.is_file():
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
+        checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+        restore_frozen(checkpoint, module)  # frozen towers are held by reference
+        module.load_state_dict(checkpoint["state_dict"])
 
 
 def _write_problems(run_dir: Path, problems: list) -> None:

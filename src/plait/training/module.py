@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from plait.config import TrainingConfig
 from plait.data.batch import Batch
+from plait.training.frozen import FrozenTower, drop_frozen, frozen_towers, restore_frozen
 from plait.training.nonfinite import (
     NonFiniteError,
     any_process,
@@ -40,6 +41,7 @@ class TrainingModule(pl.LightningModule):
         super().__init__()
         self.training_config = training
         self.nonfinite_skipped = 0  # training batches skipped for a non-finite loss
+        self._frozen_towers: list[FrozenTower] | None = None  # hashed at the first save
         self.nonfinite_valid: str | None = None  # first validation batch with one, this epoch
         self._finite_in_window = False  # a batch of this accumulation window had a finite loss
 
@@ -148,8 +150,13 @@ class TrainingModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["plait_rng"] = rng_state()
         checkpoint["plait_nonfinite_skipped"] = self.nonfinite_skipped
+        # frozen hub towers by reference: they never change, so hash them once
+        if self._frozen_towers is None:
+            self._frozen_towers = frozen_towers(self)
+        drop_frozen(checkpoint, self._frozen_towers)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        restore_frozen(checkpoint, self)  # before Lightning loads the state dict
         # applied in on_train_start, after Lightning's own start-up work has drawn from
         # the global generator (sanity validation), exactly where the saved run stood
         self._restored_rng = checkpoint.get("plait_rng")
