@@ -23,7 +23,12 @@ SMALL = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 
 MODULES = [
     {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
     {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    {
+        "idx": 2,
+        "name": "2",
+        "path": "2_Normalize",
+        "type": "sentence_transformers.models.Normalize",
+    },
 ]
 
 
@@ -35,7 +40,10 @@ def _bert(folder: Path, mode: str | None = None, normalize: bool = True) -> str:
         modules = MODULES if normalize else MODULES[:2]
         (folder / "modules.json").write_text(json.dumps(modules))
         (folder / "1_Pooling").mkdir()
-        settings = {f"pooling_mode_{key}": key.startswith(mode) for key in ("mean_tokens", "cls_token", "max_tokens")}
+        settings = {
+            f"pooling_mode_{key}": key.startswith(mode)
+            for key in ("mean_tokens", "cls_token", "max_tokens")
+        }
         (folder / "1_Pooling" / "config.json").write_text(json.dumps(settings))
     return str(folder)
 
@@ -126,7 +134,9 @@ def test_a_folder_saved_before_the_record_keeps_its_outputs(tmp_path: Path) -> N
     (tmp_path / "old" / POOLING_FILE).unlink()  # as the old code saved it
     shutil.copytree(tmp_path / "st" / "1_Pooling", tmp_path / "old" / "1_Pooling")
     shutil.copy(tmp_path / "st" / "modules.json", tmp_path / "old" / "modules.json")
-    old = HFTextEncoder(EncoderConfig(type="huggingface", model=str(tmp_path / "old")), load_weights=False)
+    old = HFTextEncoder(
+        EncoderConfig(type="huggingface", model=str(tmp_path / "old")), load_weights=False
+    )
     old.load_state_dict(encoder.state_dict())
     assert old.pooling == "pooler" and "saved before" in old.pooling_choice.source
     assert torch.allclose(_pooled(old), _reference(folder).pooler_output, atol=1e-6)
@@ -143,7 +153,9 @@ def test_real_minilm_pools_mean_and_normalizes(monkeypatch: pytest.MonkeyPatch) 
     encoder = HFTextEncoder(EncoderConfig(type="huggingface", model=folder)).eval()
     assert (encoder.pooling, encoder.pooling_choice.normalize) == ("mean", True)
     tokenizer = tf.AutoTokenizer.from_pretrained(folder)
-    batch = tokenizer(["a red circle", "two small blue squares on grass"], padding=True, return_tensors="pt")
+    batch = tokenizer(
+        ["a red circle", "two small blue squares on grass"], padding=True, return_tensors="pt"
+    )
     model = tf.AutoModel.from_pretrained(folder).eval()
     with torch.no_grad():
         hidden = model(**batch).last_hidden_state

@@ -148,7 +148,9 @@ def sentence_transformers_pooling(name: str) -> Pooling | None:
         types = [str(m.get("type", "")) for m in modules]
         pooling = next((m for m in modules if m.get("type") == ST_POOLING), None)
     except (OSError, ValueError, AttributeError, TypeError) as exc:
-        raise ConfigError(f"{modules_path}: not a readable sentence-transformers modules list ({exc})")
+        raise ConfigError(
+            f"{modules_path}: not a readable sentence-transformers modules list ({exc})"
+        ) from None
     if pooling is None:
         return None
     config_name = f"{str(pooling.get('path', '')).strip('/')}/config.json".lstrip("/")
@@ -161,10 +163,12 @@ def sentence_transformers_pooling(name: str) -> Pooling | None:
     try:
         settings = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{config_path}: not a readable pooling config ({exc})")
+        raise ConfigError(f"{config_path}: not a readable pooling config ({exc})") from None
     chosen = [mode for key, mode in ST_MODES.items() if settings.get(key)]
     others = sorted(
-        key for key, on in settings.items() if key.startswith("pooling_mode_") and on and key not in ST_MODES
+        key
+        for key, on in settings.items()
+        if key.startswith("pooling_mode_") and on and key not in ST_MODES
     )
     if len(chosen) != 1 or others:
         raise ConfigError(
@@ -191,7 +195,9 @@ def resolve_pooling(config: EncoderConfig, load_weights: bool) -> Pooling:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"{record}: not a readable pooling record ({exc})") from None
         if config.pooling == "auto":
-            return Pooling("pooler", False, "architecture default, saved before pooling was recorded")
+            return Pooling(
+                "pooler", False, "architecture default, saved before pooling was recorded"
+            )
     if config.pooling != "auto":
         return Pooling(config.pooling, False, "set in the config")
     found = sentence_transformers_pooling(name)
@@ -380,7 +386,9 @@ class HFEncoder(Encoder):
         self.pooling_choice = resolve_pooling(config, load_weights)
         self.pooling = self.pooling_choice.mode
         if load_weights:
-            log.info("%s tower %s pools: %s", self.kind, config.model, self.pooling_choice.describe())
+            log.info(
+                "%s tower %s pools: %s", self.kind, config.model, self.pooling_choice.describe()
+            )
         self.output_dim = hidden_width(self.model.config)
         self.accepted = set(inspect.signature(self.model.forward).parameters)
         self.fully_frozen = config.freeze and config.unfreeze_last == 0
