@@ -98,7 +98,9 @@ class EncoderConfig(_Strict):
         freeze: keep pretrained weights fixed (`unfreeze_last` layers excepted).
         unfreeze_last: with `freeze: true`, train the last N transformer layers anyway.
         pooling: how the sequence becomes one vector: `mean` (masked), `cls`, `max`,
-            or `auto` (the model's own pooler if it has one, else mean).
+            or `auto`: for a hub model, its sentence-transformers pooling (and
+            normalisation) when its folder has that config, else its own pooler if it
+            has one, else mean (`plait.encoders.hub.resolve_pooling`).
     """
 
     type: str

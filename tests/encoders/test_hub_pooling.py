@@ -5,6 +5,7 @@ recorded in the saved folder, and a folder saved before it was recorded keeps it
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -164,3 +165,10 @@ def test_real_minilm_pools_mean_and_normalizes(monkeypatch: pytest.MonkeyPatch) 
     assert torch.allclose(ours, expected, atol=1e-5)
     assert not torch.allclose(ours, F.normalize(model.pooler(hidden), dim=-1), atol=1e-2)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_the_choice_is_in_the_run_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = _bert(tmp_path / "st", "mean")
+    with caplog.at_level(logging.INFO, logger="plait"):
+        HFTextEncoder(EncoderConfig(type="huggingface", model=folder))
+    assert f"text tower {folder} pools: mean over tokens + unit length" in caplog.text
