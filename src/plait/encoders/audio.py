@@ -82,6 +82,13 @@ class LeNetAudioEncoder(Encoder):
         self.min_frames = 2 ** lenet_depth(n_mels)
         self.features = lenet_stack(1, config.dim, n_mels)
         self.dropout = nn.Dropout(config.dropout)
+        depth = lenet_depth(n_mels)
+        sizes = [1, *widths(config.dim, depth, smallest=4)]
+        self.summary = (
+            f"{depth} conv blocks, widths {'-'.join(map(str, sizes))}, {n_mels} mel bins -> "
+            f"{map_side(n_mels, depth, ceil=False)}, averaged, then the "
+            f"{'max' if self.pooling == 'max' else 'mean'} over time"
+        )
 
     def forward(self, features: Tensor, **_: Tensor) -> EncoderOutput:
         short = self.min_frames - features.shape[-1]

@@ -52,16 +52,16 @@ def lenet_stack(in_channels: int, dim: int, size: int) -> nn.Sequential:
     return nn.Sequential(*blocks)
 
 
-def map_side(size: int, blocks: int) -> int:
-    """Side of the feature map after `blocks` ceil-mode halvings of `size`."""
+def map_side(size: int, blocks: int, ceil: bool = True) -> int:
+    """Side of the feature map after `blocks` halvings of `size` (rounding up or down)."""
     for _ in range(blocks):
-        size = -(-size // 2)
+        size = -(-size // 2) if ceil else size // 2
     return size
 
 
-def describe_cnn(channels: list[int], size: int, pooled: str) -> str:
+def describe_cnn(channels: list[int], size: int, pooled: str, ceil: bool = True) -> str:
     """One line for the run log: widths per block, the map size, how it is pooled."""
-    side = map_side(size, len(channels) - 1)
+    side = map_side(size, len(channels) - 1, ceil)
     return (
         f"{len(channels) - 1} conv blocks, widths {'-'.join(map(str, channels))}, "
         f"map {size}x{size} -> {side}x{side}, {pooled}"
@@ -115,6 +115,9 @@ class LeNetImageEncoder(Encoder):
         self.pooling = config.pooling
         self.features = lenet_stack(channels, config.dim, image_size)
         self.dropout = nn.Dropout(config.dropout)
+        sizes = [channels, *widths(config.dim, lenet_depth(image_size), smallest=4)]
+        pooled = "max" if self.pooling == "max" else "mean"
+        self.summary = describe_cnn(sizes, image_size, f"{pooled} of its positions", ceil=False)
 
     def forward(self, pixel_values: Tensor, **_: Tensor) -> EncoderOutput:
         features = self.dropout(self.features(pixel_values))  # [B, D, H', W']
