@@ -172,3 +172,29 @@ def test_the_choice_is_in_the_run_log(tmp_path: Path, caplog: pytest.LogCaptureF
     with caplog.at_level(logging.INFO, logger="plait"):
         HFTextEncoder(EncoderConfig(type="huggingface", model=folder))
     assert f"text tower {folder} pools: mean over tokens + unit length" in caplog.text
+
+
+def test_a_hub_name_fetches_the_sentence_transformers_files_unless_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading by name caches only what transformers reads; the pooling config is fetched."""
+    import huggingface_hub
+
+    from plait.encoders.hub import sentence_transformers_pooling
+
+    local = Path(_bert(tmp_path / "st", "mean"))
+    fetched: list[str] = []
+
+    def download(name: str, filename: str, **_: object) -> str:
+        fetched.append(filename)
+        return str(local / filename)
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert sentence_transformers_pooling("someone/st-model") is None and not fetched
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    found = sentence_transformers_pooling("someone/st-model")
+    assert found is not None and (found.mode, found.normalize) == ("mean", True)
+    assert fetched == ["modules.json", "1_Pooling/config.json"]

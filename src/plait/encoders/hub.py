@@ -119,19 +119,28 @@ class Pooling:
         return f"{mode}{' + unit length' if self.normalize else ''} ({self.source})"
 
 
-def model_file(name: str, filename: str) -> Path | None:
-    """`filename` inside model `name`: a local folder, else its hub-cache snapshot."""
+def model_file(name: str, filename: str, download: bool = False) -> Path | None:
+    """`filename` inside model `name`: a local folder, else its hub-cache snapshot, else
+    (with `download`, unless HF_HUB_OFFLINE is set) fetched from the hub. Loading a model
+    by name caches only what transformers reads, not the sentence-transformers files."""
     folder = Path(name).expanduser()
     if folder.is_dir():
         path = folder / filename
         return path if path.is_file() else None
-    try:
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+    try:
         found = try_to_load_from_cache(name, filename)
     except Exception:  # not a valid repo name: no cached file either
         return None
-    return Path(found) if isinstance(found, str) else None
+    if isinstance(found, str):
+        return Path(found)
+    if not download or hub_offline() or found is not None:  # not None: known to be absent
+        return None
+    try:
+        return Path(hf_hub_download(name, filename, etag_timeout=5))
+    except Exception:  # absent from the repo, or the hub unreachable: no such config
+        return None
 
 
 def sentence_transformers_pooling(name: str) -> Pooling | None:
@@ -140,7 +149,7 @@ def sentence_transformers_pooling(name: str) -> Pooling | None:
     Raises:
         ConfigError: the config is unreadable or asks for a pooling Plait lacks.
     """
-    modules_path = model_file(name, "modules.json")
+    modules_path = model_file(name, "modules.json", download=True)
     if modules_path is None:
         return None
     try:
@@ -154,7 +163,7 @@ def sentence_transformers_pooling(name: str) -> Pooling | None:
     if pooling is None:
         return None
     config_name = f"{str(pooling.get('path', '')).strip('/')}/config.json".lstrip("/")
-    config_path = model_file(name, config_name)
+    config_path = model_file(name, config_name, download=True)
     if config_path is None:
         raise ConfigError(
             f"{name}: modules.json names a Pooling module but {config_name} is missing; "
