@@ -10,12 +10,16 @@ runs every row.
 
 from __future__ import annotations
 
+import logging
+
 from plait.config import ENCODER_KINDS, AudioModality, ImageModality, TextModality
 from plait.encoders.audio import AudioCNNEncoder, AudioTransformerEncoder, LeNetAudioEncoder
 from plait.encoders.base import Encoder, EncoderOutput, masked_max, masked_mean
 from plait.encoders.hub import HFAudioEncoder, HFEncoder, HFImageEncoder, HFTextEncoder
 from plait.encoders.image import ImageCNNEncoder, LeNetImageEncoder
 from plait.encoders.text import TextCNNEncoder, TextGRUEncoder, TextTransformerEncoder
+
+log = logging.getLogger("plait")
 
 HF_ENCODERS: dict[str, type[HFEncoder]] = {
     "text": HFTextEncoder,
@@ -57,13 +61,23 @@ def build_encoder(
         return HF_ENCODERS[modality.kind](config, load_weights=load_weights)
     if modality.kind not in ENCODER_KINDS[config.type]:
         raise ValueError(f"encoder `{config.type}` cannot encode {modality.kind} data")
+    encoder: Encoder
     if isinstance(modality, TextModality):
         if vocab_size is None:
             raise ValueError(f"encoder `{config.type}` needs vocab_size (the text vocabulary)")
-        return ENCODERS[config.type](config, vocab_size=vocab_size, max_length=modality.max_length)
-    if isinstance(modality, ImageModality):
-        return ENCODERS[config.type](config, channels=modality.channels, image_size=modality.size)
-    return ENCODERS[config.type](config, n_mels=modality.n_mels)
+        encoder = ENCODERS[config.type](
+            config, vocab_size=vocab_size, max_length=modality.max_length
+        )
+    elif isinstance(modality, ImageModality):
+        encoder = ENCODERS[config.type](
+            config, channels=modality.channels, image_size=modality.size
+        )
+    else:
+        encoder = ENCODERS[config.type](config, n_mels=modality.n_mels)
+    summary = getattr(encoder, "summary", None)
+    if load_weights and summary:  # at training time, not on every load
+        log.info("%s (%s, dim %d): %s", modality.column, config.type, config.dim, summary)
+    return encoder
 
 
 __all__ = [

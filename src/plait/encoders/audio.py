@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from plait.config import EncoderConfig
 from plait.encoders.base import Encoder, EncoderOutput, masked_max, masked_mean
-from plait.encoders.image import conv_block, lenet_depth, lenet_stack, widths
+from plait.encoders.image import conv_block, lenet_depth, lenet_stack, map_side, widths
 
 
 def _over_time(features: Tensor, pooling: str) -> EncoderOutput:
@@ -41,7 +41,8 @@ class AudioCNNEncoder(Encoder):
     """2-D CNN over the spectrogram: `config.layers` Conv-BN-ReLU-MaxPool blocks.
 
     Each block halves frequency and time; the remaining frequency bins are averaged so
-    the sequence is one vector per downsampled time step.
+    the sequence is one vector per downsampled time step. Widths as `image_cnn`'s;
+    `dim: auto` / `layers: auto` follow the smaller side of the log-mel map.
     """
 
     def __init__(self, config: EncoderConfig, n_mels: int) -> None:
@@ -49,11 +50,18 @@ class AudioCNNEncoder(Encoder):
         self.output_dim = config.dim
         self.pooling = config.pooling
         blocks, previous = [], 1
-        for width in widths(config.dim, config.layers, smallest=16):
+        sizes = widths(config.dim, config.layers, smallest=16)
+        for width in sizes:
             blocks.append(conv_block(previous, width))
             previous = width
         self.features = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(config.dropout)
+        side = map_side(n_mels, config.layers)
+        pooled = "max" if self.pooling == "max" else "mean"
+        self.summary = (
+            f"{config.layers} conv blocks, widths {'-'.join(map(str, [1, *sizes]))}, "
+            f"{n_mels} mel bins -> {side}, averaged, then the {pooled} over time"
+        )
 
     def forward(self, features: Tensor, **_: Tensor) -> EncoderOutput:
         maps = self.dropout(self.features(features))  # [B, D, F', T']
@@ -74,6 +82,13 @@ class LeNetAudioEncoder(Encoder):
         self.min_frames = 2 ** lenet_depth(n_mels)
         self.features = lenet_stack(1, config.dim, n_mels)
         self.dropout = nn.Dropout(config.dropout)
+        depth = lenet_depth(n_mels)
+        sizes = [1, *widths(config.dim, depth, smallest=4)]
+        self.summary = (
+            f"{depth} conv blocks, widths {'-'.join(map(str, sizes))}, {n_mels} mel bins -> "
+            f"{map_side(n_mels, depth, ceil=False)}, averaged, then the "
+            f"{'max' if self.pooling == 'max' else 'mean'} over time"
+        )
 
     def forward(self, features: Tensor, **_: Tensor) -> EncoderOutput:
         short = self.min_frames - features.shape[-1]

@@ -7,8 +7,15 @@ CLAP) give their text, vision or audio tower (`TOWERS`), and encoder-decoder mod
 architecture from the config alone, for a saved Plait model that restores its own weights;
 `save_hub_files` writes that config (a tower's own config, which `TOWERS` also recognises).
 
-`pooling: auto` returns the model's `pooler_output` when it has one of width `output_dim`,
-which for the towers is exactly what the checkpoint's `get_*_features` projects: CLIP
+`pooling: auto` pools the way the model was trained (`resolve_pooling`, recorded in the
+saved folder as `hub/<name>/pooling.json`): when the model folder (local, or its snapshot in
+the hub cache) holds a sentence-transformers config (`modules.json` naming a `Pooling`
+module and its `config.json`), its mode (mean, CLS or max over tokens) and its `Normalize`
+step (unit length) are used. Otherwise the architecture's default: the model's
+`pooler_output` when it has one of width `output_dim` (BERT's tanh-dense CLS state, ...),
+else the masked mean. A folder saved before the choice was recorded keeps that default,
+which is what `auto` meant then. The `pooler_output`, for the towers, is exactly what the
+checkpoint's `get_*_features` projects: CLIP
 text's EOS-token state, CLIP vision's post-layernormed CLS state, SigLIP's pooler with its
 head (last token + linear for text, attention-pooling head for vision), CLAP text's
 tanh-dense CLS state and CLAP audio's average-pooled HTSAT output (`plait.encoders.dual`
@@ -33,13 +40,17 @@ no BatchNorm statistics drift) and runs without autograd.
 from __future__ import annotations
 
 import inspect
+import json
+import logging
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 import transformers
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel
@@ -47,6 +58,7 @@ from transformers import AutoConfig, AutoModel
 from plait.config import EncoderConfig, PlaitConfig
 from plait.encoders.base import Encoder, EncoderOutput, masked_max, masked_mean
 from plait.errors import ConfigError
+from plait.utils.io import atomic_write_json
 
 # model_type of a dual-encoder checkpoint -> the tower class to use for each modality. A
 # tower saved alone (its config's model_type, e.g. `clip_text_model`) maps to the same class.
@@ -71,6 +83,136 @@ TOWER_PREFIX = {("clap", "text"): "text_model.", ("clap", "audio"): "audio_model
 # tokenizer pads on (SiglipTokenizer: right; Siglip2Tokenizer: left)
 FIXED_LENGTH_TEXT = {"siglip_text_model": "right", "siglip2_text_model": "left"}
 LAYER_NAMES = {"layer", "layers", "block", "blocks", "stages"}
+# the record of the pooling chosen, beside the hub config in a saved folder
+POOLING_FILE = "pooling.json"
+# sentence-transformers Pooling config key -> Plait pooling
+ST_MODES = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+}
+ST_POOLING = "sentence_transformers.models.Pooling"
+ST_NORMALIZE = "sentence_transformers.models.Normalize"
+
+log = logging.getLogger("plait")
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How a hub tower turns its sequence into one vector, and why.
+
+    Attributes:
+        mode: `pooler` (the model's own pooler output, mean when it has none), `mean`,
+            `cls` or `max`.
+        normalize: scale the pooled vector to unit length (sentence-transformers
+            `Normalize`).
+        source: where the choice came from, for the run log and the model card.
+    """
+
+    mode: str
+    normalize: bool = False
+    source: str = "config"
+
+    def describe(self) -> str:
+        """E.g. `mean + unit length (sentence-transformers config)`."""
+        mode = "model's pooler output" if self.mode == "pooler" else f"{self.mode} over tokens"
+        return f"{mode}{' + unit length' if self.normalize else ''} ({self.source})"
+
+
+def model_file(name: str, filename: str, download: bool = False) -> Path | None:
+    """`filename` inside model `name`: a local folder, else its hub-cache snapshot, else
+    (with `download`, unless HF_HUB_OFFLINE is set) fetched from the hub. Loading a model
+    by name caches only what transformers reads, not the sentence-transformers files."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        path = folder / filename
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(name, filename)
+    except Exception:  # not a valid repo name: no cached file either
+        return None
+    if isinstance(found, str):
+        return Path(found)
+    if not download or hub_offline() or found is not None:  # not None: known to be absent
+        return None
+    try:
+        return Path(hf_hub_download(name, filename, etag_timeout=5))
+    except Exception:  # absent from the repo, or the hub unreachable: no such config
+        return None
+
+
+def sentence_transformers_pooling(name: str) -> Pooling | None:
+    """The pooling of model `name`'s sentence-transformers config, or None without one.
+
+    Raises:
+        ConfigError: the config is unreadable or asks for a pooling Plait lacks.
+    """
+    modules_path = model_file(name, "modules.json", download=True)
+    if modules_path is None:
+        return None
+    try:
+        modules = json.loads(modules_path.read_text())
+        types = [str(m.get("type", "")) for m in modules]
+        pooling = next((m for m in modules if m.get("type") == ST_POOLING), None)
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise ConfigError(
+            f"{modules_path}: not a readable sentence-transformers modules list ({exc})"
+        ) from None
+    if pooling is None:
+        return None
+    config_name = f"{str(pooling.get('path', '')).strip('/')}/config.json".lstrip("/")
+    config_path = model_file(name, config_name, download=True)
+    if config_path is None:
+        raise ConfigError(
+            f"{name}: modules.json names a Pooling module but {config_name} is missing; "
+            "set `pooling:` (mean, cls or max) in the encoder config"
+        )
+    try:
+        settings = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{config_path}: not a readable pooling config ({exc})") from None
+    chosen = [mode for key, mode in ST_MODES.items() if settings.get(key)]
+    others = sorted(
+        key
+        for key, on in settings.items()
+        if key.startswith("pooling_mode_") and on and key not in ST_MODES
+    )
+    if len(chosen) != 1 or others:
+        raise ConfigError(
+            f"{config_path}: Plait pools with exactly one of {', '.join(ST_MODES)}; this "
+            f"model asks for {', '.join(sorted(chosen + others)) or 'none'}: set `pooling:` "
+            "(mean, cls or max) in the encoder config"
+        )
+    return Pooling(chosen[0], ST_NORMALIZE in types, "sentence-transformers config")
+
+
+def resolve_pooling(config: EncoderConfig, load_weights: bool) -> Pooling:
+    """The pooling a hub tower uses (rule in the module docstring).
+
+    A saved folder (`load_weights=False`) reads its record; one saved before the record
+    existed keeps what `auto` meant then: the architecture's default.
+    """
+    name = str(config.model)
+    if not load_weights:
+        record = model_file(name, POOLING_FILE)
+        if record is not None:
+            try:
+                saved = json.loads(record.read_text())
+                return Pooling(str(saved["mode"]), bool(saved["normalize"]), str(saved["source"]))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{record}: not a readable pooling record ({exc})") from None
+        if config.pooling == "auto":
+            return Pooling(
+                "pooler", False, "architecture default, saved before pooling was recorded"
+            )
+    if config.pooling != "auto":
+        return Pooling(config.pooling, False, "set in the config")
+    found = sentence_transformers_pooling(name)
+    if found is not None:
+        return found
+    return Pooling("pooler", False, "architecture default: no sentence-transformers config")
 
 
 def tower_class(model_type: str, kind: str) -> type[transformers.PreTrainedModel] | None:
@@ -247,10 +389,15 @@ class HFEncoder(Encoder):
         super().__init__()
         if not config.model:
             raise ValueError("a huggingface encoder needs `model` (hub name or local folder)")
-        self.pooling = config.pooling
         self.model: transformers.PreTrainedModel = load_backbone(
             config.model, self.kind, load_weights
         )
+        self.pooling_choice = resolve_pooling(config, load_weights)
+        self.pooling = self.pooling_choice.mode
+        if load_weights:
+            log.info(
+                "%s tower %s pools: %s", self.kind, config.model, self.pooling_choice.describe()
+            )
         self.output_dim = hidden_width(self.model.config)
         self.accepted = set(inspect.signature(self.model.forward).parameters)
         self.fully_frozen = config.freeze and config.unfreeze_last == 0
@@ -272,6 +419,9 @@ class HFEncoder(Encoder):
     def save_hub_files(self, folder: str | Path) -> None:
         """Write the HF config so `load_weights=False` can rebuild this model offline."""
         self.model.config.save_pretrained(str(folder))
+        choice = self.pooling_choice
+        record = {"mode": choice.mode, "normalize": choice.normalize, "source": choice.source}
+        atomic_write_json(Path(folder) / POOLING_FILE, record)
 
     def encode(self, inputs: Mapping[str, Tensor | bool], mask: Tensor | None) -> EncoderOutput:
         """Run the backbone on the inputs it accepts (tensors, and flags such as
@@ -287,11 +437,15 @@ class HFEncoder(Encoder):
         return EncoderOutput(sequence, self._pool(out, sequence, mask), mask)
 
     def _pool(self, out: object, sequence: Tensor, mask: Tensor) -> Tensor:
+        pooled = self._pool_mode(out, sequence, mask)
+        return F.normalize(pooled, dim=-1) if self.pooling_choice.normalize else pooled
+
+    def _pool_mode(self, out: object, sequence: Tensor, mask: Tensor) -> Tensor:
         if self.pooling == "cls":
             return sequence[:, 0]  # [B, D]
         if self.pooling == "max":
             return masked_max(sequence, mask)
-        pooler = getattr(out, "pooler_output", None) if self.pooling == "auto" else None
+        pooler = getattr(out, "pooler_output", None) if self.pooling == "pooler" else None
         if isinstance(pooler, Tensor) and pooler.dim() == 4 and pooler.shape[2:] == (1, 1):
             pooler = pooler.flatten(1)  # ResNet: [B, C, 1, 1] -> [B, C]
         if isinstance(pooler, Tensor) and pooler.shape == (sequence.shape[0], self.output_dim):

@@ -52,6 +52,22 @@ def lenet_stack(in_channels: int, dim: int, size: int) -> nn.Sequential:
     return nn.Sequential(*blocks)
 
 
+def map_side(size: int, blocks: int, ceil: bool = True) -> int:
+    """Side of the feature map after `blocks` halvings of `size` (rounding up or down)."""
+    for _ in range(blocks):
+        size = -(-size // 2) if ceil else size // 2
+    return size
+
+
+def describe_cnn(channels: list[int], size: int, pooled: str, ceil: bool = True) -> str:
+    """One line for the run log: widths per block, the map size, how it is pooled."""
+    side = map_side(size, len(channels) - 1, ceil)
+    return (
+        f"{len(channels) - 1} conv blocks, widths {'-'.join(map(str, channels))}, "
+        f"map {size}x{size} -> {side}x{side}, {pooled}"
+    )
+
+
 def _positions(features: Tensor, pooling: str) -> EncoderOutput:
     """Feature map [B, D, H, W] -> sequence of its H * W positions and their pooled vector."""
     sequence = features.flatten(2).transpose(1, 2)  # [B, H * W, D]
@@ -61,7 +77,9 @@ def _positions(features: Tensor, pooling: str) -> EncoderOutput:
 
 
 class ImageCNNEncoder(Encoder):
-    """`config.layers` Conv-BN-ReLU-MaxPool blocks, widths doubling up to `dim`.
+    """`config.layers` Conv-BN-ReLU-MaxPool blocks, widths doubling up to `dim`
+    (`widths`: block i of L has max(16, dim / 2 ** (L - 1 - i)) channels), each halving
+    the map; `dim: auto` / `layers: auto` follow the image size (`plait.config.auto_cnn_size`).
 
     Pooling: masked mean of the final positions (`max` for a max); `cls` is treated as mean.
     """
@@ -71,11 +89,14 @@ class ImageCNNEncoder(Encoder):
         self.output_dim = config.dim
         self.pooling = config.pooling
         blocks, previous = [], channels
-        for width in widths(config.dim, config.layers, smallest=16):
+        sizes = widths(config.dim, config.layers, smallest=16)
+        for width in sizes:
             blocks.append(conv_block(previous, width))
             previous = width
         self.features = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(config.dropout)
+        pooled = "max" if self.pooling == "max" else "mean"
+        self.summary = describe_cnn([channels, *sizes], image_size, f"{pooled} of its positions")
 
     def forward(self, pixel_values: Tensor, **_: Tensor) -> EncoderOutput:
         features = self.dropout(self.features(pixel_values))  # [B, D, H', W']
@@ -94,6 +115,9 @@ class LeNetImageEncoder(Encoder):
         self.pooling = config.pooling
         self.features = lenet_stack(channels, config.dim, image_size)
         self.dropout = nn.Dropout(config.dropout)
+        sizes = [channels, *widths(config.dim, lenet_depth(image_size), smallest=4)]
+        pooled = "max" if self.pooling == "max" else "mean"
+        self.summary = describe_cnn(sizes, image_size, f"{pooled} of its positions", ceil=False)
 
     def forward(self, pixel_values: Tensor, **_: Tensor) -> EncoderOutput:
         features = self.dropout(self.features(pixel_values))  # [B, D, H', W']

@@ -163,21 +163,36 @@ class BasePredictor:
             "",
             self.card_summary(),
             "",
-            "| modality | kind | column | encoder |",
-            "| --- | --- | --- | --- |",
+            "| modality | kind | column | encoder | pooling |",
+            "| --- | --- | --- | --- | --- |",
         ]
+        encoders = getattr(self.model, "encoders", {})
         for name in self.card_modality_names():
             m = cfg.modalities[name]
+            choice = getattr(encoders[name], "pooling_choice", None) if name in encoders else None
+            pooling = choice.describe() if choice is not None else m.encoder.pooling
             lines.append(
-                f"| {name} | {m.kind} | {m.column} | {m.encoder.model or m.encoder.type} |"
+                f"| {name} | {m.kind} | {m.column} | {m.encoder.model or m.encoder.type} "
+                f"| {pooling} |"
             )
-        lines += ["", *self.card_details()]
+        lines += ["", *self.card_params(), *self.card_details()]
         lines += ["```python", "import plait", 'model = plait.load("<this folder>")']
         lines += [*self.card_usage(), "```", ""]
         return "\n".join(lines)
 
     def card_modality_names(self) -> list[str]:
         return list(self.config.modalities)
+
+    def card_params(self) -> list[str]:
+        """Parameter counts, trainable and frozen apart (from metrics.json when known)."""
+        total = self.metrics.get("params")
+        if total is None:
+            return []
+        trainable = self.metrics.get("params_trainable")
+        frozen = self.metrics.get("params_frozen")
+        if trainable is None or frozen is None:
+            return [f"Parameters: {total:,}", ""]
+        return [f"Parameters: {total:,} ({trainable:,} trained, {frozen:,} frozen)", ""]
 
     def card_summary(self) -> str:
         raise NotImplementedError

@@ -48,6 +48,7 @@ from plait.training.module import PlaitModule, TrainingModule
 from plait.training.nonfinite import NonFiniteMetricStop
 from plait.training.task import TrainingTask
 from plait.utils.io import atomic_write
+from plait.utils.params import parameter_counts
 
 log = logging.getLogger("plait")
 
@@ -189,7 +190,7 @@ def fit(
     run.before = before
     run.facts = {
         "train_seconds": round(train_seconds, 2),
-        "params": sum(p.numel() for p in model.parameters()),
+        **parameter_counts(model),
         "epochs": trainer.current_epoch,
         "threads": threads,
     }
