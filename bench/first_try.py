@@ -20,7 +20,8 @@ relevance: any row of the query's concept or digit is a hit), or test accuracy.
     python bench/first_try.py --quick --out /tmp/ft.json  # seconds: keeps the script working
 
 Prints a table per data set and a summary; writes bench/results/first-try.json (after
-every run, so an interrupted benchmark keeps what it measured).
+every run, so an interrupted benchmark keeps what it measured). `--variants N` keeps the
+first N rows of each sweep (the default is always first).
 """
 
 from __future__ import annotations
@@ -119,9 +120,13 @@ def demo_trainer(tmp: Path, quick: bool) -> Callable[[list[str]], Any]:
 
 
 def run_sweep(
-    name: str, train: Callable[[list[str]], Any], variants: dict, threads: int
-) -> list[dict]:
-    rows = []
+    name: str,
+    train: Callable[[list[str]], Any],
+    variants: dict,
+    threads: int,
+    save: Callable[[dict], None],
+) -> None:
+    """Train every variant in turn; `save` gets each row as soon as it is measured."""
     for index, (label, change) in enumerate(variants.items()):
         start = time.perf_counter()
         overrides = [
@@ -143,8 +148,7 @@ def run_sweep(
             "seconds": round(time.perf_counter() - start, 1),
         }
         print(json.dumps(row), flush=True)
-        rows.append(row)
-    return rows
+        save(row)
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -183,7 +187,12 @@ def main() -> None:
     parser.add_argument("--datasets", default="shapes,digits,demo")
     parser.add_argument("--digits", type=Path, default=REPO / "digits", help="built digits data")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="tiny data, 1 epoch, 2 variants")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny data, 1 epoch, 2 variants (unless --variants)"
+    )
+    parser.add_argument(
+        "--variants", type=int, default=None, help="only the first N of each sweep (default first)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "first-try.json")
     args = parser.parse_args()
 
@@ -194,6 +203,20 @@ def main() -> None:
     rows: list[dict] = []
     notes: list[str] = []
     start = time.perf_counter()
+
+    def save(row: dict | None = None) -> None:
+        if row is not None:
+            rows.append(row)
+        report.update(
+            runs=rows,
+            summary=summarise(rows),
+            notes=notes,
+            seconds=round(time.perf_counter() - start, 1),
+        )
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    keep = args.variants or (2 if args.quick else None)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for name in [n.strip() for n in args.datasets.split(",")]:
@@ -209,19 +232,9 @@ def main() -> None:
                 train = demo_trainer(tmp, args.quick)
             else:
                 parser.error(f"unknown data set {name!r}: choose from {', '.join(SWEEPS)}")
-            variants = dict(list(SWEEPS[name].items())[: 2 if args.quick else None])
-            rows += run_sweep(name, train, variants, args.threads)
-            report.update(
-                runs=rows,
-                summary=summarise(rows),
-                notes=notes,
-                seconds=round(time.perf_counter() - start, 1),
-            )
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=2) + "\n")
-    report.update(notes=notes, seconds=round(time.perf_counter() - start, 1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({**report, "runs": rows, "summary": summarise(rows)}, indent=2))
+            variants = dict(list(SWEEPS[name].items())[:keep])
+            run_sweep(name, train, variants, args.threads, save)
+    save()
     print("\n" + markdown([{k: v for k, v in r.items() if k != "overrides"} for r in rows]))
     print("\n" + markdown(summarise(rows)))
     print(f"\n{report['seconds']} s in all; wrote {args.out}")
