@@ -1,0 +1,244 @@
+"""The first try: does what a newcomer gets without edits come within 5 points of a small sweep?
+
+For each data set, the default config (exactly what the README gives a new user) against a
+small documented sweep of 3 variants, one setting changed at a time. Every run trains
+once (seed 0); the best variant is chosen on VALIDATION and its test number reported, so
+the comparison never picks on test. Score: mean R@1 of the two retrieval directions (label
+relevance: any row of the query's concept or digit is a hit), or test accuracy.
+
+- `shapes`: image <-> text on `plait.datasets.shapes` (800 / 160 / 160 rows as
+  `plait demo retrieval` makes them); default: the demo's config (`retrieval_config`, 15
+  epochs), the README's alignment example.
+- `digits`: spoken digits (FSDD) <-> digit words; default: `configs/digits-text-audio.yaml`
+  as shipped. Needs the built data (`plait data digits --mnist ../shared/data/mnist --fsdd
+  ../shared/data/fsdd --out digits`); skipped with a note when `--digits` is missing.
+- `demo`: classification on `plait demo`'s data (900 train rows, 300 test; text, image,
+  audio); default: the no-YAML start `plait train train.csv --label label` (preset
+  `medium`), with only the test file added (`--set data.test=test.csv`).
+
+    python bench/first_try.py --digits digits            # ~25 min on 2 shared CPU cores
+    python bench/first_try.py --quick --out /tmp/ft.json  # seconds: keeps the script working
+
+Prints a table per data set and a summary; writes bench/results/first-try.json (after
+every run, so an interrupted benchmark keeps what it measured). `--variants N` keeps the
+first N rows of each sweep (the default is always first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).parent / "results"
+COMMON = ["training.progress=false", "training.tensorboard=false", "evaluation.report=false"]
+
+# Each variant changes one thing against the default; `None` is the default itself.
+SWEEPS: dict[str, dict[str, list[str] | None]] = {
+    "shapes": {
+        "default (demo config)": None,
+        "lr x2 (6e-3)": ["training.lr=6e-3"],
+        "epochs x2 (30)": ["training.epochs=30"],
+        "image tower auto": ["modalities.image.encoder={type: image_cnn}"],
+    },
+    "digits": {
+        "default (recipe)": None,
+        "lr x2 (2e-3)": ["training.lr=2e-3"],
+        "batch 32": ["training.batch_size=32"],
+        "audio tower auto": ["modalities.audio.encoder={type: audio_cnn}"],
+    },
+    "demo": {
+        "default (no YAML, medium)": None,
+        "lr x2 (2e-3)": ["training.lr=2e-3"],
+        "lr x0.5 (5e-4)": ["training.lr=5e-4"],
+        "epochs x2 (30)": ["training.epochs=30", "training.early_stopping=0"],
+    },
+}
+
+
+def score(metrics: dict[str, Any]) -> float:
+    """Mean R@1 over the retrieval directions, or accuracy."""
+    if "retrieval" in metrics:
+        values = [d["R@1"] for d in metrics["retrieval"].values()]
+        return round(sum(values) / len(values), 4)
+    return round(float(metrics["accuracy"]), 4)
+
+
+def shapes_trainer(tmp: Path, quick: bool) -> Callable[[list[str]], Any]:
+    import plait
+    from plait.config import PlaitConfig, apply_override
+    from plait.datasets.shapes import generate_shapes
+    from plait.demo_retrieval import retrieval_config
+
+    rows = 64 if quick else 800
+    data = tmp / "shapes"
+    generate_shapes(data, n_train=rows, n_valid=max(16, rows // 5), n_test=160 if not quick else 32)
+    base = retrieval_config(data, tmp, 1 if quick else 15)
+
+    def train(overrides: list[str]) -> Any:
+        raw = copy.deepcopy(base)
+        for item in overrides:
+            apply_override(raw, item)
+        return plait.train(PlaitConfig.from_dict(raw))
+
+    return train
+
+
+def digits_trainer(tmp: Path, quick: bool, data: Path) -> Callable[[list[str]], Any]:
+    import plait
+    from plait.config import PlaitConfig
+
+    paths = [f"data.{s}={data / (s + '.csv')}" for s in ("train", "valid", "test")]
+    fixed = [*paths, f"output_dir={tmp}"] + (["training.epochs=1"] if quick else [])
+    recipe = REPO / "configs" / "digits-text-audio.yaml"
+
+    def train(overrides: list[str]) -> Any:
+        return plait.train(PlaitConfig.from_yaml(recipe, [*fixed, *overrides]))
+
+    return train
+
+
+def demo_trainer(tmp: Path, quick: bool) -> Callable[[list[str]], Any]:
+    import plait
+    from plait.datasets.demo import generate_demo
+
+    data = tmp / "demo"
+    train_csv = generate_demo(data, n_train=60 if quick else 900, n_test=30 if quick else 300)
+    fixed = [f"data.test={data / 'test.csv'}", f"output_dir={tmp}"]
+    fixed += ["training.epochs=1"] if quick else []
+
+    def train(overrides: list[str]) -> Any:
+        return plait.train(train_csv, label="label", overrides=[*fixed, *overrides])
+
+    return train
+
+
+def run_sweep(
+    name: str,
+    train: Callable[[list[str]], Any],
+    variants: dict,
+    threads: int,
+    save: Callable[[dict], None],
+) -> None:
+    """Train every variant in turn; `save` gets each row as soon as it is measured."""
+    for index, (label, change) in enumerate(variants.items()):
+        start = time.perf_counter()
+        overrides = [
+            *COMMON,
+            f"training.threads={threads}",
+            f"name={name}-{index}",
+            *(change or []),
+        ]
+        result = train(overrides)
+        metrics = result.metrics
+        row = {
+            "data": name,
+            "variant": label,
+            "default": change is None,
+            "overrides": change or [],
+            "valid": score(metrics["valid"]),
+            "test": score(metrics),
+            "epochs": metrics.get("epochs"),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        print(json.dumps(row), flush=True)
+        save(row)
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per data set: the default's test score against the variant best on validation."""
+    table = []
+    for name in dict.fromkeys(r["data"] for r in rows):
+        mine = [r for r in rows if r["data"] == name]
+        default = next(r for r in mine if r["default"])
+        best = max(mine, key=lambda r: r["valid"])  # first of equals: the default wins ties
+        gap = round(100 * (best["test"] - default["test"]), 1)
+        table.append(
+            {
+                "data": name,
+                "default test": default["test"],
+                "best variant (on valid)": best["variant"],
+                "best valid": best["valid"],
+                "best test": best["test"],
+                "gap (points)": gap,
+                "within 5": gap <= 5.0,
+            }
+        )
+    return table
+
+
+def markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "(no rows)"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+    lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="shapes,digits,demo")
+    parser.add_argument("--digits", type=Path, default=REPO / "digits", help="built digits data")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny data, 1 epoch, 2 variants (unless --variants)"
+    )
+    parser.add_argument(
+        "--variants", type=int, default=None, help="only the first N of each sweep (default first)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "first-try.json")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    report: dict[str, Any] = {"quick": args.quick, "seed": 0, "threads": args.threads}
+    rows: list[dict] = []
+    notes: list[str] = []
+    start = time.perf_counter()
+
+    def save(row: dict | None = None) -> None:
+        if row is not None:
+            rows.append(row)
+        report.update(
+            runs=rows,
+            summary=summarise(rows),
+            notes=notes,
+            seconds=round(time.perf_counter() - start, 1),
+        )
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    keep = args.variants or (2 if args.quick else None)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for name in [n.strip() for n in args.datasets.split(",")]:
+            if name == "shapes":
+                train = shapes_trainer(tmp, args.quick)
+            elif name == "digits":
+                if not (args.digits / "train.csv").exists():
+                    notes.append(f"digits skipped: no {args.digits / 'train.csv'}")
+                    print(notes[-1], flush=True)
+                    continue
+                train = digits_trainer(tmp, args.quick, args.digits.resolve())
+            elif name == "demo":
+                train = demo_trainer(tmp, args.quick)
+            else:
+                parser.error(f"unknown data set {name!r}: choose from {', '.join(SWEEPS)}")
+            variants = dict(list(SWEEPS[name].items())[:keep])
+            run_sweep(name, train, variants, args.threads, save)
+    save()
+    print("\n" + markdown([{k: v for k, v in r.items() if k != "overrides"} for r in rows]))
+    print("\n" + markdown(summarise(rows)))
+    print(f"\n{report['seconds']} s in all; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
