@@ -38,7 +38,7 @@ import yaml
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from plait.config import PlaitConfig, migrate_config
+from plait.config import PlaitConfig
 from plait.data import LabelSpace, restore_processor
 from plait.data.processor import STATE_FILE
 from plait.encoders import HFEncoder
@@ -199,7 +199,7 @@ def read_config(folder: str | Path) -> PlaitConfig:
     path = folder / "config.yaml"
     raw = raw_config(folder)
     with _reading(folder, "config.yaml"):
-        config = PlaitConfig.from_dict(migrate_config(raw, str(path)), source=str(path))
+        config = PlaitConfig.from_dict(raw, source=str(path))  # migrates old versions
     return point_hub_encoders_at(config, folder)
 
 
