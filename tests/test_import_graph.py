@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.fusion",),
     ("plait.heads",),
     ("plait.objectives",),
-    ("plait.evaluation.metrics", "plait.evaluation.retrieval"),
+    ("plait.evaluation.metrics", "plait.evaluation.retrieval", "plait.evaluation.caption_metrics"),
     ("plait.model", "plait.build", "plait.alignment"),
     ("plait.tasks", "plait.predictor", "plait.alignment.predictor", "plait.model_folder"),
     ("plait.training",),

@@ -35,9 +35,15 @@ def _normalise(distribution: str) -> str:
     return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
-# Packages whose modules may import the `ship` extra (export, quantization, pruning, the
-# service); everything else must work with `pip install plait` alone.
-SHIP_PACKAGES = ("plait.export", "plait.compress", "plait.serve")
+# Modules (or packages) that may import an extra: export, quantization, pruning and the
+# service use `ship`, caption metrics `caption`; everything else must work with
+# `pip install plait` alone.
+EXTRA_OF = {
+    "plait.export": "ship",
+    "plait.compress": "ship",
+    "plait.serve": "ship",
+    "plait.evaluation.caption_metrics": "caption",
+}
 
 
 def declared_distributions(extra: str | None = None) -> set[str]:
@@ -49,8 +55,11 @@ def declared_distributions(extra: str | None = None) -> set[str]:
     return {_normalise(names.match(spec).group(1)) for spec in specs}  # type: ignore[union-attr]
 
 
-def _is_ship_module(module: str) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in SHIP_PACKAGES)
+def _extra_of(module: str) -> str | None:
+    for prefix, extra in EXTRA_OF.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return extra
+    return None
 
 
 def third_party_imports(tree: ast.Module) -> set[str]:
@@ -65,18 +74,20 @@ def third_party_imports(tree: ast.Module) -> set[str]:
 
 
 def test_every_imported_package_is_declared() -> None:
-    core, ship = declared_distributions(), declared_distributions("ship")
+    allowed = {extra: declared_distributions(extra) for extra in set(EXTRA_OF.values())}
+    core = declared_distributions()
     providers = packages_distributions()
     undeclared: dict[str, list[str]] = {}
     for module, tree in _sources().items():
-        declared = ship if _is_ship_module(module) else core
+        extra = _extra_of(module)
+        declared = core if extra is None else allowed[extra]
         for name in third_party_imports(tree):
             distributions = {_normalise(d) for d in providers.get(name, [])}
             if not distributions & declared:
                 undeclared.setdefault(f"{name} ({sorted(distributions)})", []).append(module)
     assert undeclared == {}, (
-        "imported but not declared: core modules need [project] dependencies, "
-        f"{', '.join(SHIP_PACKAGES)} may also use the `ship` extra"
+        "imported but not declared: core modules need [project] dependencies; "
+        "the modules in EXTRA_OF may also use their extra"
     )
 
 

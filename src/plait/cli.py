@@ -1016,5 +1016,46 @@ def _print_metrics(metrics: dict, title: str = "metrics") -> None:
     _print_table(table)
 
 
+@app.command("caption-scores")
+def caption_scores(
+    predictions: Annotated[Path, typer.Argument(help="Table of generated captions (id, caption).")],
+    references: Annotated[
+        Path, typer.Argument(help="Table of reference captions; repeat an id for several.")
+    ],
+    id_column: Annotated[str, typer.Option("--id", help="Id column in both tables.")] = "id",
+    caption_column: Annotated[
+        str, typer.Option("--caption", help="Caption column in both tables.")
+    ] = "caption",
+    meteor: Annotated[
+        bool | None,
+        typer.Option("--meteor/--no-meteor", help="METEOR needs Java; default: when present."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write each caption's scores to this CSV.")
+    ] = None,
+) -> None:
+    """Score generated captions: BLEU-1..4, ROUGE-L, CIDEr-D, METEOR (COCO's scorers)."""
+
+    def action() -> None:
+        from plait.api import _write_frame
+        from plait.evaluation.caption_metrics import score_caption_tables
+
+        scores = score_caption_tables(
+            predictions,
+            references,
+            id_column=id_column,
+            caption_column=caption_column,
+            meteor=meteor,
+        )
+        _print_metrics(scores.corpus, f"caption scores ({len(scores.per_caption)} captions)")
+        for metric, reason in scores.skipped.items():
+            console.print(f"[yellow]{metric} skipped[/]: {escape(reason)}", soft_wrap=True)
+        if output is not None:
+            _write_frame(scores.per_caption, output)
+            console.print(f"per-caption scores: {output}")
+
+    _run(action)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
