@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     from plait.data.bad_rows import BadRows
 
 console = Console(stderr=True)
-data_app = typer.Typer(help="Build ready-made data sets (AV-MNIST, digits).", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Build ready-made data sets (AV-MNIST, digits, captioned scenes and tones).",
+    no_args_is_help=True,
+)
 app.add_typer(data_app, name="data")
 index_app = typer.Typer(
     help="Build, grow and search an index of embeddings (aligned models).",
@@ -586,6 +589,44 @@ def data_digits(
         from plait.datasets.digits import build_digits
 
         paths = build_digits(mnist, fsdd, out, seed=seed, subset=subset, progress=True)
+        for split, path in paths.items():
+            console.print(f"{split}: {path}")
+
+    _run(action)
+
+
+class CaptionData(str, Enum):
+    scenes = "scenes"
+    tones = "tones"
+
+
+@data_app.command("captions")
+def data_captions(
+    out: Annotated[Path, typer.Argument(help="Output folder (manifests, files, README).")],
+    kind: Annotated[
+        CaptionData, typer.Option(help="`scenes`: pictures of shapes; `tones`: tone sequences.")
+    ] = CaptionData.scenes,
+    train: Annotated[int, typer.Option(min=0, help="Training rows.")] = 2000,
+    valid: Annotated[int, typer.Option(min=0, help="Validation rows.")] = 200,
+    test: Annotated[int, typer.Option(min=0, help="Test rows (seen combinations).")] = 200,
+    heldout: Annotated[
+        int, typer.Option(min=0, help="Test rows holding combinations never seen in training.")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Same seed, same files.")] = 0,
+) -> None:
+    """Generate a captioning data set: pictures of 2-3 shapes (or tone sequences) with true
+    captions, reference captions, and a held-out split of unseen combinations.
+
+    Example: [bold]plait data captions scenes[/] writes scenes/train.csv, valid.csv, test.csv,
+    test_heldout.csv and references.csv.
+    """
+
+    def action() -> None:
+        if kind is CaptionData.scenes:
+            from plait.datasets.captioned_scenes import generate_captioned_scenes as build
+        else:
+            from plait.datasets.tone_captions import generate_tone_captions as build
+        paths = build(out, train, valid, test, heldout, seed=seed)
         for split, path in paths.items():
             console.print(f"{split}: {path}")
 

@@ -46,6 +46,7 @@ import soundfile as sf
 from PIL import Image, ImageDraw
 
 from plait.datasets.demo import csv_text, noisy_pcm16
+from plait.datasets.scenes import shape_outline
 from plait.utils.io import atomic_write_text
 
 __all__ = [
@@ -269,19 +270,9 @@ def _caption(rng: np.random.Generator, colour: str, shape: str, layout: _Layout)
 
 def _polygon(shape: str, layout: _Layout, scale: int) -> list[tuple[float, float]]:
     """Corner points (supersampled pixels) of a square, triangle or cross."""
-    x0, y0, s = layout.x * scale, layout.y * scale, layout.size * scale
-    if shape == "square":
-        return [(x0, y0), (x0 + s, y0), (x0 + s, y0 + s), (x0, y0 + s)]
-    if shape == "triangle":
-        if layout.pointing_up:
-            return [(x0 + s / 2, y0), (x0 + s, y0 + s), (x0, y0 + s)]
-        return [(x0, y0), (x0 + s, y0), (x0 + s / 2, y0 + s)]
-    a, b = x0 + 0.32 * s, x0 + 0.68 * s  # a plus sign whose bars are 36% of the size
-    c, d = y0 + 0.32 * s, y0 + 0.68 * s
-    return [
-        (a, y0), (b, y0), (b, c), (x0 + s, c), (x0 + s, d), (b, d),
-        (b, y0 + s), (a, y0 + s), (a, d), (x0, d), (x0, c), (a, c),
-    ]  # fmt: skip
+    return shape_outline(
+        shape, layout.x * scale, layout.y * scale, layout.size * scale, layout.pointing_up
+    )
 
 
 def _image(rng: np.random.Generator, colour: str, shape: str, layout: _Layout) -> np.ndarray:
