@@ -1018,3 +1018,8 @@ def _print_metrics(metrics: dict, title: str = "metrics") -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+from plait.export.cli import export_command  # noqa: E402
+
+app.command("export")(export_command)
