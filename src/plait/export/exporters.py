@@ -70,6 +70,7 @@ def export_dynamo(
             dynamic_shapes=(shapes,),
             dynamo=True,
             external_data=False,
+            optimize=False,  # ONNX Runtime optimises the graph when it loads it
             verbose=False,
         )
         assert program is not None

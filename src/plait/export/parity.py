@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
 #: a processor tensor key -> the spectrogram keys whose frame count the cases vary
 FRAME_KEYS = ("features",)
 
