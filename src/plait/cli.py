@@ -1016,10 +1016,11 @@ def _print_metrics(metrics: dict, title: str = "metrics") -> None:
     _print_table(table)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
-
 from plait.export.cli import export_command  # noqa: E402
 
 app.command("export")(export_command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
+
