@@ -147,6 +147,7 @@ def bench_model(
             {
                 "model": label,
                 "graph": graph_name,
+                "threads": threads,
                 "exporter": graph.exporter,
                 "batch": batch_size,
                 "torch_ms": round(torch_ms, 3),
@@ -230,6 +231,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    # rows of other thread counts stay (one run per thread count)
+    kept = [r for r in previous.get("fp32", []) if r.get("threads") != args.threads]
+    record["fp32"] = kept + rows
+    record["machine"].pop("threads")
     args.out.write_text(json.dumps({**previous, **record}, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -58,6 +58,7 @@ def test_tiny_bert_vit_wav2vec2_model_exports_with_parity(untrained, export_data
     result = plait.export(model, out, data=export_data / "test.csv")
     (graph,) = result.graphs
     assert all(case.ok for case in graph.parity)
+    assert graph.exporter == "legacy", graph.attempts  # the README's exporter table
     names = set(graph.spec.input_names)
     assert {"caption.input_ids", "image.pixel_values", "audio.input_values"} <= names
     record = json.loads((out / "export.json").read_text())
@@ -90,6 +91,7 @@ def test_real_minilm_text_tower_exports_and_embeds_like_pytorch(
     out = tmp_path / "onnx"
     result = plait.export(model, out, data=export_data / "test.csv")
     text = next(g for g in result.graphs if g.name == "tower caption")
+    assert text.exporter == "legacy", text.attempts
     assert min(case.min_cosine for case in text.parity) >= 0.9999
     onnx_model, torch_model = plait.load(out), plait.load(model)
     queries = ["a red circle on a busy background", "a quiet blue square"]
