@@ -1023,4 +1023,3 @@ app.command("export")(export_command)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
-
