@@ -69,6 +69,11 @@ def test_onnx_towers_embed_score_and_classify_like_pytorch(aligned_export, expor
     got = onnx_model.zeroshot(table, classes, templates=["a {} thing"])
     expected = torch_model.zeroshot(table, classes, templates=["a {} thing"])
     pd.testing.assert_frame_equal(got.predictions, expected.predictions, atol=1e-5)
+    got_eval, expected_eval = onnx_model.evaluate(table), torch_model.evaluate(table)
+    assert got_eval["pairs"] == expected_eval["pairs"] > 0
+    assert json.dumps(got_eval["retrieval"], sort_keys=True) == json.dumps(
+        expected_eval["retrieval"], sort_keys=True
+    )
     assert got.metrics is not None and expected.metrics is not None
     assert got.metrics["accuracy"] == pytest.approx(expected.metrics["accuracy"])
 
