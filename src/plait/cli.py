@@ -1098,5 +1098,10 @@ def caption_scores(
     _run(action)
 
 
+from plait.export.cli import export_command  # noqa: E402
+
+app.command("export")(export_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
