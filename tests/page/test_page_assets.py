@@ -59,8 +59,6 @@ def test_no_asset_fetches_from_another_host() -> None:
 def test_the_api_key_stays_out_of_browser_storage() -> None:
     script = (STATIC / "app.js").read_text()
     # the comment at the top promises it; the code must not use any of them
-    code = "\n".join(
-        line for line in script.splitlines() if not line.lstrip().startswith("//")
-    )
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("//"))
     for storage in ("localStorage", "sessionStorage", "document.cookie", "indexedDB"):
         assert storage not in code, storage
