@@ -414,7 +414,7 @@
 
   function hasEndpoint(name) {
     const endpoints = state.card?.endpoints;
-    if (!Array.isArray(endpoints)) return true;
+    if (!Array.isArray(endpoints) || endpoints.length === 0) return true; // not listed: try
     return endpoints.some((e) => e === name || e === `/v1/${name}` || e.endsWith(`/${name}`));
   }
 
@@ -447,6 +447,7 @@
 
   async function predict(entries) {
     const results = $("predict-results");
+    results.hidden = true; // old results never stand beside a new input's error
     clearErrors($("predict-error"));
     const form = formOf(entries);
     if ([...form.keys()].length === 0) {
@@ -456,7 +457,6 @@
     const row = answer.rows && answer.rows[0];
     if (!row) throw new RequestError("The server returned no result row.");
     if (row.error) {
-      results.hidden = true;
       throw new RequestError(`This input could not be used: ${row.error}`);
     }
     renderPrediction(row);
@@ -548,7 +548,10 @@
         const term = document.createElement("dt");
         term.textContent = key;
         const detail = document.createElement("dd");
-        detail.textContent = String(value ?? "");
+        const text = String(value ?? "");
+        // a stored file path reads better as its file name (the full path on hover)
+        detail.textContent = /^[^\s]*[\\/][^\s]+$/.test(text) ? text.split(/[\\/]/).pop() : text;
+        detail.title = text;
         columns.append(term, detail);
       }
       card.append(media, title, score, columns);
