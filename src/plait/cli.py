@@ -1016,5 +1016,9 @@ def _print_metrics(metrics: dict, title: str = "metrics") -> None:
     _print_table(table)
 
 
+from plait.serve.cli import serve_command  # noqa: E402
+
+app.command("serve")(serve_command)
+
 if __name__ == "__main__":  # pragma: no cover
     app()
