@@ -13,6 +13,7 @@ screenshot for the README.
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import shutil
@@ -120,17 +121,26 @@ def _train(raw: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def classifier(browser: Any, tiny_config, tmp_path_factory: pytest.TempPathFactory):
-    """A tiny caption + image + audio classifier served with an API key."""
+def classifier(browser: Any, tiny_config, demo_data: Path, tmp_path_factory):
+    """A tiny caption + image + audio classifier served with an API key, and its data."""
     import plait
     from plait.serve import ServeSettings, create_app
 
     runs = tmp_path_factory.mktemp("page-classifier")
-    folder = _train(tiny_config(runs, "page-classifier", training={"epochs": 1}))
-    predictor = plait.load(folder)
+    raw = tiny_config(runs, "page-classifier", training={"epochs": 1})
+    data = demo_data
+    if os.environ.get("PLAIT_PAGE_SCREENSHOT_DIR"):  # the README's picture: the demo's model
+        from plait.datasets.demo import generate_demo
+        from plait.demo import demo_config
+
+        data = runs / "data"
+        generate_demo(data, n_train=900, n_test=300, seed=0)
+        raw = demo_config(data, runs, epochs=10)
+        raw["training"]["progress"] = False
+    predictor = plait.load(_train(raw))
     settings = ServeSettings(api_key=API_KEY, max_wait_ms=0)
     with Served(create_app(predictor, settings)) as served:
-        yield served, predictor
+        yield served, predictor, data
 
 
 @pytest.fixture(scope="module")
@@ -208,11 +218,11 @@ def _expected_probabilities(predictor: Any, image: Path | None, caption: str | N
 
 def _screenshot(driver: Any, tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
-    width, height = driver.get_window_size().values()
-    full = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(max(full, height), 3000))  # the whole page
-    driver.save_screenshot(str(path))
-    driver.set_window_size(width, height)
+    # the whole page, not just the window (Chromium's DevTools protocol)
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
     assert path.stat().st_size > 10_000  # a rendered page, not an empty canvas
     keep = os.environ.get("PLAIT_PAGE_SCREENSHOT_DIR")
     if keep:
@@ -225,9 +235,9 @@ def _screenshot(driver: Any, tmp_path: Path, name: str) -> Path:
 
 
 def test_upload_predicts_with_chart_and_attribution_and_a_bad_file_reads_clearly(
-    browser: Any, classifier, demo_data: Path, tmp_path: Path
+    browser: Any, classifier, tmp_path: Path
 ):
-    served, predictor = classifier
+    served, predictor, data = classifier
     driver = browser
     driver.get(served.url)
     # the card needs the key: the page says so and shows the key form
@@ -235,19 +245,21 @@ def test_upload_predicts_with_chart_and_attribution_and_a_bad_file_reads_clearly
     assert "API key" in _css(driver, "#page-error")[0].text
     _open(driver, served.url, API_KEY)
 
-    assert _css(driver, "#model-name")[0].text == "page-classifier"
+    assert _css(driver, "#model-name")[0].text == predictor.config.name
     names = [e.get_attribute("name") for e in _css(driver, "#predict-inputs [name]")]
     assert names == ["caption", "image", "audio"]  # one input per modality, in card order
     assert "image/png" in _file_input(driver, "predict", "image").get_attribute("accept")
 
-    image = sorted((demo_data / "images").glob("*.png"))[0]
+    # a test row of the model's data: its caption typed, its image uploaded, no audio
+    rows = pd.read_csv(data / "test.csv").dropna(subset=["caption", "image"])
+    caption, image = rows["caption"].iloc[0], data / rows["image"].iloc[0]
     _file_input(driver, "predict", "image").send_keys(str(image))
-    _css(driver, "textarea[name=caption]")[0].send_keys(CAPTION)
+    _css(driver, "textarea[name=caption]")[0].send_keys(caption)
     _css(driver, "#predict-submit")[0].click()
     _wait(driver, lambda d: _css(d, "#attribution-chart .bar-row"), "the attribution")
 
     shown = _bars(driver, "probability-chart")
-    expected = _expected_probabilities(predictor, image, CAPTION)
+    expected = _expected_probabilities(predictor, image, caption)
     assert list(shown) == sorted(expected, key=expected.get, reverse=True)  # best first
     assert set(shown) == set(predictor.labels.names)
     for label, value in expected.items():
@@ -283,7 +295,7 @@ def test_upload_predicts_with_chart_and_attribution_and_a_bad_file_reads_clearly
 
 
 def test_audio_recorded_in_the_page_is_sent_as_wav_and_predicted(browser: Any, classifier):
-    served, predictor = classifier
+    served, predictor, _ = classifier
     driver = browser
     _open(driver, served.url, API_KEY)
     (record,) = _css(driver, "#predict-inputs button.record")

@@ -113,8 +113,11 @@
 
   // ---------------------------------------------------------------- charts
 
-  const format = (value, digits = 3) =>
-    Number.isFinite(value) ? value.toFixed(digits) : String(value);
+  const format = (value, digits = 3) => {
+    if (!Number.isFinite(value)) return String(value);
+    const text = value.toFixed(digits);
+    return Number(text) === 0 ? (0).toFixed(digits) : text; // never "-0.000"
+  };
 
   // A horizontal bar chart as a list: each item a label, a bar and the value, so screen
   // readers read "label value". `signed` draws bars both ways from a centre line.
@@ -644,11 +647,13 @@
     document.title = `${card.name} - Plait`;
     $("model-name").textContent = card.name;
     const kinds = card.modalities.map((m) => `${m.name} (${m.kind})`).join(", ");
-    const labels = Array.isArray(card.labels) && card.labels.length
-      ? `; ${card.labels.length} labels`
-      : "";
+    const labels =
+      card.task !== "alignment" && Array.isArray(card.labels) && card.labels.length
+        ? `; ${card.labels.length} labels`
+        : "";
+    const article = /^[aeiou]/i.test(card.task) ? "An" : "A";
     $("model-summary").textContent =
-      `A ${card.task} model on ${kinds}${labels}; runtime ${card.runtime}.`;
+      `${article} ${card.task} model on ${kinds}${labels}; runtime ${card.runtime}.`;
     if (card.auth) $("auth").hidden = false;
 
     if (card.task === "alignment") {
