@@ -34,6 +34,7 @@ from plait.serve.metrics import Metrics
 from plait.serve.middleware import ServiceMiddleware
 from plait.serve.requests import (
     FORM,
+    FORMS,
     JSON,
     form_fields,
     json_body,
@@ -364,7 +365,7 @@ async def _json_or_form(request: Request) -> tuple[Any, list[tuple[str, Value]] 
     kind = media_type(request)
     if kind == JSON:
         return await json_body(request), None
-    if kind == FORM:
+    if kind in FORMS:
         return None, await form_fields(request, request.app.state.service.settings)
     raise ApiError(
         415, "unsupported_media_type", f"send {JSON} or {FORM}; got '{kind or 'nothing'}'"
@@ -491,8 +492,8 @@ def _search_routes(api: APIRouter, service: Service) -> None:
         """The k indexed items nearest to one query (any tower of the model)."""
         body, fields = await _json_or_form(request)
         if fields is not None:
-            k_raw = one_row(fields).pop("k", "10")
-            row = one_row(fields, skip=("k",))
+            k_raw: Any = one_row(fields).pop("k", "10")
+            row: dict[str, Value | None] = one_row(fields, skip=("k",))
         else:
             if not isinstance(body, dict) or not isinstance(body.get("query"), dict):
                 raise ApiError(
@@ -509,6 +510,8 @@ def _search_routes(api: APIRouter, service: Service) -> None:
         if len(row) != 1:
             raise ApiError(422, "invalid_request", "the query holds exactly one modality")
         ((given, value),) = row.items()
+        if value is None:
+            raise ApiError(422, "invalid_request", "the query is empty")
         name = _tower_of(service, value, given)
         checker = RowChecker(predictor.config, service.settings, service.names)
         try:
