@@ -626,7 +626,7 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error")
+        log.exception("[%s] internal error on %s", rid(request), request.url.path)
         return JSONResponse(
             envelope(
                 "internal_error", "the service failed on this request; see its log", rid(request)

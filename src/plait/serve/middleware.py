@@ -7,7 +7,6 @@ millisecond, and it can refuse an oversized body while it is still arriving.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import re
@@ -21,7 +20,6 @@ from plait.serve.metrics import Metrics
 from plait.serve.settings import ServeSettings
 
 log = logging.getLogger("plait.serve")
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,14 +30,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's id is echoed only if tame
 _ITEMS = re.compile(r"^/v1/items/[^/]+/media$")
 UNCAPPED = ("/v1/health/live", "/v1/health/ready", "/metrics")  # answer even when busy
-
-
-class RequestIdFilter(logging.Filter):
-    """Puts the current request's id on every log record (`%(request_id)s`)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
 
 
 def endpoint_of(path: str, known: set[str]) -> str:
@@ -70,7 +60,6 @@ class ServiceMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
         request_id = given if _ID_OK.match(given) else uuid.uuid4().hex[:16]
-        token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()
         status = [500]
@@ -123,8 +112,14 @@ class ServiceMiddleware:
             seconds = time.perf_counter() - start
             if endpoint != "/metrics":
                 self.metrics.observe(endpoint, scope["method"], status[0], seconds)
-            log.info("%s %s -> %d in %.1f ms", scope["method"], path, status[0], seconds * 1e3)
-            request_id_var.reset(token)
+            log.info(
+                "[%s] %s %s -> %d in %.1f ms",
+                request_id,
+                scope["method"],
+                path,
+                status[0],
+                seconds * 1e3,
+            )
 
     async def _read_body(self, receive: Receive, headers: dict[str, str]) -> list[Message] | None:
         """The body's messages, or None once it is over the limit (read no further)."""
