@@ -51,6 +51,7 @@ log = logging.getLogger("plait.serve")
 STATIC = Path(__file__).parent / "static"
 PREFIX = "/v1"
 MEDIA_TYPES = ("image/", "audio/")
+INLINE_CHECK_BYTES = 1 << 20  # smaller uploads are checked and written on the event loop
 
 
 class Service:
@@ -254,7 +255,10 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
         rows = await read_rows(request, settings)
         checker = RowChecker(predictor.config, settings, service.names)
         try:
-            checked = await run_in_threadpool(checker.check, rows)
+            if _upload_bytes(rows) < INLINE_CHECK_BYTES:  # a thread hop costs more
+                checked = checker.check(rows)
+            else:
+                checked = await run_in_threadpool(checker.check, rows)
             future = service.batchers[name].submit(checked)
         except BaseException:
             checker.cleanup()
@@ -555,6 +559,10 @@ def _search_routes(api: APIRouter, service: Service) -> None:
         if path is None:
             raise ApiError(404, "not_found", f"no media for item '{item}'")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0])
+
+
+def _upload_bytes(rows: list[dict[str, Value | None]]) -> int:
+    return sum(len(v.data) for row in rows for v in row.values() if isinstance(v, Upload))
 
 
 def _media_path(index: Any, position: int | None, column: str | None) -> Path | None:

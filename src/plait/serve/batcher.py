@@ -4,10 +4,10 @@ Why a small module of our own: the batching libraries that fit an asyncio server
 come with a whole serving stack (Ray Serve, TorchServe, Triton) or are thinly kept; this
 is one queue and one worker task.
 
-The rule: a request whose rows arrive while the model has been idle for at least
-`max_wait` is dispatched at once (a lone request is never delayed). While traffic flows
-(the last batch ended less than `max_wait` ago), a batch waits up to `max_wait` after its
-first request for more rows, until it holds `max_size` rows. Requests are never split
+The rule: a batch takes every request already queued (up to `max_size` rows). It waits
+up to `max_wait` after its first request for more only while requests arrive together,
+i.e. when the previous batch held several requests; so a lone client, or the first
+request after a quiet spell, is dispatched at once and never pays `max_wait`. Requests are never split
 and never reordered; model calls run one at a time in a worker thread, never on the
 event loop. When a batch call raises, each of its requests is run alone, so one bad
 request cannot fail the others.
@@ -62,7 +62,7 @@ class MicroBatcher(Generic[T, R]):
         self.on_batch = on_batch
         self._queue: asyncio.Queue[_Pending[T, R]] | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._idle_since = 0.0  # when the last batch ended (monotonic); 0: never ran
+        self._last_requests = 0  # requests in the previous batch: >1 means traffic
 
     def start(self) -> None:
         if self._worker is None:
@@ -94,7 +94,7 @@ class MicroBatcher(Generic[T, R]):
             if first.future.done():  # cancelled while queued (the client timed out)
                 continue
             batch, size = [first], len(first.rows)
-            busy = time.monotonic() - self._idle_since < self.max_wait_s
+            busy = self._last_requests > 1
             deadline = first.arrived + (self.max_wait_s if busy else 0.0)
             while size < self.max_size:
                 timeout = deadline - time.monotonic()
@@ -117,6 +117,7 @@ class MicroBatcher(Generic[T, R]):
             await self._dispatch(batch, size)
 
     async def _dispatch(self, batch: list[_Pending[T, R]], size: int) -> None:
+        self._last_requests = len(batch)
         if self.on_batch is not None:
             self.on_batch(size)
         loop = asyncio.get_running_loop()
@@ -133,8 +134,6 @@ class MicroBatcher(Generic[T, R]):
                 results = []
                 for rows in requests:  # isolate the request that fails
                     results.append(await loop.run_in_executor(self.executor, _one, self.fn, rows))
-        finally:
-            self._idle_since = time.monotonic()
         for pending, result in zip(batch, results, strict=True):
             if pending.future.done():
                 continue
