@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import statistics
@@ -108,6 +109,13 @@ class Server:
             if self.process.poll() is not None:
                 break
         raise SystemExit(f"the server did not start; see {log}")
+
+    def server_ms(self, offset: int) -> tuple[list[float], int]:
+        """Server-side times (its log lines) of the predict calls logged after `offset`."""
+        self.log.flush()
+        text = Path(self.log.name).read_text()
+        found = re.findall(r"POST /v1/predict -> 200 in ([0-9.]+) ms", text[offset:])
+        return [float(v) for v in found], len(text)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -303,10 +311,15 @@ def main() -> None:
 
         server = Server(model, batch=32, log=root / "batched.log")
         try:
-            levels = [
-                asyncio.run(load(server.base, row, c, args.seconds, args.max_requests))
-                for c in (1, 8, 32)
-            ]
+            levels = []
+            offset = server.server_ms(0)[1]
+            for clients in (1, 8, 32):
+                level = asyncio.run(
+                    load(server.base, row, clients, args.seconds, args.max_requests)
+                )
+                inside, offset = server.server_ms(offset)
+                level["server_p50_ms"] = round(statistics.median(inside), 2) if inside else None
+                levels.append(level)
             report["batched_mean_batch_rows"] = mean_batch(server.base)
             report["load"] = levels
             report["http_one_row_p50_ms"] = levels[0]["p50_ms"]
@@ -321,8 +334,13 @@ def main() -> None:
 
         unbatched = Server(model, batch=1, log=root / "unbatched.log")
         try:
+            offset = unbatched.server_ms(0)[1]
             report["no_batching_32"] = asyncio.run(
                 load(unbatched.base, row, 32, args.seconds, args.max_requests)
+            )
+            inside, _ = unbatched.server_ms(offset)
+            report["no_batching_32"]["server_p50_ms"] = (
+                round(statistics.median(inside), 2) if inside else None
             )
         finally:
             unbatched.stop()
@@ -359,14 +377,11 @@ async def rss_run(server: Server, row: Any, total: int, seconds: float) -> dict[
 
 def print_tables(report: dict[str, Any]) -> None:
     print(f"machine: {report['machine']}")
-    print("\n| clients | requests | p50 ms | p99 ms | throughput req/s | errors |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for level in report["load"]:
+    print("\n| clients | requests | p50 ms | p99 ms | server p50 ms | throughput req/s | errors |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for level in [*report["load"], {**report["no_batching_32"], "clients": "32, no batching"}]:
         print(f"| {level['clients']} | {level['requests']} | {level['p50_ms']} | {level['p99_ms']} "
-              f"| {level['throughput_rps']} | {level['errors']} |")  # fmt: skip
-    nb = report["no_batching_32"]
-    print(f"| 32, no batching | {nb['requests']} | {nb['p50_ms']} | {nb['p99_ms']} "
-          f"| {nb['throughput_rps']} | {nb['errors']} |")  # fmt: skip
+              f"| {level.get('server_p50_ms', '')} | {level['throughput_rps']} | {level['errors']} |")  # fmt: skip
     ip = report["in_process"]
     print(f"\nbatching gain at 32 clients: {report['batching_throughput_gain_32']}x throughput "
           f"(mean batch {report['batched_mean_batch_rows']} rows); model-time gain in-process: "

@@ -144,3 +144,22 @@ def test_max_size_one_means_no_batching(size):
         return fn
 
     assert all(len(batch) == 1 for batch in _run(main()).batches)
+
+
+def test_abandon_drops_a_queued_request_but_lets_a_running_one_finish():
+    async def main():
+        fn = Recorder(delay=0.2)
+        batcher = _batcher(fn, max_size=1, max_wait_s=0.0)
+        running = batcher.submit(["running"])
+        queued = batcher.submit(["queued"])
+        await asyncio.sleep(0.05)  # `running` is inside the model call now
+        batcher.abandon(running)
+        batcher.abandon(queued)
+        result = await running
+        await asyncio.sleep(0.3)
+        await batcher.stop()
+        return fn, result, queued
+
+    fn, result, queued = _run(main())
+    assert result == ["RUNNING"] and queued.cancelled()
+    assert [rows for batch in fn.batches for rows in batch] == [["running"]]

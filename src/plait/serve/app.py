@@ -93,7 +93,7 @@ class Service:
         """The modalities a request may fill, by name."""
         if self.aligned:
             return list(self.predictor.pair)
-        return list(self.predictor.model.modalities)
+        return list(self.predictor.config.modalities)
 
     async def start(self) -> None:
         for batcher in self.batchers.values():
@@ -113,11 +113,16 @@ class Service:
             asyncio.ensure_future(loop.run_in_executor(self.executor, fn, *args))
         )
 
-    async def bounded(self, future: asyncio.Future[Any]) -> Any:
+    async def bounded(
+        self, future: asyncio.Future[Any], batcher: MicroBatcher[Any, Any] | None = None
+    ) -> Any:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.settings.timeout_s)
         except asyncio.TimeoutError:
-            future.cancel()  # a batch not started yet drops it; a running call finishes
+            if batcher is not None:
+                batcher.abandon(future)  # dropped if queued; a running batch finishes
+            else:
+                future.cancel()
             raise ApiError(
                 504,
                 "timeout",
@@ -259,12 +264,13 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
                 checked = checker.check(rows)
             else:
                 checked = await run_in_threadpool(checker.check, rows)
-            future = service.batchers[name].submit(checked)
+            batcher = service.batchers[name]
+            future = batcher.submit(checked)
         except BaseException:
             checker.cleanup()
             raise
-        future.add_done_callback(lambda _: checker.cleanup())
-        outcomes = await service.bounded(future)
+        future.add_done_callback(lambda _: checker.cleanup())  # once the model is done
+        outcomes = await service.bounded(future, batcher)
         return _rows_response(request, outcomes, checker, empty)
 
     body_doc = _rows_openapi()

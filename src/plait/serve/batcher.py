@@ -63,6 +63,7 @@ class MicroBatcher(Generic[T, R]):
         self._queue: asyncio.Queue[_Pending[T, R]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._last_requests = 0  # requests in the previous batch: >1 means traffic
+        self._running: set[asyncio.Future[R]] = set()  # futures of the batch being run
 
     def start(self) -> None:
         if self._worker is None:
@@ -77,6 +78,13 @@ class MicroBatcher(Generic[T, R]):
             except asyncio.CancelledError:
                 pass
             self._worker = None
+
+    def abandon(self, future: asyncio.Future[R]) -> None:
+        """The caller gave up (timeout): drop the request if it has not started; a
+        running one finishes (its future resolves, so its done-callbacks run after the
+        model has let go of its inputs)."""
+        if future not in self._running:
+            future.cancel()
 
     def submit(self, rows: Sequence[T]) -> asyncio.Future[R]:
         """Queue one request's rows; the future resolves to its result (or its error)."""
@@ -122,6 +130,7 @@ class MicroBatcher(Generic[T, R]):
             self.on_batch(size)
         loop = asyncio.get_running_loop()
         requests = [p.rows for p in batch]
+        self._running = {p.future for p in batch}
         try:
             results: list[Any] = await loop.run_in_executor(self.executor, self.fn, requests)
             if len(results) != len(batch):
@@ -134,6 +143,7 @@ class MicroBatcher(Generic[T, R]):
                 results = []
                 for rows in requests:  # isolate the request that fails
                     results.append(await loop.run_in_executor(self.executor, _one, self.fn, rows))
+        self._running = set()
         for pending, result in zip(batch, results, strict=True):
             if pending.future.done():
                 continue
