@@ -163,3 +163,26 @@ def test_abandon_drops_a_queued_request_but_lets_a_running_one_finish():
     fn, result, queued = _run(main())
     assert result == ["RUNNING"] and queued.cancelled()
     assert [rows for batch in fn.batches for rows in batch] == [["running"]]
+
+
+def test_a_batch_waits_for_requests_still_arriving_and_only_for_them():
+    async def main():
+        arriving = {"n": 0}
+        fn = Recorder()
+        batcher = _batcher(fn, max_size=100, max_wait_s=0.3, arriving=lambda: arriving["n"])
+        await asyncio.gather(batcher.submit(["w1"]), batcher.submit(["w2"]))  # warm
+        start = time.perf_counter()
+        await batcher.submit(["alone"])  # nothing arriving: at once
+        alone = time.perf_counter() - start
+        arriving["n"] = 1  # one more request is being read
+        first = batcher.submit(["first"])
+        await asyncio.sleep(0.1)
+        arriving["n"] = 0
+        second = batcher.submit(["second"])
+        await asyncio.gather(first, second)
+        await batcher.stop()
+        return fn, alone
+
+    fn, alone = _run(main())
+    assert alone < 0.2  # far below max_wait = 0.3 s
+    assert fn.batches[-1] == [["first"], ["second"]]

@@ -12,9 +12,11 @@ import asyncio
 import hmac
 import logging
 import mimetypes
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from plait.serve import runner
 from plait.serve.batcher import MicroBatcher
 from plait.serve.errors import ApiError, envelope
 from plait.serve.metrics import Metrics
-from plait.serve.middleware import ServiceMiddleware
+from plait.serve.middleware import ServiceMiddleware, arrived
 from plait.serve.requests import (
     FORM,
     FORMS,
@@ -68,6 +70,7 @@ class Service:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="plait-model")
         self.ready = False
         self.batchers: dict[str, MicroBatcher[CheckedRow, list[Outcome]]] = {}
+        self.arriving: Counter[str] = Counter()  # see middleware.ServiceMiddleware
         work: dict[str, Callable[[list[list[CheckedRow]]], list[list[Outcome]]]]
         if self.aligned:
             work = {"embed": lambda reqs: runner.embed_batch(predictor, reqs)}
@@ -83,7 +86,9 @@ class Service:
                 max_size=settings.max_batch_size,
                 max_wait_s=settings.max_wait_ms / 1000,
                 on_batch=self.metrics.batch_rows.labels(f"{PREFIX}/{name}").observe,
+                arriving=partial(self.arriving.__getitem__, f"{PREFIX}/{name}"),
             )
+            self.arriving[f"{PREFIX}/{name}"] = 0
         self.items: dict[str, int] = {}
         if index is not None:
             self.items = {item: i for i, item in enumerate(index.ids)}
@@ -266,6 +271,7 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
                 checked = await run_in_threadpool(checker.check, rows)
             batcher = service.batchers[name]
             future = batcher.submit(checked)
+            arrived(request.scope)
         except BaseException:
             checker.cleanup()
             raise
@@ -366,7 +372,13 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
     known = {str(getattr(r, "path", "")) for r in [*health.routes, *api.routes]}
     known |= {"/metrics", "/", "/docs", "/openapi.json"}
     endpoints.extend(sorted(p for p in known if p.startswith(PREFIX)))
-    app.add_middleware(ServiceMiddleware, settings=settings, metrics=service.metrics, known=known)
+    app.add_middleware(
+        ServiceMiddleware,
+        settings=settings,
+        metrics=service.metrics,
+        known=known,
+        arriving=service.arriving,
+    )
     return app
 
 

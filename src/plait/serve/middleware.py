@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -29,6 +30,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's id is echoed only if tame
 _ITEMS = re.compile(r"^/v1/items/[^/]+/media$")
+ARRIVING = "plait_arriving"
 UNCAPPED = ("/v1/health/live", "/v1/health/ready", "/metrics")  # answer even when busy
 
 
@@ -45,13 +47,21 @@ def endpoint_of(path: str, known: set[str]) -> str:
 
 class ServiceMiddleware:
     def __init__(
-        self, app: ASGIApp, settings: ServeSettings, metrics: Metrics, known: set[str]
+        self,
+        app: ASGIApp,
+        settings: ServeSettings,
+        metrics: Metrics,
+        known: set[str],
+        arriving: Counter[str] | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
         self.known = known
         self.in_flight = 0
+        # batched endpoint -> requests received but not yet handed to its batcher (the
+        # endpoint pops its own count with `arrived` once it has queued the rows)
+        self.arriving = arriving if arriving is not None else Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +87,9 @@ class ServiceMiddleware:
             await send(message)
 
         capped = path.startswith("/v1/") and path not in UNCAPPED
+        if endpoint in self.arriving:
+            self.arriving[endpoint] += 1
+            scope["state"][ARRIVING] = (self.arriving, endpoint)
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
@@ -107,6 +120,7 @@ class ServiceMiddleware:
                 return
             await self.app(scope, _replay(body, receive), send_with_id)
         finally:
+            arrived(scope)
             self.in_flight -= 1
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - start
@@ -139,6 +153,14 @@ class ServiceMiddleware:
             if not message.get("more_body", False):
                 break
         return messages
+
+
+def arrived(scope: Scope) -> None:
+    """This request's rows are queued (or never will be): stop counting it as arriving."""
+    found = scope.get("state", {}).pop(ARRIVING, None)
+    if found is not None:
+        counter, endpoint = found
+        counter[endpoint] -= 1
 
 
 def _replay(messages: list[Message], original: Receive) -> Receive:
