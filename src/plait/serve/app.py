@@ -12,9 +12,11 @@ import asyncio
 import hmac
 import logging
 import mimetypes
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,10 @@ from plait.serve import runner
 from plait.serve.batcher import MicroBatcher
 from plait.serve.errors import ApiError, envelope
 from plait.serve.metrics import Metrics
-from plait.serve.middleware import ServiceMiddleware
+from plait.serve.middleware import ServiceMiddleware, arrived
 from plait.serve.requests import (
     FORM,
+    FORMS,
     JSON,
     form_fields,
     json_body,
@@ -50,6 +53,7 @@ log = logging.getLogger("plait.serve")
 STATIC = Path(__file__).parent / "static"
 PREFIX = "/v1"
 MEDIA_TYPES = ("image/", "audio/")
+INLINE_CHECK_BYTES = 1 << 20  # smaller uploads are checked and written on the event loop
 
 
 class Service:
@@ -66,6 +70,7 @@ class Service:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="plait-model")
         self.ready = False
         self.batchers: dict[str, MicroBatcher[CheckedRow, list[Outcome]]] = {}
+        self.arriving: Counter[str] = Counter()  # see middleware.ServiceMiddleware
         work: dict[str, Callable[[list[list[CheckedRow]]], list[list[Outcome]]]]
         if self.aligned:
             work = {"embed": lambda reqs: runner.embed_batch(predictor, reqs)}
@@ -81,7 +86,9 @@ class Service:
                 max_size=settings.max_batch_size,
                 max_wait_s=settings.max_wait_ms / 1000,
                 on_batch=self.metrics.batch_rows.labels(f"{PREFIX}/{name}").observe,
+                arriving=partial(self.arriving.__getitem__, f"{PREFIX}/{name}"),
             )
+            self.arriving[f"{PREFIX}/{name}"] = 0
         self.items: dict[str, int] = {}
         if index is not None:
             self.items = {item: i for i, item in enumerate(index.ids)}
@@ -91,7 +98,7 @@ class Service:
         """The modalities a request may fill, by name."""
         if self.aligned:
             return list(self.predictor.pair)
-        return list(self.predictor.model.modalities)
+        return list(self.predictor.config.modalities)
 
     async def start(self) -> None:
         for batcher in self.batchers.values():
@@ -111,11 +118,16 @@ class Service:
             asyncio.ensure_future(loop.run_in_executor(self.executor, fn, *args))
         )
 
-    async def bounded(self, future: asyncio.Future[Any]) -> Any:
+    async def bounded(
+        self, future: asyncio.Future[Any], batcher: MicroBatcher[Any, Any] | None = None
+    ) -> Any:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.settings.timeout_s)
         except asyncio.TimeoutError:
-            future.cancel()  # a batch not started yet drops it; a running call finishes
+            if batcher is not None:
+                batcher.abandon(future)  # dropped if queued; a running batch finishes
+            else:
+                future.cancel()
             raise ApiError(
                 504,
                 "timeout",
@@ -253,13 +265,18 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
         rows = await read_rows(request, settings)
         checker = RowChecker(predictor.config, settings, service.names)
         try:
-            checked = await run_in_threadpool(checker.check, rows)
-            future = service.batchers[name].submit(checked)
+            if _upload_bytes(rows) < INLINE_CHECK_BYTES:  # a thread hop costs more
+                checked = checker.check(rows)
+            else:
+                checked = await run_in_threadpool(checker.check, rows)
+            batcher = service.batchers[name]
+            future = batcher.submit(checked)
+            arrived(request.scope)
         except BaseException:
             checker.cleanup()
             raise
-        future.add_done_callback(lambda _: checker.cleanup())
-        outcomes = await service.bounded(future)
+        future.add_done_callback(lambda _: checker.cleanup())  # once the model is done
+        outcomes = await service.bounded(future, batcher)
         return _rows_response(request, outcomes, checker, empty)
 
     body_doc = _rows_openapi()
@@ -355,7 +372,13 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
     known = {str(getattr(r, "path", "")) for r in [*health.routes, *api.routes]}
     known |= {"/metrics", "/", "/docs", "/openapi.json"}
     endpoints.extend(sorted(p for p in known if p.startswith(PREFIX)))
-    app.add_middleware(ServiceMiddleware, settings=settings, metrics=service.metrics, known=known)
+    app.add_middleware(
+        ServiceMiddleware,
+        settings=settings,
+        metrics=service.metrics,
+        known=known,
+        arriving=service.arriving,
+    )
     return app
 
 
@@ -364,7 +387,7 @@ async def _json_or_form(request: Request) -> tuple[Any, list[tuple[str, Value]] 
     kind = media_type(request)
     if kind == JSON:
         return await json_body(request), None
-    if kind == FORM:
+    if kind in FORMS:
         return None, await form_fields(request, request.app.state.service.settings)
     raise ApiError(
         415, "unsupported_media_type", f"send {JSON} or {FORM}; got '{kind or 'nothing'}'"
@@ -491,8 +514,8 @@ def _search_routes(api: APIRouter, service: Service) -> None:
         """The k indexed items nearest to one query (any tower of the model)."""
         body, fields = await _json_or_form(request)
         if fields is not None:
-            k_raw = one_row(fields).pop("k", "10")
-            row = one_row(fields, skip=("k",))
+            k_raw: Any = one_row(fields).pop("k", "10")
+            row: dict[str, Value | None] = one_row(fields, skip=("k",))
         else:
             if not isinstance(body, dict) or not isinstance(body.get("query"), dict):
                 raise ApiError(
@@ -509,6 +532,8 @@ def _search_routes(api: APIRouter, service: Service) -> None:
         if len(row) != 1:
             raise ApiError(422, "invalid_request", "the query holds exactly one modality")
         ((given, value),) = row.items()
+        if value is None:
+            raise ApiError(422, "invalid_request", "the query is empty")
         name = _tower_of(service, value, given)
         checker = RowChecker(predictor.config, service.settings, service.names)
         try:
@@ -552,6 +577,10 @@ def _search_routes(api: APIRouter, service: Service) -> None:
         if path is None:
             raise ApiError(404, "not_found", f"no media for item '{item}'")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0])
+
+
+def _upload_bytes(rows: list[dict[str, Value | None]]) -> int:
+    return sum(len(v.data) for row in rows for v in row.values() if isinstance(v, Upload))
 
 
 def _media_path(index: Any, position: int | None, column: str | None) -> Path | None:
@@ -623,7 +652,7 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error")
+        log.exception("[%s] internal error on %s", rid(request), request.url.path)
         return JSONResponse(
             envelope(
                 "internal_error", "the service failed on this request; see its log", rid(request)

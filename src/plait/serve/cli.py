@@ -125,18 +125,16 @@ def _run(action: Callable[[], None]) -> None:
 
 
 def _log_config() -> dict:
-    """uvicorn's logging with the request id on every line."""
-    fmt = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+    """uvicorn's and Plait's log lines on stderr (each request line carries its id)."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "plait.serve.middleware.RequestIdFilter"}},
         "formatters": {"plain": {"format": fmt}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "plain",
-                "filters": ["request_id"],
                 "stream": "ext://sys.stderr",
             }
         },

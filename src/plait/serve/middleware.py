@@ -7,12 +7,12 @@ millisecond, and it can refuse an oversized body while it is still arriving.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -21,7 +21,6 @@ from plait.serve.metrics import Metrics
 from plait.serve.settings import ServeSettings
 
 log = logging.getLogger("plait.serve")
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,15 +30,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's id is echoed only if tame
 _ITEMS = re.compile(r"^/v1/items/[^/]+/media$")
+ARRIVING = "plait_arriving"
 UNCAPPED = ("/v1/health/live", "/v1/health/ready", "/metrics")  # answer even when busy
-
-
-class RequestIdFilter(logging.Filter):
-    """Puts the current request's id on every log record (`%(request_id)s`)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
 
 
 def endpoint_of(path: str, known: set[str]) -> str:
@@ -55,13 +47,21 @@ def endpoint_of(path: str, known: set[str]) -> str:
 
 class ServiceMiddleware:
     def __init__(
-        self, app: ASGIApp, settings: ServeSettings, metrics: Metrics, known: set[str]
+        self,
+        app: ASGIApp,
+        settings: ServeSettings,
+        metrics: Metrics,
+        known: set[str],
+        arriving: Counter[str] | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
         self.known = known
         self.in_flight = 0
+        # batched endpoint -> requests received but not yet handed to its batcher (the
+        # endpoint pops its own count with `arrived` once it has queued the rows)
+        self.arriving = arriving if arriving is not None else Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,7 +70,6 @@ class ServiceMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
         request_id = given if _ID_OK.match(given) else uuid.uuid4().hex[:16]
-        token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()
         status = [500]
@@ -88,6 +87,9 @@ class ServiceMiddleware:
             await send(message)
 
         capped = path.startswith("/v1/") and path not in UNCAPPED
+        if endpoint in self.arriving:
+            self.arriving[endpoint] += 1
+            scope["state"][ARRIVING] = (self.arriving, endpoint)
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
@@ -118,13 +120,20 @@ class ServiceMiddleware:
                 return
             await self.app(scope, _replay(body, receive), send_with_id)
         finally:
+            arrived(scope)
             self.in_flight -= 1
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - start
             if endpoint != "/metrics":
                 self.metrics.observe(endpoint, scope["method"], status[0], seconds)
-            log.info("%s %s -> %d in %.1f ms", scope["method"], path, status[0], seconds * 1e3)
-            request_id_var.reset(token)
+            log.info(
+                "[%s] %s %s -> %d in %.1f ms",
+                request_id,
+                scope["method"],
+                path,
+                status[0],
+                seconds * 1e3,
+            )
 
     async def _read_body(self, receive: Receive, headers: dict[str, str]) -> list[Message] | None:
         """The body's messages, or None once it is over the limit (read no further)."""
@@ -144,6 +153,14 @@ class ServiceMiddleware:
             if not message.get("more_body", False):
                 break
         return messages
+
+
+def arrived(scope: Scope) -> None:
+    """This request's rows are queued (or never will be): stop counting it as arriving."""
+    found = scope.get("state", {}).pop(ARRIVING, None)
+    if found is not None:
+        counter, endpoint = found
+        counter[endpoint] -= 1
 
 
 def _replay(messages: list[Message], original: Receive) -> Receive:

@@ -18,6 +18,7 @@ from plait.serve.uploads import FilePayload, Upload, Value, decode_payload
 
 JSON = "application/json"
 FORM = "multipart/form-data"
+FORMS = (FORM, "application/x-www-form-urlencoded")  # the second: text-only forms
 
 
 def media_type(request: Request) -> str:
@@ -72,7 +73,7 @@ async def read_rows(request: Request, settings: ServeSettings) -> list[dict[str,
     kind = media_type(request)
     if kind == JSON:
         return rows_from_json(await json_body(request), settings)
-    if kind == FORM:
+    if kind in FORMS:
         return [one_row(await form_fields(request, settings))]
     raise ApiError(
         415,

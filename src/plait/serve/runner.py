@@ -42,11 +42,7 @@ def unreadable(reason: str) -> RowError:
 def table_of(predictor: Any, rows: list[CheckedRow]) -> pd.DataFrame:
     """A table with one row per `rows` item, in the columns the model was trained on."""
     config = predictor.config
-    names = (
-        list(predictor.model.modalities)
-        if hasattr(predictor.model, "modalities")
-        else list(predictor.pair)
-    )
+    names = list(predictor.pair) if hasattr(predictor, "pair") else list(config.modalities)
     columns: dict[str, list[Any]] = {
         config.modalities[n].column: [r.values.get(n) for r in rows] for n in names
     }
