@@ -2,11 +2,12 @@
 
 They are taken by the browser test itself (tests/page/test_page_browser.py), so the picture
 shows what the test checked: a real server, headless Chromium, and here the demo's fusion
-model (`plait demo`'s config: 900 rows, 10 epochs; the test alone trains a tiny one).
-Needs chromium and chromedriver (Debian: `apt-get install chromium chromium-driver`) and
-`plait[ship,dev]`.
+model: MODEL if given (a model trained on the demo data, e.g. `plait demo`'s
+plait-demo/runs/fusion-gated/model), else one trained first with `plait demo`'s config
+(900 rows, 10 epochs; about half a minute on 2 idle cores). Needs chromium and
+chromedriver (Debian: `apt-get install chromium chromium-driver`) and `plait[ship,dev]`.
 
-    .venv/bin/python scripts/page_screenshot.py
+    .venv/bin/python scripts/page_screenshot.py [MODEL]
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "images"
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     env = {**os.environ, "PLAIT_PAGE_SCREENSHOT_DIR": str(OUT), "PLAIT_REQUIRE_BROWSER": "1"}
+    if argv:
+        env["PLAIT_PAGE_MODEL"] = str(Path(argv[0]).resolve())
     test = ROOT / "tests" / "page" / "test_page_browser.py"
     code = subprocess.call([sys.executable, "-m", "pytest", str(test), "-q"], cwd=ROOT, env=env)
     if code == 0:
@@ -30,4 +33,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -122,14 +122,18 @@ def _train(raw: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def classifier(browser: Any, tiny_config, demo_data: Path, tmp_path_factory):
-    """A tiny caption + image + audio classifier served with an API key, and its data."""
+    """A caption + image + audio classifier served with an API key, and its data folder:
+    a tiny one trained here; for the README's screenshot, the demo's model (given by
+    PLAIT_PAGE_MODEL, or trained here with `plait demo`'s config)."""
     import plait
     from plait.serve import ServeSettings, create_app
 
     runs = tmp_path_factory.mktemp("page-classifier")
-    raw = tiny_config(runs, "page-classifier", training={"epochs": 1})
-    data = demo_data
-    if os.environ.get("PLAIT_PAGE_SCREENSHOT_DIR"):  # the README's picture: the demo's model
+    given = os.environ.get("PLAIT_PAGE_MODEL")
+    if given:
+        predictor = plait.load(given)
+        data = Path(predictor.config.data.test or predictor.config.data.train).parent
+    elif os.environ.get("PLAIT_PAGE_SCREENSHOT_DIR"):
         from plait.datasets.demo import generate_demo
         from plait.demo import demo_config
 
@@ -137,7 +141,10 @@ def classifier(browser: Any, tiny_config, demo_data: Path, tmp_path_factory):
         generate_demo(data, n_train=900, n_test=300, seed=0)
         raw = demo_config(data, runs, epochs=10)
         raw["training"]["progress"] = False
-    predictor = plait.load(_train(raw))
+        predictor = plait.load(_train(raw))
+    else:
+        data = demo_data
+        predictor = plait.load(_train(tiny_config(runs, "page-classifier", training={"epochs": 1})))
     settings = ServeSettings(api_key=API_KEY, max_wait_ms=0)
     with Served(create_app(predictor, settings)) as served:
         yield served, predictor, data
@@ -293,6 +300,17 @@ def test_upload_predicts_with_chart_and_attribution_and_a_bad_file_reads_clearly
     assert "image" in error and "{" not in error and "Traceback" not in error, error
     assert not _css(driver, "#predict-results")[0].is_displayed()
 
+    # Clear sends the image as missing: the caption alone predicts, the image adds nothing
+    _css(driver, "#predict-inputs button.clear")[0].click()
+    assert _file_input(driver, "predict", "image").get_attribute("value") == ""
+    _css(driver, "#predict-submit")[0].click()
+    _wait(driver, lambda d: _css(d, "#attribution-chart .bar-row"), "a caption-only prediction")
+    assert not _css(driver, "#predict-error")[0].is_displayed()
+    expected = _expected_probabilities(predictor, None, caption)
+    for label, value in _bars(driver, "probability-chart").items():
+        assert math.isclose(value, expected[label], abs_tol=1e-5), (label, value, expected)
+    assert _bars(driver, "attribution-chart")["image"] == 0.0
+
 
 def test_audio_recorded_in_the_page_is_sent_as_wav_and_predicted(browser: Any, classifier):
     served, predictor, _ = classifier
@@ -366,4 +384,3 @@ def test_aligned_page_searches_the_index_and_scores_texts(
     for text, cosine in zip(texts, expected, strict=True):
         assert math.isclose(shown[text], cosine, abs_tol=1e-4), (text, shown, expected)
     _screenshot(driver, tmp_path, "page-aligned.png")
-

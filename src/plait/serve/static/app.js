@@ -211,13 +211,20 @@
     input.accept = acceptedTypes(modality.kind);
     const hint = document.createElement("span");
     hint.className = "drop-hint";
-    hint.textContent = `Drop ${modality.kind === "image" ? "an image" : "a sound file"} here, or choose a file`;
+    const prompt = `Drop ${modality.kind === "image" ? "an image" : "a sound file"} here, or choose a file`;
+    hint.textContent = prompt;
     const preview = document.createElement(modality.kind === "image" ? "img" : "audio");
     preview.className = "preview";
     preview.hidden = true;
     if (modality.kind === "image") preview.alt = `the chosen ${modality.name} image`;
     else preview.controls = true;
-    zone.append(input, hint, preview);
+    const clear = document.createElement("button");
+    clear.type = "button";
+    clear.className = "clear";
+    clear.textContent = "Clear";
+    clear.setAttribute("aria-label", `Clear the ${modality.name} input (send it as missing)`);
+    clear.hidden = true;
+    zone.append(input, hint, preview, clear);
     wrap.append(zone);
 
     const entry = { modality, element: wrap, recording: null, input };
@@ -225,9 +232,16 @@
     entry.show = (blob, name) => {
       if (preview.src) URL.revokeObjectURL(preview.src);
       preview.hidden = !blob;
+      clear.hidden = !blob;
       if (blob) preview.src = URL.createObjectURL(blob);
-      hint.textContent = name || hint.textContent;
+      else preview.removeAttribute("src");
+      hint.textContent = (blob && name) || prompt;
     };
+    clear.addEventListener("click", () => {
+      input.value = "";
+      entry.recording = null;
+      entry.show(null, "");
+    });
     input.addEventListener("change", () => {
       entry.recording = null;
       const file = input.files[0];
@@ -451,6 +465,8 @@
   async function predict(entries) {
     const results = $("predict-results");
     results.hidden = true; // old results never stand beside a new input's error
+    $("probability-chart").replaceChildren();
+    $("attribution-chart").replaceChildren();
     clearErrors($("predict-error"));
     const form = formOf(entries);
     if ([...form.keys()].length === 0) {
@@ -463,7 +479,6 @@
       throw new RequestError(`This input could not be used: ${row.error}`);
     }
     renderPrediction(row);
-    $("attribution-chart").replaceChildren();
     results.hidden = false;
     if (!hasEndpoint("explain")) {
       $("attribution-status").textContent = "This server does not offer attribution.";
@@ -574,6 +589,7 @@
     $("search-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       clearErrors($("search-error"));
+      $("search-hits").replaceChildren();
       await busy($("search-submit"), async () => {
         try {
           const filled = entries.filter((entry) => entry.value());
@@ -603,6 +619,7 @@
     $("similarity-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       clearErrors($("similarity-error"));
+      $("similarity-chart").replaceChildren();
       await busy($("similarity-submit"), async () => {
         try {
           const texts = $("similarity-texts")
