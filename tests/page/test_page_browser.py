@@ -1,5 +1,6 @@
 """The web page in a real headless Chromium against a real server (uvicorn on a free
-loopback port) and a tiny trained model: the page reads the card, asks for the API key,
+loopback port) and tiny models (built, saved and loaded; untrained, since the page must show
+whatever the model outputs): the page reads the card, asks for the API key,
 sends an uploaded image and a typed caption, and draws this model's own probabilities and
 modality attribution; a corrupt file shows a readable error; audio recorded from Chromium's
 fake microphone is encoded to WAV in the page and predicted; an aligned model's page
@@ -120,10 +121,24 @@ def _train(raw: dict) -> Path:
     return train_run(PlaitConfig.from_dict(raw)).model_dir
 
 
+def _built(raw: dict, out: Path) -> Path:
+    """A saved model folder of `raw`'s model, untrained: the page must show whatever this
+    model outputs, and building takes a second where training with its report takes ten."""
+    from plait.config import PlaitConfig
+    from plait.data import prepare_data
+    from plait.tasks import task_of
+
+    config = PlaitConfig.from_dict(raw)
+    data = prepare_data(config, progress=False)
+    task = task_of(config)
+    model = task.build(config, data.processors, data.labels)
+    return task.predictor_of(model, config, data.processors, data.labels).save(out)
+
+
 @pytest.fixture(scope="module")
 def classifier(browser: Any, tiny_config, demo_data: Path, tmp_path_factory):
     """A caption + image + audio classifier served with an API key, and its data folder:
-    a tiny one trained here; for the README's screenshot, the demo's model (given by
+    a tiny untrained one; for the README's screenshot, the demo's model (given by
     PLAIT_PAGE_MODEL, or trained here with `plait demo`'s config)."""
     import plait
     from plait.serve import ServeSettings, create_app
@@ -144,7 +159,7 @@ def classifier(browser: Any, tiny_config, demo_data: Path, tmp_path_factory):
         predictor = plait.load(_train(raw))
     else:
         data = demo_data
-        predictor = plait.load(_train(tiny_config(runs, "page-classifier", training={"epochs": 1})))
+        predictor = plait.load(_built(tiny_config(runs, "page-classifier"), runs / "model"))
     settings = ServeSettings(api_key=API_KEY, max_wait_ms=0)
     with Served(create_app(predictor, settings)) as served:
         yield served, predictor, data
@@ -158,13 +173,8 @@ def aligned(browser: Any, tiny_config, demo_data: Path, tmp_path_factory):
     from plait.serve import ServeSettings, create_app
 
     runs = tmp_path_factory.mktemp("page-aligned")
-    raw = tiny_config(
-        runs,
-        "page-aligned",
-        training={"epochs": 1},
-        alignment={"dim": 16, "pair": ["caption", "image"]},
-    )
-    folder = _train(raw)
+    raw = tiny_config(runs, "page-aligned", alignment={"dim": 16, "pair": ["caption", "image"]})
+    folder = _built(raw, runs / "model")
     build_index(folder, demo_data / "test.csv", "image", runs / "index")
     predictor = plait.load(folder)
     app = create_app(predictor, ServeSettings(max_wait_ms=0), load_index(runs / "index"))
@@ -250,6 +260,11 @@ def test_upload_predicts_with_chart_and_attribution_and_a_bad_file_reads_clearly
     # the card needs the key: the page says so and shows the key form
     _wait(driver, lambda d: _css(d, "#page-error:not([hidden])"), "the missing-key error")
     assert "API key" in _css(driver, "#page-error")[0].text
+    # a wrong key is refused in words, and the forms stay unbuilt
+    _css(driver, "#api-key")[0].send_keys("not-the-key")
+    _css(driver, "#auth-form button")[0].click()
+    _wait(driver, lambda d: "did not accept" in _css(d, "#page-error")[0].text, "a refused key")
+    assert not driver.execute_script("return document.body.dataset.ready")
     _open(driver, served.url, API_KEY)
 
     assert _css(driver, "#model-name")[0].text == predictor.config.name

@@ -64,7 +64,7 @@
     if (!response.ok) {
       const code = body && body.error ? body.error.code || "" : "";
       const error = new RequestError(errorMessage(response, body, text), response.status, code);
-      if (response.status === 401) askForKey(state.apiKey ? "The API key was not accepted." : "");
+      if (response.status === 401) askForKey();
       throw error;
     }
     if (body === null) throw new RequestError("The server's answer was not JSON.");
@@ -96,9 +96,8 @@
 
   // ---------------------------------------------------------------- the API key
 
-  function askForKey(reason) {
+  function askForKey() {
     $("auth").hidden = false;
-    if (reason) showError($("page-error"), reason);
     $("api-key").focus();
   }
 
@@ -692,7 +691,13 @@
     try {
       state.card = await call("v1/card");
     } catch (error) {
-      showError($("page-error"), `Could not read the model card: ${error.message}`);
+      let message = `Could not read the model card: ${error.message}`;
+      if (error.status === 401) {
+        message = state.apiKey
+          ? "The server did not accept this API key; enter the key it was started with."
+          : "This server needs an API key: enter it above.";
+      }
+      showError($("page-error"), message);
       $("model-summary").textContent = "";
       return;
     }
