@@ -167,19 +167,25 @@ def classifier(browser: Any, tiny_config, demo_data: Path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def aligned(browser: Any, tiny_config, demo_data: Path, tmp_path_factory):
-    """A tiny caption <-> image model with an index of the demo test images (no key)."""
+    """A tiny untrained caption <-> image model with an index of the demo test images (no
+    key), and its data folder; for the README's screenshot, PLAIT_PAGE_ALIGNED_MODEL and
+    PLAIT_PAGE_INDEX when given (e.g. `plait demo retrieval`'s)."""
     import plait
     from plait.retrieval.search import build_index, load_index
     from plait.serve import ServeSettings, create_app
 
-    runs = tmp_path_factory.mktemp("page-aligned")
-    raw = tiny_config(runs, "page-aligned", alignment={"dim": 16, "pair": ["caption", "image"]})
-    folder = _built(raw, runs / "model")
-    build_index(folder, demo_data / "test.csv", "image", runs / "index")
+    given, index = os.environ.get("PLAIT_PAGE_ALIGNED_MODEL"), os.environ.get("PLAIT_PAGE_INDEX")
+    if given and index:
+        folder, data = Path(given), Path(plait.load(given).config.data.train).parent
+    else:
+        runs = tmp_path_factory.mktemp("page-aligned")
+        raw = tiny_config(runs, "page-aligned", alignment={"dim": 16, "pair": ["caption", "image"]})
+        folder, data, index = _built(raw, runs / "model"), demo_data, str(runs / "index")
+        build_index(folder, demo_data / "test.csv", "image", index)
     predictor = plait.load(folder)
-    app = create_app(predictor, ServeSettings(max_wait_ms=0), load_index(runs / "index"))
+    app = create_app(predictor, ServeSettings(max_wait_ms=0), load_index(index))
     with Served(app) as served:
-        yield served, predictor
+        yield served, predictor, data
 
 
 # ------------------------------------------------------------------------ page helpers
@@ -359,10 +365,8 @@ def test_audio_recorded_in_the_page_is_sent_as_wav_and_predicted(browser: Any, c
     assert attribution["caption"] == attribution["image"] == 0.0  # only audio was given
 
 
-def test_aligned_page_searches_the_index_and_scores_texts(
-    browser: Any, aligned, demo_data: Path, tmp_path: Path
-):
-    served, predictor = aligned
+def test_aligned_page_searches_the_index_and_scores_texts(browser: Any, aligned, tmp_path: Path):
+    served, predictor, data = aligned
     driver = browser
     _open(driver, served.url)
     assert _css(driver, "#predict")[0].get_attribute("hidden") is not None
@@ -387,7 +391,7 @@ def test_aligned_page_searches_the_index_and_scores_texts(
     )
     assert loaded
 
-    image = sorted((demo_data / "images").glob("*.png"))[1]
+    image = sorted((data / "images").glob("*.png"))[1]
     texts = ["a red circle", "a blue square", "a green triangle"]
     _file_input(driver, "similarity", "image").send_keys(str(image))
     _css(driver, "#similarity-texts")[0].send_keys("\n".join(texts))
