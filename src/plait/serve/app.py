@@ -69,6 +69,9 @@ class Service:
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="plait-model")
         self.ready = False
+        # exact Shapley attribution reads the model's modality list (an ONNX stand-in
+        # may not have one: then /v1/explain is not offered)
+        self.explainable = not self.aligned and hasattr(predictor.model, "modalities")
         self.batchers: dict[str, MicroBatcher[CheckedRow, list[Outcome]]] = {}
         self.arriving: Counter[str] = Counter()  # see middleware.ServiceMiddleware
         work: dict[str, Callable[[list[list[CheckedRow]]], list[list[Outcome]]]]
@@ -287,11 +290,13 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
             """One row (multipart) or many (JSON): each row its prediction or its error."""
             return await batched(request, "predict", {"prediction": None, "probabilities": None})
 
-        @api.post("/explain", openapi_extra=body_doc)
-        async def explain(request: Request) -> JSONResponse:
-            """As predict, plus each modality's Shapley contribution (`attribution`)."""
-            empty = {"prediction": None, "probabilities": None, "attribution": None}
-            return await batched(request, "explain", empty)
+        if service.explainable:
+
+            @api.post("/explain", openapi_extra=body_doc)
+            async def explain(request: Request) -> JSONResponse:
+                """As predict, plus each modality's Shapley contribution (`attribution`)."""
+                empty = {"prediction": None, "probabilities": None, "attribution": None}
+                return await batched(request, "explain", empty)
 
     else:
 
