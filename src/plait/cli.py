@@ -1025,4 +1025,3 @@ app.command("serve")(serve_command)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
-
