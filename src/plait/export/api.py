@@ -41,6 +41,7 @@ from plait.export.parity import CaseResult, ParityCase, Tolerance, compare, mask
 from plait.export.runtime import open_session
 from plait.tasks import BasePredictor, load
 from plait.tasks.aligned_predictor import AlignedPredictor
+from plait.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -319,17 +320,23 @@ def run_parity(
     """Every case through PyTorch and through ONNX Runtime (CPU), compared."""
     session = open_session(path, threads=1, quiet=True)
     results = []
-    for case in cases:
-        tensors = spec.flatten(case.inputs, case.presence)
-        with torch.inference_mode():
-            expected = graph(*tensors).float().numpy()  # [B, K] or [B, D]
-        got = np.asarray(session.run([spec.output], as_numpy_feed(spec, tensors))[0])
-        results.append(compare(name, case.name, expected, got, tolerance))
+    with progress_bar(True, f"parity of {name}", len(cases), min_total=8) as advance:
+        for case in cases:
+            tensors = spec.flatten(case.inputs, case.presence)
+            with torch.inference_mode():
+                expected = graph(*tensors).float().numpy()  # [B, K] or [B, D]
+            got = np.asarray(session.run([spec.output], as_numpy_feed(spec, tensors))[0])
+            results.append(compare(name, case.name, expected, got, tolerance))
+            advance()
     return results
 
 
 def _first_line(exc: BaseException) -> str:
+    """The line of an exporter's error that says what failed (torch.export puts it after
+    an "Exception summary" heading, below generic advice)."""
     text = str(exc).strip()
+    if "Exception summary" in text:
+        text = text.split("Exception summary", 1)[1]
     for line in text.splitlines():
         if line.strip() and "Exception summary" not in line and not line.startswith("#"):
             return line.strip()[:300]
