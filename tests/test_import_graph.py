@@ -38,7 +38,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.objectives",),
     ("plait.evaluation.metrics", "plait.evaluation.retrieval"),
     ("plait.model", "plait.build", "plait.alignment"),
-    ("plait.tasks", "plait.predictor", "plait.alignment.predictor", "plait.model_folder"),
+    (
+        "plait.tasks",
+        "plait.predictor",
+        "plait.alignment.predictor",
+        "plait.model_folder",
+        "plait.export",  # beside the predictors: `plait.load` opens export folders
+    ),
     ("plait.training",),
     ("plait.evaluation",),
     ("plait.retrieval",),

