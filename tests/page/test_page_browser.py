@@ -297,6 +297,9 @@ def test_upload_predicts_with_chart_and_attribution_and_a_bad_file_reads_clearly
     attribution = _bars(driver, "attribution-chart")
     assert set(attribution) == {"caption", "image", "audio"}
     assert attribution["audio"] == 0.0  # a modality left empty contributes nothing
+    # Shapley values add up: the page's baseline + contributions is the predicted probability
+    status = _css(driver, "#attribution-status")[0].text
+    assert f"for {best}:" in status and f"{expected[best]:.3f} with these inputs" in status, status
     assert _css(driver, "#predict-error")[0].get_attribute("hidden") is not None
     _screenshot(driver, tmp_path, "page.png")
 

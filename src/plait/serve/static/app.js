@@ -458,7 +458,16 @@
     const values = row.attribution || {};
     const items = Object.entries(values).map(([label, value]) => ({ label, value }));
     barChart($("attribution-chart"), items, { signed: true });
-    $("attribution-status").textContent = items.length ? "" : "No attribution returned.";
+    let status = items.length ? "" : "No attribution returned.";
+    const baseline = row.attribution_baseline;
+    if (items.length && typeof baseline === "number") {
+      // Shapley values add up: baseline (every modality missing) + contributions = output
+      const total = items.reduce((sum, item) => sum + item.value, baseline);
+      const target = row.attribution_target != null ? ` for ${row.attribution_target}` : "";
+      status = `Output${target}: ${format(baseline)} with every modality missing, ` +
+        `${format(total)} with these inputs.`;
+    }
+    $("attribution-status").textContent = status;
   }
 
   async function predict(entries) {
