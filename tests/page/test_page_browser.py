@@ -405,4 +405,16 @@ def test_aligned_page_searches_the_index_and_scores_texts(browser: Any, aligned,
     assert set(shown) == set(texts)
     for text, cosine in zip(texts, expected, strict=True):
         assert math.isclose(shown[text], cosine, abs_tol=1e-4), (text, shown, expected)
+
+    # the same texts as class names: zero-shot probabilities, this model's own prediction
+    _css(driver, "#zeroshot-submit")[0].click()
+    _wait(driver, lambda d: "Zero-shot" in _css(d, "#similarity-result")[0].text, "zero-shot")
+    probabilities = _bars(driver, "similarity-chart")
+    assert set(probabilities) == set(texts)
+    assert math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-4)
+    frame = pd.DataFrame({"id": ["q"], "image": [str(image)]})
+    expected_class = predictor.zeroshot(frame, texts, modality="image").predictions
+    best = str(expected_class["prediction"].iloc[0])
+    assert max(probabilities, key=probabilities.get) == best
+    assert _css(driver, "#similarity-result")[0].text == f"Zero-shot: {best}"
     _screenshot(driver, tmp_path, "page-aligned.png")

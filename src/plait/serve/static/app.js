@@ -621,48 +621,67 @@
 
   // ---------------------------------------------------------------- similarity (aligned)
 
+  // One file (image or sound) against texts: cosine per text (/v1/similarity), or, with
+  // the texts taken as class names, zero-shot probabilities (/v1/zeroshot).
   function setUpSimilarity(card, query) {
     const entry = inputFor(query);
     $("similarity-inputs").replaceChildren(entry.element);
-    $("similarity-form").addEventListener("submit", async (event) => {
-      event.preventDefault();
+    const texts = () =>
+      $("similarity-texts")
+        .value.split("\n")
+        .map((t) => t.trim())
+        .filter(Boolean);
+    const request = (field, values, atLeast) => {
+      const value = entry.value();
+      if (!value || values.length < atLeast) {
+        const what = atLeast > 1 ? `at least ${atLeast} texts` : "at least one text";
+        throw new RequestError(`Give the ${query.name} and ${what}.`);
+      }
+      const form = new FormData();
+      form.append("file", value, filename(value, query));
+      for (const text of values) form.append(field, text);
+      return { method: "POST", body: form };
+    };
+    const run = async (button, work) => {
       clearErrors($("similarity-error"));
       $("similarity-chart").replaceChildren();
-      await busy($("similarity-submit"), async () => {
+      $("similarity-result").textContent = "";
+      await busy(button, async () => {
         try {
-          const texts = $("similarity-texts")
-            .value.split("\n")
-            .map((t) => t.trim())
-            .filter(Boolean);
-          const value = entry.value();
-          if (!value || !texts.length) {
-            throw new RequestError(`Give the ${query.name} and at least one text.`);
-          }
-          let options;
-          if (typeof value === "string") {
-            options = {
-              method: "POST",
-              headers: { "Content-Type": "application/json" },
-              body: JSON.stringify({ query: value, candidates: texts }),
-            };
-          } else {
-            const form = new FormData();
-            form.append("file", value, filename(value, query));
-            for (const text of texts) form.append("text", text);
-            options = { method: "POST", body: form };
-          }
-          const answer = await call("v1/similarity", options);
-          const scores = answer.scores || [];
-          const items = texts.map((label, i) => ({ label, value: scores[i] }));
-          items.sort((a, b) => b.value - a.value);
-          if (items.length) items[0].highlight = true;
-          barChart($("similarity-chart"), items, { max: 1, signed: true });
+          await work();
         } catch (error) {
           $("similarity-chart").replaceChildren();
           showError($("similarity-error"), error.message);
         }
       });
+    };
+    $("similarity-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      run($("similarity-submit"), async () => {
+        const candidates = texts();
+        const answer = await call("v1/similarity", request("text", candidates, 1));
+        const scores = answer.scores || [];
+        const items = candidates.map((label, i) => ({ label, value: scores[i] }));
+        items.sort((a, b) => b.value - a.value);
+        if (items.length) items[0].highlight = true;
+        $("similarity-result").textContent = "Cosine similarity of each text:";
+        barChart($("similarity-chart"), items, { max: 1, signed: true });
+      });
     });
+    if (hasEndpoint("zeroshot")) {
+      $("zeroshot-submit").hidden = false;
+      $("zeroshot-submit").addEventListener("click", () =>
+        run($("zeroshot-submit"), async () => {
+          const answer = await call("v1/zeroshot", request("classes", texts(), 2));
+          const probabilities = answer.probabilities || {};
+          const items = Object.entries(probabilities)
+            .map(([label, value]) => ({ label, value, highlight: label === answer.prediction }))
+            .sort((a, b) => b.value - a.value);
+          $("similarity-result").textContent = `Zero-shot: ${answer.prediction}`;
+          barChart($("similarity-chart"), items, { max: 1 });
+        }),
+      );
+    }
     $("similarity").hidden = false;
   }
 
