@@ -418,3 +418,54 @@ def test_aligned_page_searches_the_index_and_scores_texts(browser: Any, aligned,
     assert max(probabilities, key=probabilities.get) == best
     assert _css(driver, "#similarity-result")[0].text == f"Zero-shot: {best}"
     _screenshot(driver, tmp_path, "page-aligned.png")
+
+
+@pytest.fixture(scope="module")
+def relabelled(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo tables with absolute media paths, a numeric `score` and multilabel `tags`."""
+    from plait.data.demo import CLASS_NAMES, label_factors
+
+    out = tmp_path_factory.mktemp("page-relabelled")
+    for split in ("train", "test"):
+        frame = pd.read_csv(demo_data / f"{split}.csv")
+        for column in ("image", "audio"):
+            frame[column] = [str(demo_data / v) if isinstance(v, str) else v for v in frame[column]]
+        frame["score"] = [float(CLASS_NAMES.index(v)) for v in frame["label"]]
+        frame["tags"] = ["|".join(label_factors(v)[:2]) for v in frame["label"]]
+        frame.to_csv(out / f"{split}.csv", index=False)
+    return out
+
+
+@pytest.mark.parametrize(("task", "label"), [("multilabel", "tags"), ("regression", "score")])
+def test_multilabel_and_regression_results_read_as_such(
+    browser: Any, tiny_config, relabelled: Path, tmp_path: Path, task: str, label: str
+):
+    import plait
+    from plait.serve import ServeSettings, create_app
+
+    raw = tiny_config(tmp_path, f"page-{task}")
+    raw["data"].update(
+        train=str(relabelled / "train.csv"), test=str(relabelled / "test.csv"), label=label
+    )
+    raw["data"]["split"] = {"method": "random", "valid": 0.25, "test": 0.0}
+    raw["head"] = {"task": task, "hidden": 8}
+    predictor = plait.load(_built(raw, tmp_path / "model"))
+    caption = pd.read_csv(relabelled / "test.csv")["caption"].dropna().iloc[0]
+    row = {"id": ["q"], "caption": [caption], "image": [None], "audio": [None]}
+    expected = predictor.predict(pd.DataFrame(row))
+    with Served(create_app(predictor, ServeSettings(max_wait_ms=0))) as served:
+        _open(browser, served.url)
+        _css(browser, "textarea[name=caption]")[0].send_keys(caption)
+        _css(browser, "#predict-submit")[0].click()
+        _wait(browser, lambda d: _css(d, "#predict-results:not([hidden])"), "the results")
+        shown = _css(browser, "#prediction")[0].text
+        bars = _bars(browser, "probability-chart")
+        if task == "multilabel":  # each label's probability; the prediction: those >= 0.5
+            assert set(bars) == set(predictor.labels.names)
+            for name, value in bars.items():
+                assert math.isclose(value, float(expected[f"proba_{name}"].iloc[0]), abs_tol=1e-5)
+            chosen = [n for n in predictor.labels.names if bars[n] >= 0.5]
+            assert shown == (", ".join(chosen) or "(no label above the threshold)")
+        else:  # a value in the label's units, no chart
+            assert bars == {}
+            assert shown == f"score: {float(expected['score'].iloc[0]):.3f}"
