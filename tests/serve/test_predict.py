@@ -131,3 +131,13 @@ def test_metrics_count_requests_and_batches(client):
 def test_unknown_route_is_a_json_404(client):
     answer = client.get("/v1/nothing")
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+
+
+def test_the_page_is_served_at_the_root_when_the_package_ships_it(client):
+    from plait.serve.app import STATIC
+
+    answer = client.get("/")
+    if (STATIC / "index.html").is_file():
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    else:
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "no_page"
