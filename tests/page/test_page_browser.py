@@ -336,10 +336,26 @@ def test_upload_predicts_with_chart_and_attribution_and_a_bad_file_reads_clearly
     assert _bars(driver, "attribution-chart")["image"] == 0.0
 
 
-def test_audio_recorded_in_the_page_is_sent_as_wav_and_predicted(browser: Any, classifier):
+def test_a_dropped_image_and_audio_recorded_in_the_page_are_predicted(browser: Any, classifier):
     served, predictor, _ = classifier
     driver = browser
     _open(driver, served.url, API_KEY)
+    # an image dropped on the drop zone (a PNG drawn in the page, dropped as a browser would)
+    dropped = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const canvas = document.createElement('canvas'); canvas.width = canvas.height = 32;"
+        "const g = canvas.getContext('2d'); g.fillStyle = '#c33'; g.fillRect(4, 4, 24, 24);"
+        "canvas.toBlob((blob) => {"
+        " const data = new DataTransfer();"
+        " data.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));"
+        " const zone = document.querySelector('#predict-inputs input[name=image]').parentNode;"
+        " zone.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true,"
+        "   cancelable: true}));"
+        " const input = zone.querySelector('input');"
+        " done([input.files.length && input.files[0].name,"
+        "       !zone.querySelector('img.preview').hidden]); }, 'image/png');"
+    )
+    assert dropped == ["dropped.png", True]
     (record,) = _css(driver, "#predict-inputs button.record")
     record.click()
     _wait(driver, lambda d: "Recording" in _css(d, "#predict-inputs .status")[0].text, "recording")
@@ -365,7 +381,7 @@ def test_audio_recorded_in_the_page_is_sent_as_wav_and_predicted(browser: Any, c
     assert set(shown) == set(predictor.labels.names)
     assert math.isclose(sum(shown.values()), 1.0, abs_tol=1e-4)
     attribution = _bars(driver, "attribution-chart")
-    assert attribution["caption"] == attribution["image"] == 0.0  # only audio was given
+    assert attribution["caption"] == 0.0  # the dropped image and the recording were given
 
 
 def test_aligned_page_searches_the_index_and_scores_texts(browser: Any, aligned, tmp_path: Path):

@@ -555,7 +555,8 @@
       media.className = "hit-media";
       if (hit.media_url) {
         media.textContent = "loading...";
-        mediaElement(hit.media_url, `item ${hit.id}`)
+        // relative, like every other call, so a path prefix in front of the server works
+        mediaElement(hit.media_url.replace(/^\//, ""), `item ${hit.id}`)
           .then((element) => media.replaceChildren(element))
           .catch((error) => {
             media.textContent = `no preview (${error.message})`;
