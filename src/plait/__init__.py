@@ -29,6 +29,7 @@ _EXPORTS = {
     "Predictor": "plait.predictor",
     "AlignedPredictor": "plait.alignment.predictor",
     "EmbeddingIndex": "plait.retrieval.index",
+    "create_app": "plait.serve.app",
     "PlaitConfig": "plait.config",
     "run_demo": "plait.demo",
     "PlaitError": "plait.errors",
