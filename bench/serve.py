@@ -11,7 +11,8 @@ The clients share the machine's cores with the server: on 2 cores they take a re
 
 Measures:
   1. p50/p99 latency and throughput at 1, 8 and 32 concurrent clients (micro-batching on);
-  2. micro-batching vs none (`--max-batch-size 1`) at 32 clients, beside the model-time
+  2. micro-batching vs none (`--max-batch-size 1`) at 32 clients, in alternating windows
+     (`--rounds` pairs, so both see the same load), beside the model-time
      gain measured in-process (one 32-row `predict` vs 32 one-row calls), since
      per-request decoding on 2 cores may cap the total;
   3. one-row predict p50 over HTTP (1 client) vs in-process `predict` of the same row;
@@ -313,6 +314,7 @@ def main() -> None:
     parser.add_argument("--rss-seconds", type=float, default=240.0, help="bound on the RSS run")
     parser.add_argument("--hostile-rounds", type=int, default=5)
     parser.add_argument("--rows", type=int, default=64, help="demo rows generated")
+    parser.add_argument("--rounds", type=int, default=3, help="batched/unbatched window pairs")
     args = parser.parse_args()
 
     report: dict[str, Any] = {
@@ -326,6 +328,7 @@ def main() -> None:
         report["in_process"] = in_process(model, row, calls=100)
 
         server = Server(model, batch=32, log=root / "batched.log")
+        unbatched = Server(model, batch=1, log=root / "unbatched.log")
         try:
             levels = []
             offset = server.server_ms(0)[1]
@@ -336,9 +339,10 @@ def main() -> None:
                 inside, offset = server.server_ms(offset)
                 level["server_p50_ms"] = round(statistics.median(inside), 2) if inside else None
                 levels.append(level)
-            report["batched_mean_batch_rows"] = mean_batch(server.base)
             report["load"] = levels
             report["http_one_row_p50_ms"] = levels[0]["p50_ms"]
+            report["batching"] = compare_batching(server, unbatched, row, args)
+            report["batched_mean_batch_rows"] = mean_batch(server.base)
             report["hostile"] = asyncio.run(hostile(server.base, row, args.hostile_rounds))
             pid = server.process.pid
             report["rss"] = asyncio.run(rss_run(server, row, args.rss_requests, args.rss_seconds))
@@ -347,26 +351,27 @@ def main() -> None:
             )
         finally:
             server.stop()
-
-        unbatched = Server(model, batch=1, log=root / "unbatched.log")
-        try:
-            offset = unbatched.server_ms(0)[1]
-            report["no_batching_32"] = asyncio.run(
-                load(unbatched.base, row, 32, args.seconds, args.max_requests)
-            )
-            inside, _ = unbatched.server_ms(offset)
-            report["no_batching_32"]["server_p50_ms"] = (
-                round(statistics.median(inside), 2) if inside else None
-            )
-        finally:
             unbatched.stop()
 
-    with_batching = levels[2]["throughput_rps"]
-    without = report["no_batching_32"]["throughput_rps"]
-    report["batching_throughput_gain_32"] = round(with_batching / without, 2) if without else None
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "serve.json").write_text(json.dumps(report, indent=2))
     print_tables(report)
+
+
+def compare_batching(
+    batched: Server, unbatched: Server, row: Any, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Throughput at 32 clients with and without micro-batching, in alternating windows
+    (A B A B ...): on a shared machine the load changes from minute to minute, so each
+    pair of windows sees about the same conditions; the gain is the median of the pairs."""
+    rounds = []
+    for _ in range(args.rounds):
+        on = asyncio.run(load(batched.base, row, 32, args.seconds, args.max_requests))
+        off = asyncio.run(load(unbatched.base, row, 32, args.seconds, args.max_requests))
+        rounds.append({"batched": on, "unbatched": off})
+    gains = [r["batched"]["throughput_rps"] / r["unbatched"]["throughput_rps"] for r in rounds]
+    return {"rounds": rounds, "gains": [round(g, 2) for g in gains],
+            "median_gain": round(statistics.median(gains), 2)}  # fmt: skip
 
 
 async def rss_run(server: Server, row: Any, total: int, seconds: float) -> dict[str, Any]:
@@ -395,11 +400,18 @@ def print_tables(report: dict[str, Any]) -> None:
     print(f"machine: {report['machine']}")
     print("\n| clients | requests | p50 ms | p99 ms | server p50 ms | throughput req/s | errors |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for level in [*report["load"], {**report["no_batching_32"], "clients": "32, no batching"}]:
+    for level in report["load"]:
         print(f"| {level['clients']} | {level['requests']} | {level['p50_ms']} | {level['p99_ms']} "
-              f"| {level.get('server_p50_ms', '')} | {level['throughput_rps']} | {level['errors']} |")  # fmt: skip
+              f"| {level['server_p50_ms']} | {level['throughput_rps']} | {level['errors']} |")  # fmt: skip
+    print("\n| round | batched req/s | p50 ms | unbatched req/s | p50 ms | gain |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    batching = report["batching"]
+    for i, (r, gain) in enumerate(zip(batching["rounds"], batching["gains"], strict=True), 1):
+        on, off = r["batched"], r["unbatched"]
+        print(f"| {i} | {on['throughput_rps']} | {on['p50_ms']} | {off['throughput_rps']} "
+              f"| {off['p50_ms']} | {gain} |")  # fmt: skip
     ip = report["in_process"]
-    print(f"\nbatching gain at 32 clients: {report['batching_throughput_gain_32']}x throughput "
+    print(f"\nbatching gain at 32 clients (median): {batching['median_gain']}x throughput "
           f"(mean batch {report['batched_mean_batch_rows']} rows); model-time gain in-process: "
           f"{ip['model_time_gain']}x (32 one-row calls {ip['32_single_calls_ms']} ms vs one "
           f"32-row call {ip['one_32_row_call_ms']} ms)")  # fmt: skip

@@ -101,7 +101,7 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
     bearer = HTTPBearer(auto_error=False, description="PLAIT_API_KEY of the server")
     header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
-    def authorized(
+    async def authorized(  # async: a sync dependency would cost a thread hop per request
         credentials: HTTPAuthorizationCredentials | None = Security(bearer),
         key: str | None = Security(header_key),
     ) -> None:
