@@ -81,6 +81,7 @@ def train(
     minutes of download retries.
     """
     from plait.encoders.hub import check_hub_models
+    from plait.tasks.init_from import check_init_from
 
     extra = list(overrides or [])
     if _is_table(config):
@@ -95,6 +96,7 @@ def train(
             extra.append(f"training.time_limit={time_limit}")
         resolved = as_config(cast("PlaitConfig | str | Path | dict[str, Any]", config), extra)
     check_hub_models(resolved)
+    check_init_from(resolved)  # a bad `init_from` fails now, not after reading the data
     return train_run(resolved, resume=resume)
 
 
@@ -182,10 +184,15 @@ def train_run(
     `model/` and write `report/` in the run folder (`run_dir`, default
     `<output_dir>/<name>`)."""
     from plait.tasks import task_of
+    from plait.tasks.init_from import InitialisedTask
     from plait.training import fit
+    from plait.training.task import TrainingTask
 
     task = task_of(config)
-    trained = fit(config, task, resume=resume, run_dir=run_dir)
+    trainer_task: TrainingTask = task
+    if config.init_from is not None:  # the towers start from a saved model's
+        trainer_task = InitialisedTask(task)
+    trained = fit(config, trainer_task, resume=resume, run_dir=run_dir)
     predictor = task.predictor_of(trained.model, config, trained.processors, trained.labels)
     if trained.rank == 0:  # under DDP the other processes save and report nothing
         predictor.metrics = _run_metrics(task, trained)
