@@ -295,7 +295,7 @@ def check_data(
     progress: bool | None = None,
 ) -> DataCheck:
     """Validate what `train` would validate, without training: pretrained model names,
-    then the data files, columns, split, labels and every row, through the same
+    the `init_from` folder, then the data files, columns, split, labels and every row, through the same
     `plait.data.prepare_data` as training, so what it accepts `train` accepts.
 
     Raises:
@@ -305,9 +305,11 @@ def check_data(
     """
     from plait.data import prepare_data
     from plait.encoders.hub import check_hub_models
+    from plait.tasks.init_from import check_init_from
 
     resolved = as_config(config, overrides)
     check_hub_models(resolved)
+    check_init_from(resolved)
     # "collect": every bad row comes back instead of stopping at the on_error policy
     collect = resolved.data.model_copy(update={"on_error": "collect"})
     prepared = prepare_data(resolved.model_copy(update={"data": collect}), progress=progress)

@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from plait.api import train_run
+from plait.api import check_data, train_run
 from plait.cli import app
 from plait.config import PlaitConfig
 from plait.data import prepare_data
@@ -177,6 +177,8 @@ def test_init_from_must_be_a_model_folder(data, tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(PlaitError, match="init_from.*model.safetensors is missing"):
         built(classifier(data, tmp_path, tmp_path / "empty"))
+    with pytest.raises(PlaitError, match="init_from.*model.safetensors is missing"):
+        check_data(classifier(data, tmp_path, tmp_path / "empty"))  # `plait check` too
     with pytest.raises(ConfigError, match="init_fro"):
         PlaitConfig.from_dict({**classifier(data, tmp_path, None), "init_fro": "x"})
 
