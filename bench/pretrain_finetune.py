@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -181,6 +182,7 @@ def main() -> None:
             "pretrain_seconds": round(time.perf_counter() - start, 1),
         }
         finetune(name, run.model_dir, pretrain)
+    shutil.rmtree(work, ignore_errors=True)  # the runs and data (the JSON keeps the numbers)
 
     print(
         "\n| start | test accuracy | valid accuracy | pretrain test R@1 (label relevance, mean of 2 directions) |"
