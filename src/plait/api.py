@@ -81,6 +81,7 @@ def train(
     minutes of download retries.
     """
     from plait.encoders.hub import check_hub_models
+    from plait.tasks.init_from import check_init_from
 
     extra = list(overrides or [])
     if _is_table(config):
@@ -95,6 +96,7 @@ def train(
             extra.append(f"training.time_limit={time_limit}")
         resolved = as_config(cast("PlaitConfig | str | Path | dict[str, Any]", config), extra)
     check_hub_models(resolved)
+    check_init_from(resolved)  # a bad `init_from` fails now, not after reading the data
     return train_run(resolved, resume=resume)
 
 
@@ -182,10 +184,15 @@ def train_run(
     `model/` and write `report/` in the run folder (`run_dir`, default
     `<output_dir>/<name>`)."""
     from plait.tasks import task_of
+    from plait.tasks.init_from import InitialisedTask
     from plait.training import fit
+    from plait.training.task import TrainingTask
 
     task = task_of(config)
-    trained = fit(config, task, resume=resume, run_dir=run_dir)
+    trainer_task: TrainingTask = task
+    if config.init_from is not None:  # the towers start from a saved model's
+        trainer_task = InitialisedTask(task)
+    trained = fit(config, trainer_task, resume=resume, run_dir=run_dir)
     predictor = task.predictor_of(trained.model, config, trained.processors, trained.labels)
     if trained.rank == 0:  # under DDP the other processes save and report nothing
         predictor.metrics = _run_metrics(task, trained)
@@ -288,7 +295,7 @@ def check_data(
     progress: bool | None = None,
 ) -> DataCheck:
     """Validate what `train` would validate, without training: pretrained model names,
-    then the data files, columns, split, labels and every row, through the same
+    the `init_from` folder, then the data files, columns, split, labels and every row, through the same
     `plait.data.prepare_data` as training, so what it accepts `train` accepts.
 
     Raises:
@@ -298,9 +305,11 @@ def check_data(
     """
     from plait.data import prepare_data
     from plait.encoders.hub import check_hub_models
+    from plait.tasks.init_from import check_init_from
 
     resolved = as_config(config, overrides)
     check_hub_models(resolved)
+    check_init_from(resolved)
     # "collect": every bad row comes back instead of stopping at the on_error policy
     collect = resolved.data.model_copy(update={"on_error": "collect"})
     prepared = prepare_data(resolved.model_copy(update={"data": collect}), progress=progress)

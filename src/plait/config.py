@@ -587,10 +587,12 @@ class ObjectiveConfig(_Strict):
     loss with a learnable temperature and bias; `itm`: image(audio)-text matching, a binary
     head over a cross-attention fusion of the pair, trained on in-batch hard negatives
     mined from the contrastive similarities; `mlm`: masked language modelling of the text
-    with the other modality as cross-attention context.
+    with the other modality as cross-attention context; `mrm`: masked region modelling,
+    regions of the image (or spectrogram) input hidden and their mean values regressed
+    back, with the other modality as cross-attention context.
     """
 
-    name: Literal["clip", "siglip", "itm", "mlm"]
+    name: Literal["clip", "siglip", "itm", "mlm", "mrm"]
     weight: float = Field(1.0, gt=0)
 
 
@@ -616,7 +618,11 @@ class AlignmentConfig(_Strict):
             are `positive` pairs of each other, `mask`ed out of the negatives, or `ignore`d
             (treated as negatives, plain CLIP).
         mlm_probability: share of text tokens masked for `mlm`.
-        decoder_layers: cross-attention layers of the `mlm` decoder.
+        decoder_layers: cross-attention layers of the `mlm` and `mrm` decoders.
+        mrm_ratio: share of the regions of an image / spectrogram hidden for `mrm` (the
+            same count in every row: `round(mrm_ratio * regions)`, at least one, never all).
+        mrm_grid: the regions `mrm` hides: `4` is a 4 x 4 grid over the input (image rows x
+            columns; spectrogram frequency bands x time chunks), `[2, 8]` rows x columns.
         classes: class names for zero-shot evaluation (default: the label column's classes).
         templates: prompt templates for zero-shot, `{}` is replaced by a class name.
         relevance: what counts as a correct retrieval hit when evaluating: the row's own
@@ -634,6 +640,8 @@ class AlignmentConfig(_Strict):
     duplicates: Literal["positive", "mask", "ignore"] = "positive"
     mlm_probability: float = Field(0.15, gt=0, lt=1)
     decoder_layers: int = Field(1, ge=1)
+    mrm_ratio: float = Field(0.3, gt=0, lt=1)
+    mrm_grid: int | tuple[int, int] = 4
     classes: list[str] | None = None
     templates: list[str] = ["{}"]
     relevance: Literal["pair", "label"] = "pair"
@@ -654,6 +662,12 @@ class AlignmentConfig(_Strict):
             raise ValueError(
                 f"`alignment.pair` must name two different modalities, got {self.pair}"
             )
+        grid = self.region_grid
+        if min(grid) < 1 or grid[0] * grid[1] < 2:
+            raise ValueError(
+                f"`alignment.mrm_grid` must give at least 2 regions of positive size, got "
+                f"{self.mrm_grid}"
+            )
         for template in self.templates:
             if "{}" not in template:
                 raise ValueError(f"prompt template {template!r} has no `{{}}` for the class name")
@@ -662,6 +676,12 @@ class AlignmentConfig(_Strict):
     @property
     def objective_names(self) -> list[str]:
         return [o.name for o in self.objectives]
+
+    @property
+    def region_grid(self) -> tuple[int, int]:
+        """`mrm_grid` as (rows, columns)."""
+        grid = self.mrm_grid
+        return (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
 
 
 # --------------------------------------------------------------------------------- data
@@ -795,11 +815,18 @@ class PlaitConfig(_Strict):
 
     `config_version` is the schema version the config was written for (set by Plait; a
     config without it is read as written for the first schema and migrated).
+
+    `init_from`: a saved Plait model folder (e.g. an aligned model's `runs/<name>/model`)
+    whose towers start this run: each modality takes the encoder weights of the folder's
+    modality with the same name, else of its only modality of the same kind, when the
+    encoder blocks agree (`plait.tasks.init_from`). Relative to the config file's folder,
+    as data paths are. Read once when training starts; the saved model stands alone.
     """
 
     config_version: int = CONFIG_VERSION
     name: str = "plait-run"
     output_dir: str = "runs"
+    init_from: str | None = None
     data: DataConfig
     modalities: dict[str, ModalityConfig]
     fusion: FusionConfig = FusionConfig()
@@ -857,6 +884,11 @@ class PlaitConfig(_Strict):
         needs_text = {"mlm"} & set(alignment.objective_names)
         if needs_text and "text" not in kinds:
             raise ValueError("the `mlm` objective needs a text modality in `alignment.pair`")
+        if "mrm" in alignment.objective_names and set(kinds) == {"text"}:
+            raise ValueError(
+                "the `mrm` objective masks image or audio regions: `alignment.pair` needs an "
+                "image or audio modality"
+            )
         if alignment.relevance == "label" and self.data.label is None:
             raise ValueError("`alignment.relevance: label` needs `data.label`")
 
@@ -893,8 +925,13 @@ class PlaitConfig(_Strict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
         for item in overrides or []:
             apply_override(raw, item)
-        config = cls.from_dict(raw, source=str(path))
-        return config.resolve_paths(path.parent)
+        config = cls.from_dict(raw, source=str(path)).resolve_paths(path.parent)
+        if config.init_from is not None and not Path(config.init_from).is_dir():
+            raise ConfigError(
+                f"{path}: `init_from: {config.init_from}` is not a folder; name a saved Plait "
+                "model folder (e.g. runs/<name>/model)"
+            )
+        return config
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> PlaitConfig:
@@ -916,7 +953,10 @@ class PlaitConfig(_Strict):
                 setattr(data, key, str((base / value).resolve()))
         out = Path(self.output_dir)
         output_dir = str(out if out.is_absolute() else (base / out).resolve())
-        return self.model_copy(update={"data": data, "output_dir": output_dir})
+        update: dict[str, Any] = {"data": data, "output_dir": output_dir}
+        if self.init_from is not None and not Path(self.init_from).is_absolute():
+            update["init_from"] = str((base / self.init_from).resolve())
+        return self.model_copy(update=update)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -23,9 +23,11 @@ from plait.encoders import build_encoder
 from plait.errors import ConfigError
 from plait.fusion import build_fusion
 from plait.heads.masked_lm import MaskedLMHead
+from plait.heads.masked_region import MaskedRegionHead
 from plait.heads.matching import MatchingHead
 from plait.heads.projection import Projection
 from plait.objectives.alignment import TextTokens
+from plait.objectives.masked_region import region_count
 
 
 def build_aligned_model(
@@ -69,7 +71,51 @@ def build_aligned_model(
         learn_temperature=alignment.learn_temperature,
         matcher=matcher,
         decoder=decoder,
+        regions=region_heads(config, processors, encoders) if "mrm" in names else None,
     )
+
+
+#: the inputs masked region modelling can cut regions from, by the key a processor makes
+REGION_INPUTS = ("pixel_values", "features", "input_features", "input_values")
+
+
+def region_heads(
+    config: PlaitConfig, processors: Mapping[str, Any], encoders: Mapping[str, nn.Module]
+) -> dict[str, MaskedRegionHead]:
+    """One MRM head per image / audio modality of the pair, the other one as its context.
+
+    The region count and channels come from what the modality's processor makes (its
+    missing-sample placeholder has the real shape): [C, H, W] (image pixels, a scratch
+    spectrogram) or [H, W] (a hub spectrogram such as Whisper's or AST's)."""
+    alignment = _alignment(config)
+    heads = {}
+    for name in config.aligned_pair:
+        if config.modalities[name].kind == "text":
+            continue
+        other = next(n for n in config.aligned_pair if n != name)
+        sample = processors[name].placeholder()
+        key = next((k for k in REGION_INPUTS if k in sample), None)
+        if key is None or sample[key].dim() not in (2, 3):
+            shapes = {k: tuple(v.shape) for k, v in sample.items()}
+            raise ConfigError(
+                f"the `mrm` objective masks regions of an image or spectrogram, but the "
+                f"`{name}` tower reads {shapes} (a waveform?); use a scratch audio encoder "
+                "or one that reads spectrograms, or drop `mrm`"
+            )
+        shape = sample[key].shape
+        maps = sample[key] if len(shape) == 3 else sample[key].unsqueeze(0)  # [C, H, W]
+        regions = region_count(maps.unsqueeze(0), alignment.region_grid)
+        heads[name] = MaskedRegionHead(
+            _width(encoders[name]),
+            _width(encoders[other]),
+            regions,
+            int(maps.shape[0]),
+            key=key,
+            layers=alignment.decoder_layers,
+            heads=config.fusion.heads,
+            dropout=config.fusion.dropout,
+        )
+    return heads
 
 
 def _alignment(config: PlaitConfig) -> AlignmentConfig:

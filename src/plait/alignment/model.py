@@ -2,7 +2,8 @@
 
 Plain `nn.Module` code, composed by `plait.alignment.build`. Besides the contrastive
 embedding it can carry the optional heads its objectives need: a matching head (ITM)
-and a masked-language-model decoder (MLM); both are absent when unused.
+a masked-language-model decoder (MLM) and masked-region heads (MRM); each is absent when
+unused.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class AlignedModel(nn.Module):
         learn_temperature: train the scale (and bias) or keep them fixed.
         matcher: ITM head over both towers' sequences, or None.
         decoder: MLM head (text sequence + other modality as context), or None.
+        regions: MRM heads per masked modality (image / audio name -> MaskedRegionHead),
+            or None.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class AlignedModel(nn.Module):
         learn_temperature: bool = True,
         matcher: nn.Module | None = None,
         decoder: nn.Module | None = None,
+        regions: Mapping[str, nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if len(encoders) != 2 or set(encoders) != set(projections):
@@ -55,6 +59,7 @@ class AlignedModel(nn.Module):
         )
         self.matcher = matcher
         self.decoder = decoder
+        self.regions = nn.ModuleDict(regions) if regions else None
 
     @property
     def pair(self) -> tuple[str, str]:

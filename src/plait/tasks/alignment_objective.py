@@ -13,6 +13,7 @@ the model's towers and heads to get those tensors.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -20,9 +21,11 @@ from torch import Tensor, nn
 from plait.alignment.model import AlignedModel
 from plait.config import AlignmentConfig
 from plait.encoders.base import EncoderOutput
+from plait.heads.masked_region import MaskedRegionHead
 from plait.objectives.alignment import TextTokens, gather, gather_with_grad, select
 from plait.objectives.contrastive import clip_loss, fingerprints, positive_pairs, siglip_loss
 from plait.objectives.masked_lm import mask_tokens, masked_lm_loss
+from plait.objectives.masked_region import mask_regions, masked_region_loss
 from plait.objectives.matching import hard_negatives, matching_loss, matching_pairs
 
 
@@ -34,6 +37,8 @@ class AlignmentObjective(nn.Module):
         self.weights: dict[str, float] = {o.name: o.weight for o in config.objectives}
         self.duplicates = config.duplicates
         self.mlm_probability = config.mlm_probability
+        self.mrm_ratio = config.mrm_ratio
+        self.mrm_grid = config.region_grid
         self.text = text
         self.last_pairs: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
         if "mlm" in self.weights and text is None:
@@ -73,6 +78,8 @@ class AlignmentObjective(nn.Module):
             terms["itm"] = self._matching(model, out, z, positives)
         if "mlm" in self.weights and len(rows) >= 1:
             terms["mlm"] = self._masked_lm(model, ins, out)
+        if "mrm" in self.weights and len(rows) >= 1:
+            terms["mrm"] = self._masked_regions(model, ins, out)
         weighted = [self.weights[name] * value for name, value in terms.items()]
         if weighted:
             total = torch.stack(weighted).sum()
@@ -123,3 +130,30 @@ class AlignmentObjective(nn.Module):
             hidden.sequence, hidden.mask, out[other].sequence, out[other].mask
         )  # [n, T, V]
         return masked_lm_loss(logits, targets)
+
+    def _masked_regions(
+        self,
+        model: AlignedModel,
+        ins: dict[str, dict[str, Tensor]],
+        out: dict[str, EncoderOutput],
+    ) -> Tensor:
+        """Mean MRM loss over the masked modalities (image and / or audio of the pair)."""
+        if model.regions is None:
+            raise ValueError("the mrm objective needs a model built with region heads")
+        losses = []
+        for name, module in model.regions.items():
+            head = cast(MaskedRegionHead, module)
+            other = next(n for n in model.pair if n != name)
+            key = head.key
+            masked, targets, chosen = mask_regions(ins[name][key], self.mrm_grid, self.mrm_ratio)
+            if targets.shape[1] != head.regions:
+                raise ValueError(
+                    f"`{name}` input {tuple(ins[name][key].shape)} gives {targets.shape[1]} "
+                    f"regions, its mrm head has {head.regions}: a smaller `alignment.mrm_grid`"
+                )
+            hidden = model.encode(name, {**ins[name], key: masked})
+            predictions = head(
+                hidden.sequence, hidden.mask, out[other].sequence, out[other].mask
+            )  # [n, G, C]
+            losses.append(masked_region_loss(predictions, targets, chosen))
+        return torch.stack(losses).mean()
