@@ -118,6 +118,13 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     return logits.masked_fill(drop, -math.inf)
 
 
+def sampling_probs(logits: Tensor, options: DecodingOptions) -> Tensor:
+    """The distribution a token is sampled from: logits [N, V] / temperature, then top-k,
+    then top-p, then softmax (Hugging Face's order)."""
+    logits = logits / options.temperature
+    return top_p_filter(top_k_filter(logits, options.top_k), options.top_p).softmax(-1)
+
+
 # -------------------------------------------------------------------------- decoding
 def generate(
     step: StepFn, batch_size: int, *, bos: int, eos: int, options: DecodingOptions
@@ -142,9 +149,8 @@ def _greedy_or_sample(
         logits = step(tokens[active], rows[active]).float().cpu()  # [N, V]
         logits = ban_repeated_ngrams(logits, tokens[active], options.no_repeat_ngram_size)
         if options.do_sample:
-            logits = logits / options.temperature
-            logits = top_p_filter(top_k_filter(logits, options.top_k), options.top_p)
-            chosen = torch.multinomial(logits.softmax(-1), 1, generator=generator).flatten()
+            probs = sampling_probs(logits, options)  # [N, V]
+            chosen = torch.multinomial(probs, 1, generator=generator).flatten()
         else:
             chosen = logits.argmax(-1)  # [N]
         following = torch.full((batch_size,), eos, dtype=torch.long)
