@@ -27,7 +27,7 @@ def save_tiny_gpt2(folder: Path) -> Path:
     tokenizer = tf.GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>",
                                      eos_token="<|endoftext|>", unk_token="<|endoftext|>")  # fmt: skip
     config = tf.GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1,
-                           n_head=2, bos_token_id=tokenizer.bos_token_id,
+                           n_head=2, initializer_range=0.2, bos_token_id=tokenizer.bos_token_id,
                            eos_token_id=tokenizer.eos_token_id)  # fmt: skip
     tf.set_seed(0)
     tf.GPT2LMHeadModel(config).save_pretrained(folder)
@@ -38,3 +38,10 @@ def save_tiny_gpt2(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(autouse=True)
+def no_meteor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """METEOR starts a Java process per call (tens of seconds on a busy machine); it is
+    tested with the metrics (tests/evaluation), so these tests score without it."""
+    monkeypatch.setattr("plait.evaluation.caption_metrics.java_available", lambda: False)

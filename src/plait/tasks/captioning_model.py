@@ -10,6 +10,7 @@ tokens then the end token, padding marked -100 (`CaptionTokens.targets`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,7 +147,9 @@ class CaptioningModel(nn.Module):
                           temperature=options.temperature)  # fmt: skip
         else:
             kwargs.update(top_k=None, top_p=None, temperature=None)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            # the prefix is vectors, not tokens: n-grams are only banned among new tokens
+            warnings.filterwarnings("ignore", message=".*no_repeat_ngram_size.*inputs_embeds")
             if options.seed is not None:
                 torch.manual_seed(options.seed)
             ids = self.decoder.generate(pooled, **kwargs)  # [B, <= max_length]

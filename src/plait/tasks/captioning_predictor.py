@@ -122,13 +122,15 @@ class CaptioningPredictor(BasePredictor):
         *,
         on_error: OnError = "raise",
         references: Any = None,
+        meteor: bool | None = None,
         progress: bool = False,
         **decoding: Any,
     ) -> dict[str, Any]:
         """Caption metrics (BLEU-1..4, ROUGE-L, CIDEr-D, METEOR with Java) of the rows that
         have a caption, against that caption plus, when `references` (a table with `id`
         and the caption column, several rows per id allowed) is given, its captions of
-        the same ids. Also `n`, the decoding used and a few examples for the report."""
+        the same ids. Also `n`, the decoding used and a few examples for the report.
+        `meteor`: as `caption_metrics` (None: run it when Java is present)."""
         from plait.evaluation.caption_metrics import caption_metrics
 
         options = self.options(**decoding)
@@ -145,7 +147,7 @@ class CaptioningPredictor(BasePredictor):
         if not refs:
             raise PlaitError(f"no row has a caption in column {column!r}: nothing to score")
         generated = {i: c for i, c in zip(ids, captions, strict=True) if i in refs}
-        scores = caption_metrics(generated, refs)
+        scores = caption_metrics(generated, refs, meteor=meteor)
         metrics: dict[str, Any] = {"n": len(generated), **scores.corpus}
         if scores.skipped:
             metrics["skipped_metrics"] = dict(scores.skipped)
