@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.evaluation",),
     ("plait.retrieval",),
     ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval"),
-    ("plait.cli",),
+    ("plait.cli", "plait.caption_cli"),
 ]
 PREDICTORS = ("plait.predictor", "plait.alignment.predictor", "plait.tasks")
 

@@ -1098,5 +1098,10 @@ def caption_scores(
     _run(action)
 
 
+from plait.caption_cli import caption_command  # noqa: E402
+
+app.command("caption")(caption_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -164,5 +164,11 @@ def test_task_builds_trains_one_step_saves_and_reloads(
 def test_metrics_and_report_section_of_every_task():
     """A row's report section is one `write_report` renders."""
     for name, task in TASKS.items():
-        assert task.report in {"classification", "multilabel", "regression", "alignment", "captioning"}
+        assert task.report in {
+            "classification",
+            "multilabel",
+            "regression",
+            "alignment",
+            "captioning",
+        }
         assert task.report == name

@@ -32,7 +32,7 @@ class PrefixLMDecoder(nn.Module):
     logit at position i predicts token i + 1 (position 0 is predicted by the prefix)."""
 
     def __init__(
-        self, lm: nn.Module, pooled_dim: int, prefix_length: int, freeze_lm: bool = True
+        self, lm: Any, pooled_dim: int, prefix_length: int, freeze_lm: bool = True
     ) -> None:
         super().__init__()
         self.lm: Any = lm

@@ -189,19 +189,19 @@ def build_captioning_model(
             layers=settings.layers,
             heads=settings.heads,
             dropout=settings.dropout,
-            max_positions=max(settings.max_length, config.modalities[caption].max_length) + 2,
+            max_positions=max(settings.max_length, _max_length(config, caption)) + 2,
         )
     return CaptioningModel(source, encoder, decoder, tokens)
 
 
-def load_causal_lm(model: str, *, load_weights: bool = True) -> nn.Module:
+def load_causal_lm(model: str, *, load_weights: bool = True) -> Any:
     """A Hugging Face causal LM by hub name or local folder; `load_weights=False` builds
     the architecture from its config alone (a saved captioner loads its own weights)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
         if load_weights:
-            lm: nn.Module = AutoModelForCausalLM.from_pretrained(model)
+            lm = AutoModelForCausalLM.from_pretrained(model)
         else:
             lm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model))
     except (OSError, ValueError) as exc:
@@ -219,3 +219,8 @@ def caption_text(processor: Any, tokens: CaptionTokens, ids: list[int]) -> str:
     if tokenizer is not None:
         return str(tokenizer.decode(kept, skip_special_tokens=True)).strip()
     return " ".join(processor.vocab.decode(kept))
+
+
+def _max_length(config: PlaitConfig, caption: str) -> int:
+    """Tokens kept per training caption (the text modality's `max_length`)."""
+    return int(getattr(config.modalities[caption], "max_length", 0))

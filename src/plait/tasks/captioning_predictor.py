@@ -20,6 +20,7 @@ from plait.data.bad_rows import OnError, with_bad_rows
 from plait.data.manifest import read_table
 from plait.errors import DataError, PlaitError
 from plait.heads.decoding import DecodingOptions
+from plait.heads.prefix_lm import PrefixLMDecoder
 from plait.model_folder import FolderContents
 from plait.tasks.captioning_model import CaptioningModel, build_captioning_model, caption_text
 from plait.tasks.predictor import BasePredictor
@@ -164,7 +165,7 @@ class CaptioningPredictor(BasePredictor):
         """The first rows' source file, generated caption and references."""
         column = self.config.modalities[self.source].column
         files = dataset.table.frame[column].iloc[dataset.rows].tolist()
-        out = []
+        out: list[dict[str, Any]] = []
         for key, value in zip(ids, files, strict=True):
             if key not in generated or len(out) == EXAMPLES:
                 continue
@@ -178,8 +179,9 @@ class CaptioningPredictor(BasePredictor):
     # ------------------------------------------------------------------ save / load
     def save_extra(self, staging: Path) -> None:
         """The hub LM's config (and generation config), so the folder rebuilds offline."""
-        if self.model.kind == "hub":
-            self.model.decoder.lm.config.save_pretrained(staging / "hub" / DECODER_FOLDER)
+        decoder = self.model.decoder
+        if isinstance(decoder, PrefixLMDecoder):
+            decoder.lm.config.save_pretrained(staging / "hub" / DECODER_FOLDER)
 
     @classmethod
     def loaded_config(cls, config: PlaitConfig, folder: Path) -> PlaitConfig:
