@@ -184,6 +184,12 @@ def test_audio_captions(tmp_path: Path):
     predictor = CaptioningPredictor(model, PlaitConfig.from_dict(raw), data.processors)
     out = predictor.caption(root / "valid.csv", progress=False)
     assert len(out) == 4 and out["caption"].map(lambda c: isinstance(c, str)).all()
+    metrics = predictor.evaluate(root / "valid.csv")
+    assert metrics["n"] == 4 and metrics["examples"][0]["kind"] == "audio"
+    from plait.evaluation import write_report
+
+    html = write_report(tmp_path / "report", metrics, task="captioning").read_text()
+    assert html.count('<audio controls src="data:audio/wav;base64,') == 4
 
 
 def test_hub_lm_with_prefix_frozen_learns_saves_and_reloads(
@@ -244,3 +250,16 @@ def test_config_mistakes_say_what_to_write(scenes: Path, tmp_path: Path, tiny_gp
     raw = scene_config(scenes, tmp_path, model="gpt2")
     with pytest.raises(ConfigError, match="only used with `decoder: hub`"):
         PlaitConfig.from_dict(raw)
+
+
+def test_own_vocabulary_captions_read_as_text():
+    from plait.config import TextModality
+    from plait.data.text import TextProcessor
+    from plait.tasks.captioning_model import caption_text
+
+    processor = TextProcessor(TextModality(column="caption"))
+    processor.fit(["there are two shapes: a red circle, a blue square"])
+    tokens = CaptionTokens.of(processor)
+    ids = processor.vocab.encode("there are two shapes: a red circle, a blue square")
+    text = caption_text(processor, tokens, [tokens.bos, *ids, tokens.eos, 0])
+    assert text == "there are two shapes: a red circle, a blue square"

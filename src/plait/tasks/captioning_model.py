@@ -10,6 +10,7 @@ tokens then the end token, padding marked -100 (`CaptionTokens.targets`).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from plait.heads.decoding import DecodingOptions, generate
 from plait.heads.prefix_lm import PrefixLMDecoder
 
 IGNORE = -100  # target of a padding position (never scored)
+_PUNCTUATION_SPACE = re.compile(r" ([.,:;!?])")  # "shapes : a" -> "shapes: a"
 
 
 @dataclass(frozen=True)
@@ -212,13 +214,14 @@ def load_causal_lm(model: str, *, load_weights: bool = True) -> Any:
 
 
 def caption_text(processor: Any, tokens: CaptionTokens, ids: list[int]) -> str:
-    """Generated ids -> the caption: words joined by spaces (Plait's vocabulary) or the
-    hub tokenizer's own decoding; start, end and padding tokens dropped."""
+    """Generated ids -> the caption: words joined by spaces, no space before punctuation
+    (Plait's vocabulary) or the hub tokenizer's own decoding; start, end and padding
+    tokens dropped."""
     kept = [i for i in ids if i not in tokens.special and i not in (tokens.bos, tokens.eos)]
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is not None:
         return str(tokenizer.decode(kept, skip_special_tokens=True)).strip()
-    return " ".join(processor.vocab.decode(kept))
+    return _PUNCTUATION_SPACE.sub(r"\1", " ".join(processor.vocab.decode(kept)))
 
 
 def _max_length(config: PlaitConfig, caption: str) -> int:
