@@ -263,3 +263,24 @@ def test_own_vocabulary_captions_read_as_text():
     ids = processor.vocab.encode("there are two shapes: a red circle, a blue square")
     text = caption_text(processor, tokens, [tokens.bos, *ids, tokens.eos, 0])
     assert text == "there are two shapes: a red circle, a blue square"
+
+
+def test_hub_image_encoder_feeds_the_scratch_decoder(scenes: Path, tmp_path: Path):
+    """Cross-attention to a pretrained tower's sequence (a tiny random ViT here)."""
+    import transformers as tf
+
+    vit = tmp_path / "vit"
+    config = tf.ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1,
+                          num_attention_heads=2, intermediate_size=32)  # fmt: skip
+    tf.ViTModel(config).save_pretrained(vit)
+    tf.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(vit)
+    raw = scene_config(scenes, tmp_path)
+    raw["modalities"]["image"]["encoder"] = {"type": "huggingface", "model": str(vit)}
+    model, data, losses = train_steps(raw, 4, lr=1e-2)
+    assert losses[-1] < losses[0]
+    predictor = CaptioningPredictor(model, PlaitConfig.from_dict(raw), data.processors)
+    folder = predictor.save(tmp_path / "model")
+    pd.testing.assert_frame_equal(
+        plait.load(folder).caption(scenes / "test.csv", progress=False),
+        predictor.caption(scenes / "test.csv", progress=False),
+    )
