@@ -4,7 +4,7 @@ The order (each layer may import only itself and the layers before it):
 
     config/errors/utils -> data -> datasets -> encoders -> fusion -> heads -> objectives
     -> metrics -> model -> tasks (predictors, saved folders) -> training
-    -> reports and analyses -> retrieval -> api -> cli
+    -> reports and analyses -> retrieval -> api -> serve -> cli
 
 The graph is read from the source with `ast` (module-level and function-level imports;
 `if TYPE_CHECKING:` blocks are type-only and ignored). `KNOWN_*` list what the code does
@@ -38,11 +38,18 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.objectives",),
     ("plait.evaluation.metrics", "plait.evaluation.retrieval", "plait.evaluation.caption_metrics"),
     ("plait.model", "plait.build", "plait.alignment"),
-    ("plait.tasks", "plait.predictor", "plait.alignment.predictor", "plait.model_folder"),
+    (
+        "plait.tasks",
+        "plait.predictor",
+        "plait.alignment.predictor",
+        "plait.model_folder",
+        "plait.export",  # beside the predictors: `plait.load` opens export folders
+    ),
     ("plait.training",),
     ("plait.evaluation",),
     ("plait.retrieval",),
     ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval"),
+    ("plait.serve",),
     ("plait.cli", "plait.caption_cli"),
 ]
 PREDICTORS = ("plait.predictor", "plait.alignment.predictor", "plait.tasks")

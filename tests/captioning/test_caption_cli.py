@@ -80,3 +80,17 @@ def test_evaluate_prints_caption_metrics_and_writes_the_report(
     assert "bleu_4" in result.output and "cider_d" in result.output
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "Caption metrics" in html and "CIDEr-D" in html and "data:image/png;base64" in html
+
+
+def test_export_refuses_a_captioner_with_a_clear_error(saved: tuple[Path, Path], tmp_path: Path):
+    _, model = saved
+    result = CliRunner().invoke(app, ["export", str(model), "--out", str(tmp_path / "onnx")])
+    assert result.exit_code == 2 and "not built yet" in result.output
+
+
+def test_serve_refuses_a_captioner_with_a_clear_error(saved: tuple[Path, Path]):
+    from plait.serve.app import create_app
+
+    _, model = saved
+    with pytest.raises(PlaitError, match="not built yet"):
+        create_app(plait.load(model))
