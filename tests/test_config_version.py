@@ -52,7 +52,7 @@ def test_v0_folders_record_no_task_and_are_read_by_their_config(folder, task, tm
 def test_a_folder_of_an_unknown_task_says_so(tmp_path):
     copy = shutil.copytree(SAVED_V0 / "supervised", tmp_path / "supervised")
     (copy / "manifest.json").write_text(
-        '{"format": "plait-model", "version": 1, "task": "captioning", "files": {}}'
+        '{"format": "plait-model", "version": 1, "task": "question_answering", "files": {}}'
     )
-    with pytest.raises(PlaitError, match="captioning"):
+    with pytest.raises(PlaitError, match="question_answering"):
         task_of_folder(copy)

@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.retrieval",),
     ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval"),
     ("plait.serve",),
-    ("plait.cli",),
+    ("plait.cli", "plait.caption_cli"),
 ]
 PREDICTORS = ("plait.predictor", "plait.alignment.predictor", "plait.tasks")
 

@@ -12,6 +12,9 @@ plait.similarity(model, image=["a.png"], text=["a cat", "a dog"])  # plait simil
 plait.embed(model, "photos.csv", "image", out="emb.parquet")      # plait embed
 plait.zeroshot(model, "test.csv", classes=["cat", "dog"])          # plait zeroshot
 plait.search("photos-index", text="a dog", k=5)                    # plait search
+
+Captioners (trained with a `captioning:` block):
+plait.caption(model, ["a.png", "b.png"], num_beams=3)              # plait caption
 """
 
 from __future__ import annotations
@@ -591,3 +594,52 @@ def search(
     from plait.retrieval.search import search as _search
 
     return _search(index, text=text, image=image, audio=audio, k=k, model=model, show=show)
+
+
+def caption(
+    model: BasePredictor | str | Path,
+    files: Sequence[str | Path] | None = None,
+    *,
+    data: Any = None,
+    output: str | Path | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    on_error: OnError = "skip",
+    **decoding: Any,
+) -> pd.DataFrame:
+    """Captions (`id, caption`) of image / audio `files` or of the rows of a table `data`
+    (with the model's source column); also written to `output` (CSV or Parquet).
+
+    `decoding`: `max_length`, `num_beams`, `length_penalty`, `do_sample`, `top_k`,
+    `top_p`, `temperature`, `no_repeat_ngram_size`, `seed`, as Hugging Face `generate()`
+    (left out: the model's defaults). With files, the id is the path as given. A file
+    that cannot be read keeps its row with an empty caption and an `error` (`on_error=
+    "skip"`, default) or refuses the call (`raise`).
+    """
+    from plait.data.bad_rows import bad_rows_path, check_on_error, write_bad_rows
+    from plait.tasks.captioning_predictor import CaptioningPredictor
+
+    predictor = load(model) if isinstance(model, str | Path) else model
+    if not isinstance(predictor, CaptioningPredictor):
+        raise PlaitError(
+            f"this is a {predictor.task} model; captions come from a model trained with a "
+            "`captioning:` block"
+        )
+    if (files is None) == (data is None):
+        raise PlaitError("caption needs files or a table (`data`), one of the two")
+    table = data
+    if files is not None:
+        column = predictor.config.modalities[predictor.source].column
+        table = pd.DataFrame({column: [str(Path(f).resolve()) for f in files]})
+        if predictor.config.data.id:
+            table[predictor.config.data.id] = [str(f) for f in files]
+    frame = predictor.caption(
+        table, batch_size=batch_size, progress=progress, on_error=check_on_error(on_error),
+        **decoding,
+    )  # fmt: skip
+    if files is not None:
+        frame["id"] = [str(f) for f in files]
+    if output is not None:
+        _write_frame(frame, output)
+        write_bad_rows(predictor.last_bad_rows, bad_rows_path(output))
+    return frame

@@ -1098,9 +1098,11 @@ def caption_scores(
     _run(action)
 
 
+from plait.caption_cli import caption_command  # noqa: E402
 from plait.export.cli import export_command  # noqa: E402
 from plait.serve.cli import serve_command  # noqa: E402
 
+app.command("caption")(caption_command)
 app.command("export")(export_command)
 app.command("serve")(serve_command)
 

@@ -684,6 +684,100 @@ class AlignmentConfig(_Strict):
         return (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
 
 
+# --------------------------------------------------------------------------- captioning
+
+
+class CaptioningConfig(_Strict):
+    """Generate the text of one modality (the caption) from another (an image or a sound).
+
+    With this block present a run trains a captioner instead of a classifier: `head` and
+    `fusion` are not used, and `data.label` is not needed. The caption modality's own
+    processor tokenises the targets: Plait's word vocabulary (built on the training
+    split) when its encoder is a scratch type, the tokenizer of its `encoder.model` when
+    it is `huggingface` (a `hub` decoder needs the LM's own tokenizer there).
+
+    Args:
+        source: the modality captioned (image or audio; default: the one that is not text).
+        caption: the text modality whose column holds the target captions (default: the
+            text modality).
+        decoder: `transformer` (a small Transformer decoder trained from scratch, with
+            cross-attention to the source encoder's sequence) or `hub` (a causal LM, e.g.
+            GPT-2, named by `model`, fed a learned prefix: ClipCap).
+        model: hub name or local folder of the causal LM (`decoder: hub` only).
+        dim / layers / heads / dropout: size of the scratch Transformer decoder.
+        label_smoothing: of the token cross-entropy (padding is never scored).
+        prefix_length: LM embeddings the ClipCap MLP mapper makes from the pooled source.
+        freeze_lm: keep the hub LM's weights fixed (only the mapper trains).
+        max_length: generated tokens at most (end token included).
+        num_beams / length_penalty / no_repeat_ngram_size: the default decoding of
+            `caption` and evaluation (greedy with 1 beam); sampling is a call option.
+        valid_captions: decode the validation split greedily each epoch and log
+            `valid/bleu_4` and `valid/cider_d` (monitor them to choose the checkpoint).
+    """
+
+    source: str | None = None
+    caption: str | None = None
+    decoder: Literal["transformer", "hub"] = "transformer"
+    model: str | None = None
+    dim: int = Field(128, gt=0)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    prefix_length: int = Field(10, ge=1)
+    freeze_lm: bool = True
+    max_length: int = Field(32, ge=1)
+    num_beams: int = Field(1, ge=1)
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = Field(0, ge=0)
+    valid_captions: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> CaptioningConfig:
+        if self.decoder == "hub" and not self.model:
+            raise ValueError("`captioning.decoder: hub` needs `model:` (hub name or local path)")
+        if self.decoder != "hub" and self.model:
+            raise ValueError(
+                f"`captioning.model` is only used with `decoder: hub`, not {self.decoder}"
+            )
+        if self.decoder == "transformer" and self.dim % self.heads:
+            raise ValueError(
+                f"`captioning.dim` ({self.dim}) must be a multiple of `heads` ({self.heads})"
+            )
+        return self
+
+
+def check_captioning(config: PlaitConfig, captioning: CaptioningConfig) -> tuple[str, str]:
+    """(source, caption) modality names of a captioning config, or a ValueError saying
+    which to name."""
+    kinds = {name: m.kind for name, m in config.modalities.items()}
+    texts = [n for n, k in kinds.items() if k == "text"]
+    others = [n for n, k in kinds.items() if k != "text"]
+    caption = captioning.caption or (texts[0] if len(texts) == 1 else None)
+    source = captioning.source or (others[0] if len(others) == 1 else None)
+    for key, name, choices in (("caption", caption, texts), ("source", source, others)):
+        if name is None:
+            raise ValueError(f"`captioning.{key}` is needed: name one of {sorted(choices)}")
+        if name not in kinds:
+            raise ValueError(f"`captioning.{key}` names `{name}`, not a modality ({sorted(kinds)})")
+    assert caption is not None and source is not None
+    if kinds[caption] != "text":
+        raise ValueError(
+            f"`captioning.caption` must be a text modality; `{caption}` is {kinds[caption]}"
+        )
+    if kinds[source] == "text":
+        raise ValueError(
+            f"`captioning.source` must be an image or audio modality; `{source}` is text"
+        )
+    encoder = config.modalities[caption].encoder
+    if captioning.decoder == "hub" and encoder.type != "huggingface":
+        raise ValueError(
+            f"`captioning.decoder: hub` needs the LM's tokenizer for the captions: set "
+            f"`modalities.{caption}.encoder: {{type: huggingface, model: {captioning.model}}}`"
+        )
+    return source, caption
+
+
 # --------------------------------------------------------------------------------- data
 
 
@@ -834,6 +928,7 @@ class PlaitConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     alignment: AlignmentConfig | None = None
+    captioning: CaptioningConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> PlaitConfig:
@@ -841,10 +936,14 @@ class PlaitConfig(_Strict):
             raise ValueError("`modalities` is empty: declare at least one text/image/audio column")
         if self.alignment is not None:
             self._check_alignment(self.alignment)
-        elif self.data.label is None:
+        if self.captioning is not None:
+            if self.alignment is not None:
+                raise ValueError("a run has `alignment:` or `captioning:`, not both")
+            check_captioning(self, self.captioning)
+        elif self.alignment is None and self.data.label is None:
             raise ValueError(
                 "`data.label` is required: name the label column(s) "
-                "(only an `alignment:` run trains without labels)"
+                "(only `alignment:` and `captioning:` runs train without labels)"
             )
         if self.head.task != "multilabel" and self.head.task != "regression":
             if isinstance(self.data.label, list) and len(self.data.label) > 1:
@@ -899,6 +998,13 @@ class PlaitConfig(_Strict):
             raise ValueError("not an alignment config")
         pair = self.alignment.pair or list(self.modalities)
         return pair[0], pair[1]
+
+    @property
+    def captioning_pair(self) -> tuple[str, str]:
+        """(source, caption) modality names (captioning runs only)."""
+        if self.captioning is None:
+            raise ValueError("not a captioning config")
+        return check_captioning(self, self.captioning)
 
     @property
     def label_columns(self) -> list[str]:
@@ -993,7 +1099,14 @@ def monitor_mode(config: TrainingConfig) -> Literal["min", "max"]:
     if config.monitor_mode != "auto":
         return config.monitor_mode
     name = config.monitor.rsplit("/", 1)[-1].lower()
-    return "max" if any(key in name for key in ("accuracy", "f1", "auroc", "r2", "r@")) else "min"
+    return (
+        "max"
+        if any(
+            key in name
+            for key in ("accuracy", "f1", "auroc", "r2", "r@", "bleu", "cider", "rouge", "meteor")
+        )
+        else "min"
+    )
 
 
 # ------------------------------------------------------------------------- error text

@@ -58,11 +58,21 @@ def _aligned(raw: dict) -> dict:
     return raw
 
 
+def _captioning(raw: dict) -> dict:
+    del raw["modalities"]["audio"]
+    del raw["head"]
+    raw["data"]["label"] = None
+    raw["data"]["split"] = {"method": "random", "valid": 0.25, "test": 0.0}
+    raw["captioning"] = {"dim": 8, "heads": 2, "layers": 1, "max_length": 6}
+    return raw
+
+
 CONFIGS: dict[str, Callable[[dict], dict]] = {
     "classification": _supervised("classification", "label"),
     "multilabel": _supervised("multilabel", "tags"),
     "regression": _supervised("regression", "score"),
     "alignment": _aligned,
+    "captioning": _captioning,
 }
 
 
@@ -79,6 +89,7 @@ OUTPUTS: dict[str, Callable[[Any, Path], pd.DataFrame]] = {
     "multilabel": lambda predictor, table: predictor.predict(table),
     "regression": lambda predictor, table: predictor.predict(table),
     "alignment": _embeddings,
+    "captioning": lambda predictor, table: predictor.caption(table, progress=False),
 }
 
 
@@ -153,5 +164,11 @@ def test_task_builds_trains_one_step_saves_and_reloads(
 def test_metrics_and_report_section_of_every_task():
     """A row's report section is one `write_report` renders."""
     for name, task in TASKS.items():
-        assert task.report in {"classification", "multilabel", "regression", "alignment"}
+        assert task.report in {
+            "classification",
+            "multilabel",
+            "regression",
+            "alignment",
+            "captioning",
+        }
         assert task.report == name

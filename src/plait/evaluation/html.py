@@ -95,7 +95,28 @@ class Raw:
     kind: ClassVar[str] = "raw"
 
 
-Block = Note | HtmlTable | Image | Pre | Details | Warn | Raw
+@dataclass
+class CaptionCard:
+    """One test example of a captioner: its picture (`image`: a data URI) or sound
+    (`audio`: a data URI), or why neither can be shown (`problem`), and its captions."""
+
+    id: str
+    generated: str
+    references: list[str]
+    image: str | None = None
+    audio: str | None = None
+    problem: str = ""
+
+
+@dataclass
+class CaptionSheet:
+    """A grid of `CaptionCard`s: what a captioner wrote beside what people wrote."""
+
+    cards: list[CaptionCard]
+    kind: ClassVar[str] = "captions"
+
+
+Block = Note | HtmlTable | Image | Pre | Details | Warn | Raw | CaptionSheet
 
 
 @dataclass

@@ -49,6 +49,7 @@ from plait.evaluation.report_alignment import (
     alignment_sections,
     render_retrieval_table,
 )
+from plait.evaluation.report_captioning import captioning_sections
 from plait.utils.io import atomic_write_json, atomic_write_text
 
 #: Re-exported so `from plait.evaluation.report import ...` keeps working.
@@ -83,8 +84,9 @@ def write_report(
 ) -> Path:
     """Write `metrics.json` and a self-contained `report.html` into `folder`.
 
-    `task` is "classification", "multilabel", "regression" or "alignment" (a retrieval
-    block, optional zero-shot blocks; see `alignment_sections`). `history` is a Lightning
+    `task` is "classification", "multilabel", "regression", "alignment" (a retrieval
+    block, optional zero-shot blocks; see `alignment_sections`) or "captioning" (caption
+    metrics and a sheet of examples; see `captioning_sections`). `history` is a Lightning
     CSVLogger table (see `load_history`); `extra_sections` are (heading, html) pairs
     inserted verbatim, so callers must escape their own content. A `warnings` list in
     `metrics` is shown in a box above everything else, and `skipped_rows` (how many bad
@@ -118,6 +120,8 @@ def write_report(
         sections += _regression_sections(clean)
     elif task == "alignment":
         sections += alignment_sections(clean)
+    elif task == "captioning":
+        sections += captioning_sections(clean)
     for heading, body in extra_sections or []:
         sections.append(Section(heading, [Raw(Markup(body))]))  # the caller's own HTML
     if config_yaml:

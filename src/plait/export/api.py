@@ -101,6 +101,11 @@ def export(
     order = exporter_order(exporter)
     tolerance = tolerance or Tolerance()
     with _saved_folder(model) as (source, predictor):
+        if predictor.task == "captioning":
+            raise PlaitError(
+                "ONNX export of captioning models is not built yet; use the model folder "
+                "with `plait caption` / `plait.load`"
+            )
         table = _parity_table(predictor, data)
         out = Path(out_dir)
         graphs: list[GraphResult] = []

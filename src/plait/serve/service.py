@@ -25,8 +25,13 @@ class Service:
     """The model, its batchers and worker thread, and the optional search index."""
 
     def __init__(self, predictor: Any, settings: ServeSettings, index: Any = None) -> None:
+        from plait.errors import PlaitError
         from plait.tasks.aligned_predictor import AlignedPredictor
 
+        if getattr(predictor, "task", None) == "captioning":
+            raise PlaitError(
+                "serving captioning models is not built yet; caption with `plait caption`"
+            )
         self.predictor = predictor
         self.settings = settings
         self.index = index

@@ -1,6 +1,7 @@
 """Tasks: what a model is for, one module per task and one explicit table.
 
-    TASKS = {"classification": ..., "multilabel": ..., "regression": ..., "alignment": ...}
+    TASKS = {"classification": ..., "multilabel": ..., "regression": ..., "alignment": ...,
+             "captioning": ...}
 
 Each row builds its model from the config, trains it one batch at a time (its step),
 computes and reports its metrics and returns its predictor (see `plait.tasks.base`).
@@ -17,6 +18,7 @@ from plait.errors import PlaitError
 from plait.model_folder import raw_config, read_task
 from plait.tasks.alignment import AlignmentTask
 from plait.tasks.base import Task, TaskStep
+from plait.tasks.captioning import CaptioningTask
 from plait.tasks.classification import ClassificationTask
 from plait.tasks.multilabel import MultilabelTask
 from plait.tasks.predictor import BasePredictor
@@ -27,18 +29,22 @@ TASKS: dict[str, Task] = {
     "multilabel": MultilabelTask(),
     "regression": RegressionTask(),
     "alignment": AlignmentTask(),
+    "captioning": CaptioningTask(),
 }
 
 
-def task_name(alignment: object, head_task: str | None) -> str:
-    """The task a config describes: `alignment` when it has an `alignment:` block, else
-    its head's task (the rule for folders that record no task)."""
+def task_name(alignment: object, head_task: str | None, captioning: object = None) -> str:
+    """The task a config describes: `alignment` when it has an `alignment:` block,
+    `captioning` with a `captioning:` block, else its head's task (the rule for folders
+    that record no task)."""
+    if captioning is not None:
+        return "captioning"
     return "alignment" if alignment is not None else head_task or "classification"
 
 
 def task_of(config: PlaitConfig) -> Task:
     """The row of TASKS a config trains."""
-    return TASKS[task_name(config.alignment, config.head.task)]
+    return TASKS[task_name(config.alignment, config.head.task, config.captioning)]
 
 
 def task_of_folder(path: str | Path) -> Task:
@@ -48,7 +54,7 @@ def task_of_folder(path: str | Path) -> Task:
     if name is None:
         raw = raw_config(path)
         head = raw.get("head") if isinstance(raw.get("head"), dict) else {}
-        name = task_name(raw.get("alignment"), head.get("task"))  # type: ignore[union-attr]
+        name = task_name(raw.get("alignment"), head.get("task"), raw.get("captioning"))  # type: ignore[union-attr]
     if name not in TASKS:
         raise PlaitError(
             f"{path} holds a `{name}` model, which this Plait does not know "
