@@ -67,6 +67,7 @@ SWEEPS: dict[str, dict[str, list[str]]] = {
         "lr x2 (2e-3)": ["training.lr=2e-3"],
         "lr x0.5 (5e-4)": ["training.lr=5e-4"],
         "epochs x2 (30)": ["training.epochs=30", "training.early_stopping=0"],
+        "image pooling mean (before)": ["modalities.image.encoder.pooling=mean"],
     },
 }
 
