@@ -1,7 +1,7 @@
 """The first try: does what a newcomer gets without edits come within 5 points of a small sweep?
 
 For each data set, the default config (exactly what the README gives a new user) against a
-small documented sweep of 3 variants, one setting changed at a time. Every run trains
+small documented sweep of 3-4 variants, one setting changed at a time. Every run trains
 once (seed 0); the best variant is chosen on VALIDATION and its test number reported, so
 the comparison never picks on test. Score: mean R@1 of the two retrieval directions (label
 relevance: any row of the query's concept or digit is a hit), or test accuracy.
@@ -17,14 +17,14 @@ relevance: any row of the query's concept or digit is a hit), or test accuracy.
   audio); default: the no-YAML start `plait train train.csv --label label` (preset
   `medium`), with only the test file added (`--set data.test=test.csv`).
 
-    python bench/first_try.py --digits digits            # ~25 min on 2 shared CPU cores
+    python bench/first_try.py --digits digits            # 1-2 hours on 2 busy CPU cores
     python bench/first_try.py --quick --out /tmp/ft.json  # seconds: keeps the script working
 
 Prints a table per data set and a summary; writes bench/results/first-try.json (after
 every run, so an interrupted benchmark keeps what it measured). `--variants N` keeps the
-first N rows of each sweep (the default is always first); `--append` keeps the rows of the
-rows not measured now and `--pick 1,3` runs only those rows, so a sweep can be measured
-in several sittings.
+first N rows of each sweep (the default is always first); `--pick 1,3` runs only those
+rows and `--append` keeps the rows --out holds that are not measured now, so a sweep can
+be measured in several sittings.
 """
 
 from __future__ import annotations
