@@ -315,7 +315,7 @@ def _size_encoder(
         fields = {k: v for k, v in encoder.items() if not (k in AUTO_SIZED_KEYS and v == "auto")}
     else:
         return data
-    if fields.get("type") != default_type:
+    if fields.get("type") not in AUTO_SIZED_ENCODERS:
         return data
     filled: dict[str, Any] = {}
     missing = [key for key in AUTO_SIZED_KEYS if key not in fields]
