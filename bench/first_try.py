@@ -1,14 +1,15 @@
 """The first try: does what a newcomer gets without edits come within 5 points of a small sweep?
 
 For each data set, the default config (exactly what the README gives a new user) against a
-small documented sweep of 3 variants, one setting changed at a time. Every run trains
+small documented sweep of 3-4 variants, one setting changed at a time. Every run trains
 once (seed 0); the best variant is chosen on VALIDATION and its test number reported, so
 the comparison never picks on test. Score: mean R@1 of the two retrieval directions (label
 relevance: any row of the query's concept or digit is a hit), or test accuracy.
 
 - `shapes`: image <-> text on `plait.datasets.shapes` (800 / 160 / 160 rows as
   `plait demo retrieval` makes them); default: the demo's config (`retrieval_config`, 15
-  epochs), the README's alignment example.
+  epochs) with the image tower left to its defaults, `{type: image_cnn}`, as the README's
+  alignment example writes it (the demo itself gives the sizes: one of the variants).
 - `digits`: spoken digits (FSDD) <-> digit words; default: `configs/digits-text-audio.yaml`
   as shipped. Needs the built data (`plait data digits --mnist ../shared/data/mnist --fsdd
   ../shared/data/fsdd --out digits`); skipped with a note when `--digits` is missing.
@@ -16,12 +17,14 @@ relevance: any row of the query's concept or digit is a hit), or test accuracy.
   audio); default: the no-YAML start `plait train train.csv --label label` (preset
   `medium`), with only the test file added (`--set data.test=test.csv`).
 
-    python bench/first_try.py --digits digits            # ~25 min on 2 shared CPU cores
+    python bench/first_try.py --digits digits            # 1-2 hours on 2 busy CPU cores
     python bench/first_try.py --quick --out /tmp/ft.json  # seconds: keeps the script working
 
 Prints a table per data set and a summary; writes bench/results/first-try.json (after
 every run, so an interrupted benchmark keeps what it measured). `--variants N` keeps the
-first N rows of each sweep (the default is always first).
+first N rows of each sweep (the default is always first); `--pick 1,3` runs only those
+rows and `--append` keeps the rows --out holds that are not measured now, so a sweep can
+be measured in several sittings.
 """
 
 from __future__ import annotations
@@ -37,27 +40,34 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
+BARE_IMAGE = "modalities.image.encoder={type: image_cnn}"
 COMMON = ["training.progress=false", "training.tensorboard=false", "evaluation.report=false"]
 
-# Each variant changes one thing against the default; `None` is the default itself.
-SWEEPS: dict[str, dict[str, list[str] | None]] = {
+# Each variant changes one thing against the default, the first row of each sweep (the
+# overrides are against the recipe: for shapes, the demo's config, whose hand-sized image
+# tower the default replaces with the bare `{type: image_cnn}`).
+SWEEPS: dict[str, dict[str, list[str]]] = {
     "shapes": {
-        "default (demo config)": None,
-        "lr x2 (6e-3)": ["training.lr=6e-3"],
-        "epochs x2 (30)": ["training.epochs=30"],
-        "image tower auto": ["modalities.image.encoder={type: image_cnn}"],
+        "default (demo config, image tower {type: image_cnn})": [BARE_IMAGE],
+        "demo's image tower (dim 64, 3 blocks, max)": [],
+        "lr x2 (6e-3)": [BARE_IMAGE, "training.lr=6e-3"],
+        "epochs x2 (30)": [BARE_IMAGE, "training.epochs=30"],
+        "old auto tower (dim 192, 4 blocks, mean)": [
+            "modalities.image.encoder={type: image_cnn, dim: 192, layers: 4, pooling: mean}"
+        ],
     },
     "digits": {
-        "default (recipe)": None,
+        "default (recipe)": [],
         "lr x2 (2e-3)": ["training.lr=2e-3"],
         "batch 32": ["training.batch_size=32"],
         "audio tower auto": ["modalities.audio.encoder={type: audio_cnn}"],
     },
     "demo": {
-        "default (no YAML, medium)": None,
+        "default (no YAML, medium)": [],
         "lr x2 (2e-3)": ["training.lr=2e-3"],
         "lr x0.5 (5e-4)": ["training.lr=5e-4"],
         "epochs x2 (30)": ["training.epochs=30", "training.early_stopping=0"],
+        "image pooling mean (before)": ["modalities.image.encoder.pooling=mean"],
     },
 }
 
@@ -79,10 +89,10 @@ def shapes_trainer(tmp: Path, quick: bool) -> Callable[[list[str]], Any]:
     rows = 64 if quick else 800
     data = tmp / "shapes"
     generate_shapes(data, n_train=rows, n_valid=max(16, rows // 5), n_test=160 if not quick else 32)
-    base = retrieval_config(data, tmp, 1 if quick else 15)
+    demo = retrieval_config(data, tmp, 1 if quick else 15)
 
     def train(overrides: list[str]) -> Any:
-        raw = copy.deepcopy(base)
+        raw = copy.deepcopy(demo)
         for item in overrides:
             apply_override(raw, item)
         return plait.train(PlaitConfig.from_dict(raw))
@@ -127,25 +137,27 @@ def run_sweep(
     save: Callable[[dict], None],
 ) -> None:
     """Train every variant in turn; `save` gets each row as soon as it is measured."""
-    for index, (label, change) in enumerate(variants.items()):
+    for label, change in variants.items():
+        index = list(SWEEPS[name]).index(label)
         start = time.perf_counter()
         overrides = [
             *COMMON,
             f"training.threads={threads}",
             f"name={name}-{index}",
-            *(change or []),
+            *change,
         ]
         result = train(overrides)
         metrics = result.metrics
         row = {
             "data": name,
             "variant": label,
-            "default": change is None,
-            "overrides": change or [],
+            "default": index == 0,
+            "overrides": change,
             "valid": score(metrics["valid"]),
             "test": score(metrics),
             "epochs": metrics.get("epochs"),
             "seconds": round(time.perf_counter() - start, 1),
+            "threads": threads,
         }
         print(json.dumps(row), flush=True)
         save(row)
@@ -156,7 +168,9 @@ def summarise(rows: list[dict]) -> list[dict]:
     table = []
     for name in dict.fromkeys(r["data"] for r in rows):
         mine = [r for r in rows if r["data"] == name]
-        default = next(r for r in mine if r["default"])
+        default = next((r for r in mine if r["default"]), None)
+        if default is None:
+            continue  # the default is not measured yet
         best = max(mine, key=lambda r: r["valid"])  # first of equals: the default wins ties
         gap = round(100 * (best["test"] - default["test"]), 1)
         table.append(
@@ -194,14 +208,43 @@ def main() -> None:
         "--variants", type=int, default=None, help="only the first N of each sweep (default first)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "first-try.json")
+    parser.add_argument(
+        "--pick", default=None, help="only these rows of each sweep, by number (0: the default)"
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows --out holds that are not measured now (a sweep in several runs)",
+    )
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"quick": args.quick, "seed": 0, "threads": args.threads}
+    names = [n.strip() for n in args.datasets.split(",")]
     rows: list[dict] = []
     notes: list[str] = []
+    keep = args.variants or (2 if args.quick else None)
+    picked = [int(i) for i in args.pick.split(",")] if args.pick else None
+    sweeps = {
+        name: {
+            label: change
+            for index, (label, change) in enumerate(list(SWEEPS[name].items())[:keep])
+            if picked is None or index in picked
+        }
+        for name in names
+        if name in SWEEPS
+    }
+    if args.append and args.out.exists():
+        kept = json.loads(args.out.read_text())
+        rows = [  # rows of today's sweeps that are not measured now
+            r
+            for r in kept["runs"]
+            if r["variant"] in SWEEPS.get(r["data"], {})
+            and r["variant"] not in sweeps.get(r["data"], {})
+        ]
+        notes = [n for n in kept.get("notes", []) if n.split()[0] not in names]
     start = time.perf_counter()
 
     def save(row: dict | None = None) -> None:
@@ -216,10 +259,9 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
 
-    keep = args.variants or (2 if args.quick else None)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        for name in [n.strip() for n in args.datasets.split(",")]:
+        for name in names:
             if name == "shapes":
                 train = shapes_trainer(tmp, args.quick)
             elif name == "digits":
@@ -232,8 +274,7 @@ def main() -> None:
                 train = demo_trainer(tmp, args.quick)
             else:
                 parser.error(f"unknown data set {name!r}: choose from {', '.join(SWEEPS)}")
-            variants = dict(list(SWEEPS[name].items())[:keep])
-            run_sweep(name, train, variants, args.threads, save)
+            run_sweep(name, train, sweeps[name], args.threads, save)
     save()
     print("\n" + markdown([{k: v for k, v in r.items() if k != "overrides"} for r in rows]))
     print("\n" + markdown(summarise(rows)))

@@ -100,9 +100,11 @@ class EncoderConfig(_Strict):
         freeze: keep pretrained weights fixed (`unfreeze_last` layers excepted).
         unfreeze_last: with `freeze: true`, train the last N transformer layers anyway.
         pooling: how the sequence becomes one vector: `mean` (masked), `cls`, `max`,
-            or `auto`: for a hub model, its sentence-transformers pooling (and
-            normalisation) when its folder has that config, else its own pooler if it
-            has one, else mean (`plait.encoders.hub.resolve_pooling`).
+            or `auto`: `max` for `image_cnn` (written into the config as read, so a
+            saved one says `max`); for a hub model, its sentence-transformers pooling
+            (and normalisation) when its folder has that config, else its own pooler if
+            it has one, else mean (`plait.encoders.hub.resolve_pooling`); mean for the
+            other scratch encoders.
     """
 
     type: str
@@ -279,21 +281,31 @@ AUTO_SIZED_KEYS = ("dim", "layers")
 AUTO_SIZED_ENCODERS = {"image_cnn", "audio_cnn"}
 #: blocks -> output width of the auto-sized CNNs (widths double block by block up to it)
 AUTO_CNN_DIM = {1: 64, 2: 128, 3: 128, 4: 192, 5: 256, 6: 384}
+#: an auto-sized `image_cnn` halves the picture down to this map side (4x4 positions,
+#: max-pooled: a small object anywhere in the picture still shows; a 2x2 map, or the
+#: mean of the positions, retrieved far worse on the shapes data, bench/RESULTS.md)
+IMAGE_MAP_SIDE = 4
+#: what `pooling: auto` means for an `image_cnn` (resolved while the config is read)
+IMAGE_CNN_POOLING = "max"
 
 
-def auto_cnn_size(side: int) -> dict[str, int]:
+def auto_cnn_size(side: int, map_side: int = 2) -> dict[str, int]:
     """`layers` and `dim` of an `image_cnn` / `audio_cnn` for inputs `side` pixels (or mel
-    bins / frames) across: halve the map until it is 2x2 or less, at most 6 blocks (so 28
-    -> 4 blocks, 64 -> 5, 224 -> 6 with a 4x4 map), and widen the last block with depth
-    (`AUTO_CNN_DIM`: 192, 256, 384). On 28-64 pixel pictures this learned better than the
-    old fixed 2 blocks of width 128, at under half the cost per step (bench/encoders.py)."""
-    layers = min(6, max(1, (max(side, 2) - 1).bit_length() - 1))  # ceil(log2(side / 2))
+    bins / frames) across: halve the map until it is `map_side` x `map_side` or less, at
+    most 6 blocks, and widen the last block with depth (`AUTO_CNN_DIM`: 128 for 2-3
+    blocks, then 192, 256, 384). Images stop at a 4x4 map (`IMAGE_MAP_SIDE`: 28 or 32
+    pixels -> 3 blocks, 64 -> 4, 224 -> 6); audio at 2x2 (64 mel bins -> 5 blocks)."""
+    halvings = (max(side, 2) - 1).bit_length() - (map_side - 1).bit_length()
+    layers = min(6, max(1, halvings))  # ceil(log2(side / map_side))
     return {"layers": layers, "dim": AUTO_CNN_DIM[layers]}
 
 
-def _size_encoder(data: Any, default_type: str, side: int) -> Any:
+def _size_encoder(
+    data: Any, default_type: str, side: int, map_side: int = 2, pooling: str | None = None
+) -> Any:
     """A modality's raw `data` with its auto-sized encoder's `dim` / `layers` filled in
-    (those left out or `auto`) from the input's `side`; anything else unchanged."""
+    (those left out or `auto`) from the input's `side`, and `pooling` (when given) in place
+    of a `pooling` left out or `auto`; anything else unchanged."""
     encoder = data.get("encoder")
     if encoder is None:
         fields: dict[str, Any] = {"type": default_type}
@@ -303,11 +315,18 @@ def _size_encoder(data: Any, default_type: str, side: int) -> Any:
         fields = {k: v for k, v in encoder.items() if not (k in AUTO_SIZED_KEYS and v == "auto")}
     else:
         return data
-    missing = [key for key in AUTO_SIZED_KEYS if key not in fields]
-    if fields.get("type") not in AUTO_SIZED_ENCODERS or not missing:
+    if fields.get("type") not in AUTO_SIZED_ENCODERS:
         return data
-    sized = auto_cnn_size(side)
-    return {**data, "encoder": {**fields, **{key: sized[key] for key in missing}}}
+    filled: dict[str, Any] = {}
+    missing = [key for key in AUTO_SIZED_KEYS if key not in fields]
+    if missing:
+        sized = auto_cnn_size(side, map_side)
+        filled.update({key: sized[key] for key in missing})
+    if pooling is not None and fields.get("pooling", "auto") == "auto":
+        filled["pooling"] = pooling
+    if not filled:
+        return data
+    return {**data, "encoder": {**fields, **filled}}
 
 
 def _field(data: dict[str, Any], model: type[BaseModel], name: str) -> Any:
@@ -376,7 +395,8 @@ class ImageModality(_Strict):
     def _auto_sizes(cls, data: Any) -> Any:
         if not isinstance(data, dict) or not isinstance(_field(data, cls, "size"), int):
             return data
-        return _size_encoder(data, "image_cnn", _field(data, cls, "size"))
+        side = _field(data, cls, "size")
+        return _size_encoder(data, "image_cnn", side, IMAGE_MAP_SIDE, IMAGE_CNN_POOLING)
 
     @model_validator(mode="after")
     def _image_encoder(self) -> ImageModality:
@@ -901,7 +921,7 @@ class EvaluationConfig(_Strict):
 
 #: The version of this schema, written into every saved config.yaml. Raise it when a
 #: change needs old configs rewritten, and add the rewrite to `migrate_config`.
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 
 
 class PlaitConfig(_Strict):
@@ -1080,8 +1100,10 @@ def migrate_config(raw: dict[str, Any], source: str = "config") -> dict[str, Any
     """`raw` rewritten for the current schema (`CONFIG_VERSION`).
 
     A config without `config_version` is version 0: every config written before versions
-    existed (saved model folders included). Version 0 and 1 read alike, so migrating it
-    only records the version. A config from a newer Plait is refused, not guessed at.
+    existed (saved model folders included). Versions 0 and 1 read like 2, except that an
+    `image_cnn` whose `pooling` says `auto` meant the mean of its positions then (it means
+    `max` since version 2): it is rewritten to `mean`, so saved models keep their outputs.
+    A config from a newer Plait is refused, not guessed at.
     """
     version = raw.get("config_version", 0)
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
@@ -1091,7 +1113,27 @@ def migrate_config(raw: dict[str, Any], source: str = "config") -> dict[str, Any
             f"{source} was written for config version {version} by a newer Plait (this one "
             f"reads up to {CONFIG_VERSION}); upgrade Plait to use it"
         )
+    if version < 2:
+        raw = _image_cnn_auto_pooling_was_mean(raw)
     return {**raw, "config_version": CONFIG_VERSION}
+
+
+def _image_cnn_auto_pooling_was_mean(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2: `image_cnn` encoders that say `pooling: auto` say `mean` instead
+    (one left without `pooling` takes the new default: a hand-written config)."""
+    modalities = raw.get("modalities")
+    if not isinstance(modalities, dict):
+        return raw
+    rewritten = dict(modalities)
+    for name, modality in modalities.items():
+        encoder = modality.get("encoder") if isinstance(modality, dict) else None
+        if (
+            isinstance(encoder, dict)
+            and encoder.get("type") == "image_cnn"
+            and encoder.get("pooling") == "auto"
+        ):
+            rewritten[name] = {**modality, "encoder": {**encoder, "pooling": "mean"}}
+    return {**raw, "modalities": rewritten}
 
 
 def monitor_mode(config: TrainingConfig) -> Literal["min", "max"]:

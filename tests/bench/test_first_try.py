@@ -47,3 +47,18 @@ def test_quick_benchmark_writes_runs_and_a_summary(tmp_path):
         default = next(r for r in mine if r["default"])
         assert row["gap (points)"] == round(100 * (best["test"] - default["test"]), 1)
     assert "| shapes |" in done.stdout
+
+    # --pick reruns one row; --append keeps every other row measured before
+    again = [*command[:2], "--quick", "--datasets", "shapes", "--pick", "1", "--append"]
+    again += ["--threads", "1", "--out", str(out)]
+    done = subprocess.run(again, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rerun = json.loads(out.read_text())
+    before = {(r["data"], r["variant"]): r for r in report["runs"]}
+    after = {(r["data"], r["variant"]): r for r in rerun["runs"]}
+    assert set(after) == set(before) and len(rerun["runs"]) == len(report["runs"])
+    picked = ("shapes", "demo's image tower (dim 64, 3 blocks, max)")
+    last = rerun["runs"][-1]
+    assert (last["data"], last["variant"]) == picked  # measured now, after the kept rows
+    assert all(after[key] == before[key] for key in after if key != picked)
+    assert rerun["notes"] == report["notes"]  # not about shapes: kept

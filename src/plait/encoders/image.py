@@ -81,13 +81,14 @@ class ImageCNNEncoder(Encoder):
     (`widths`: block i of L has max(16, dim / 2 ** (L - 1 - i)) channels), each halving
     the map; `dim: auto` / `layers: auto` follow the image size (`plait.config.auto_cnn_size`).
 
-    Pooling: masked mean of the final positions (`max` for a max); `cls` is treated as mean.
+    Pooling: max over the final positions (`auto`, `max`): a small object anywhere in the
+    picture still shows; `mean` (or `cls`) for their mean.
     """
 
     def __init__(self, config: EncoderConfig, channels: int, image_size: int) -> None:
         super().__init__()
         self.output_dim = config.dim
-        self.pooling = config.pooling
+        self.pooling = "mean" if config.pooling in ("mean", "cls") else "max"
         blocks, previous = [], channels
         sizes = widths(config.dim, config.layers, smallest=16)
         for width in sizes:
