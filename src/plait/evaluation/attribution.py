@@ -92,7 +92,7 @@ def modality_attribution(
         for c in itertools.combinations(players, size)
     ]
     everyone = frozenset(players)
-    device = next(predictor.model.parameters()).device
+    device = predictor.device  # an ONNX Runtime model has no parameters to ask
     ids: list[str] = []
     targets: list[np.ndarray] = []
     values: dict[frozenset[str], list[np.ndarray]] = {c: [] for c in coalitions}

@@ -57,10 +57,11 @@ class OrtGraph:
 class OrtMultimodalModel(nn.Module):
     """Stands in for `MultimodalModel`: (inputs, presence) -> raw outputs [B, K]."""
 
-    def __init__(self, graph: OrtGraph) -> None:
+    def __init__(self, graph: OrtGraph, modalities: Sequence[str]) -> None:
         super().__init__()
         self.graph = graph
         self.encoders: dict[str, nn.Module] = {}  # no PyTorch modules here (model card)
+        self.modalities = list(modalities)  # the players of modality attribution
 
     def forward(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
         return self.graph.run(inputs, presence)
@@ -165,7 +166,7 @@ def load_export(
         )
     else:
         # the ONNX module stands in for MultimodalModel (forward(inputs, presence))
-        supervised: Any = OrtMultimodalModel(graphs["model"])
+        supervised: Any = OrtMultimodalModel(graphs["model"], list(config.modalities))
         predictor = OnnxPredictor(
             supervised,
             config,
