@@ -38,11 +38,18 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.objectives",),
     ("plait.evaluation.metrics", "plait.evaluation.retrieval"),
     ("plait.model", "plait.build", "plait.alignment"),
-    ("plait.tasks", "plait.predictor", "plait.alignment.predictor", "plait.model_folder"),
+    (
+        "plait.tasks",
+        "plait.predictor",
+        "plait.alignment.predictor",
+        "plait.model_folder",
+        "plait.pruned_shapes",
+    ),
     ("plait.training",),
     ("plait.evaluation",),
     ("plait.retrieval",),
     ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval"),
+    ("plait.compress",),
     ("plait.cli",),
 ]
 PREDICTORS = ("plait.predictor", "plait.alignment.predictor", "plait.tasks")

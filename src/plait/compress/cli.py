@@ -1,0 +1,96 @@
+"""`plait prune` and `plait quantize`: Typer commands, registered in `plait.cli`.
+
+Heavy imports (torch, torch-pruning, ONNX Runtime) happen inside the command bodies so
+`plait --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console(stderr=True)
+EXIT_ERROR = 2  # as plait.cli: a PlaitError, nothing (or nothing complete) written
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    """Run a command body; Plait's own errors print as one line and exit 2."""
+    from plait.errors import PlaitError
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return action()
+    except PlaitError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=EXIT_ERROR) from None
+
+
+def prune_command(
+    model: Annotated[Path, typer.Argument(help="Saved model folder to prune.")],
+    amount: Annotated[
+        float,
+        typer.Option(
+            help="Share to remove, between 0 and 1: of each layer's weights, or of "
+            "its channels with --structured."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="New folder for the pruned model.")],
+    structured: Annotated[
+        bool,
+        typer.Option(
+            help="Remove whole channels (torch-pruning) so layers really shrink; "
+            "default: zero single weights (same file size, compresses better)."
+        ),
+    ] = False,
+    finetune_epochs: Annotated[
+        int, typer.Option(help="Epochs to fine-tune after pruning, on the training table.")
+    ] = 0,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Training table for the fine-tune [default: the model's own]."),
+    ] = None,
+    test: Annotated[
+        Path | None,
+        typer.Option(help="Labelled table to measure on [default: the model's test split]."),
+    ] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads for latency and training.")] = 1,
+) -> None:
+    """Prune a trained model, fine-tune it briefly, and report what it cost.
+
+    Prints parameters, size on disk, latency (batch 1) and the main metric before
+    pruning, after it and after the fine-tune; the same table is saved as
+    [bold]OUT/prune_report.json[/]. OUT is a normal model folder for [bold]plait.load[/].
+
+    Example: [bold]plait prune runs/demo/model --amount 0.5 --structured
+    --finetune-epochs 2 --out runs/demo/model-pruned[/]
+    """
+
+    def action() -> None:
+        import torch
+
+        from plait.compress.prune import prune
+        from plait.compress.report import prune_table
+        from plait.utils.tables import print_table
+
+        torch.set_num_threads(threads)
+        result = prune(
+            model,
+            amount,
+            out=out,
+            structured=structured,
+            finetune_epochs=finetune_epochs,
+            data=data,
+            test=test,
+        )
+        kind = "structured" if structured else "unstructured"
+        title = f"{kind} pruning of {amount:.0%}, measured on {result.settings['measured_on']}"
+        print_table(prune_table(result.rows, title))
+        console.print(f"wrote the pruned model to {result.folder} ({result.report_path.name})")
+
+    _run(action)

@@ -1,0 +1,155 @@
+"""`plait prune`: prune a saved model, fine-tune it briefly, save it, say what it cost.
+
+    result = plait.prune("runs/demo/model", amount=0.5, structured=True,
+                         finetune_epochs=2, out="model-pruned")
+    result.rows   # params, size, latency, main metric: before / pruned / fine-tuned
+
+The output is a normal model folder (`plait.load` reads it; a structurally pruned one
+records its new widths in `pruned_shapes.json`) plus `prune_report.json`, the table.
+Unstructured pruning (default) zeroes single weights (`unstructured.py`); `--structured`
+removes whole channels with torch-pruning (`structured.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch.nn.utils import prune as torch_prune
+
+from plait.compress.measure import Measurement, forward, measure
+from plait.compress.rows import first_rows, test_rows
+from plait.compress.structured import check_pruned, missing_modality_batches, prune_channels
+from plait.compress.unstructured import make_permanent, mask_smallest_weights, zero_fraction
+from plait.errors import PlaitError
+from plait.pruned_shapes import changed_modules, tensor_shapes
+from plait.tasks import BasePredictor
+from plait.utils.io import atomic_write_json
+from plait.utils.params import parameter_counts
+
+log = logging.getLogger("plait")
+
+REPORT = "prune_report.json"
+
+
+@dataclass
+class PruneResult:
+    """The pruned model's folder and the report's rows (before, pruned, fine-tuned)."""
+
+    folder: Path
+    rows: list[Measurement]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def report_path(self) -> Path:
+        return self.folder / REPORT
+
+
+def prune(
+    model: BasePredictor | str | Path,
+    amount: float,
+    *,
+    out: str | Path,
+    structured: bool = False,
+    finetune_epochs: int = 0,
+    data: str | Path | None = None,
+    test: str | Path | None = None,
+) -> PruneResult:
+    """Prune `amount` (0 < amount < 1) of `model`'s weights (or channels, `structured`),
+    fine-tune `finetune_epochs` on its training table (or `data`), save to `out`.
+
+    Measured on the test split (`test`, else the model's own: see `plait.compress.rows`).
+    """
+    if not 0.0 < amount < 1.0:
+        raise PlaitError(f"--amount {amount}: give the share to prune, between 0 and 1 (0.5)")
+    if finetune_epochs < 0:
+        raise PlaitError(f"--finetune-epochs {finetune_epochs}: give 0 or more epochs")
+    out = Path(out)
+    predictor, source = _loaded(model)
+    if source is not None and out.resolve() == source.resolve():
+        raise PlaitError(f"--out {out} is the model being pruned: choose a new folder")
+    evaluation, described = test_rows(predictor, test)
+    one_row = first_rows(predictor, evaluation)
+    with tempfile.TemporaryDirectory(prefix="plait-prune-") as scratch:
+        before_folder = source if source is not None else predictor.save(Path(scratch) / "m")
+        rows = [
+            measure("before", predictor, predictor.evaluate(evaluation), one_row, before_folder)
+        ]
+
+        masked = _prune(predictor, amount, structured, one_row)
+        rows.append(_save_and_measure("pruned", predictor, evaluation, one_row, out))
+        if finetune_epochs:
+            if masked:  # keep the zeros while training: the pruned weights stay pruned
+                for layer in masked:
+                    torch_prune.custom_from_mask(layer, "weight", layer.weight != 0)
+            from plait.compress.finetune import finetune
+
+            predictor.model = finetune(predictor, finetune_epochs, data, Path(scratch) / "run")
+            make_permanent(masked)
+            rows.append(_save_and_measure("fine-tuned", predictor, evaluation, one_row, out))
+    settings = {
+        "amount": amount,
+        "structured": structured,
+        "finetune_epochs": finetune_epochs,
+        "measured_on": described,
+        "zero_weights": round(zero_fraction(predictor.model), 4),
+        "resized_modules": len(predictor.pruned_shapes),
+    }
+    result = PruneResult(out, rows, settings)
+    atomic_write_json(result.report_path, {**settings, "rows": [r.as_dict() for r in rows]})
+    return result
+
+
+def _loaded(model: BasePredictor | str | Path) -> tuple[BasePredictor, Path | None]:
+    if isinstance(model, BasePredictor):
+        return model, None
+    from plait.tasks import load
+
+    return load(model), Path(model)
+
+
+def _prune(predictor: BasePredictor, amount: float, structured: bool, one_row: Any) -> list:
+    """Prune in place; returns the masked layers (unstructured) to re-mask for training."""
+    model = predictor.model
+    if not structured:
+        layers = mask_smallest_weights(model, amount)
+        make_permanent(layers)
+        log.info("zeroed %.0f%% of the weights of %d layers", 100 * amount, len(layers))
+        return layers
+    what = _what(predictor)
+    before = tensor_shapes(model)
+    labels = predictor.labels
+    outputs = labels.num_outputs if labels is not None and hasattr(model, "head") else None
+    run = forward(predictor)
+    prune_channels(model, amount, one_row, run, outputs, what)
+    check_pruned(model, missing_modality_batches(one_row), run, what)
+    changed = changed_modules(model, before)
+    if not changed:
+        raise PlaitError(
+            f"structured pruning found no channels it may remove in this model's {what} "
+            "(its layers are pretrained, frozen or outputs); prune it without --structured"
+        )
+    predictor.pruned_shapes = {**predictor.pruned_shapes, **changed}
+    log.info("structured pruning resized %d modules", len(changed))
+    return []
+
+
+def _what(predictor: BasePredictor) -> str:
+    """The model in words for errors: its fusion, or its aligned pair."""
+    pair = getattr(predictor.model, "pair", None)
+    if pair is not None:
+        return f"aligned towers ({' and '.join(pair)})"
+    return f"fusion `{predictor.config.fusion.method}`"
+
+
+def _save_and_measure(
+    stage: str, predictor: BasePredictor, evaluation: Any, one_row: Any, out: Path
+) -> Measurement:
+    """Evaluate, record the metrics in the folder's metrics.json, save, then measure."""
+    metrics = predictor.evaluate(evaluation)
+    predictor.metrics = {**metrics, **parameter_counts(predictor.model)}
+    folder = predictor.save(out)
+    return measure(stage, predictor, metrics, one_row, folder)
