@@ -12,6 +12,7 @@ removes whole channels with torch-pruning (`structured.py`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ def prune(
 
 def _loaded(model: BasePredictor | str | Path) -> tuple[BasePredictor, Path | None]:
     if isinstance(model, BasePredictor):
-        return model, None
+        return copy.deepcopy(model), None  # the caller's model stays as it was
     from plait.tasks import load
 
     return load(model), Path(model)

@@ -22,6 +22,7 @@ with a message naming the fusion (use unstructured pruning instead).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -42,8 +43,10 @@ def protected_layers(model: nn.Module, num_outputs: int | None) -> list[nn.Modul
     for module in model.modules():
         if isinstance(module, HFEncoder | nn.RNNBase):
             protected.extend(module.modules())
-        elif any(not p.requires_grad for p in module.parameters(recurse=False)):
-            protected.append(module)
+        elif not any(True for _ in module.children()) and any(
+            not p.requires_grad for p in module.parameters(recurse=False)
+        ):
+            protected.append(module)  # a frozen layer (torch-pruning also ignores children)
     head = getattr(model, "head", None)
     fusion = getattr(model, "fusion", None)
     for part in (head, fusion):
@@ -90,14 +93,18 @@ def prune_channels(
     ignored = protected_layers(model, num_outputs)
     model.eval()
     try:
-        pruner = tp.pruner.MagnitudePruner(
-            model,
-            example,
-            importance=tp.importance.MagnitudeImportance(p=1),
-            pruning_ratio=amount,
-            ignored_layers=ignored,
-            forward_fn=forward,
-        )
+        with warnings.catch_warnings():
+            # it warns that it prunes the last dimension of bare parameters (a fusion's
+            # missing-modality vectors, positions): that is their feature dimension
+            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+            pruner = tp.pruner.MagnitudePruner(
+                model,
+                example,
+                importance=tp.importance.MagnitudeImportance(p=1),
+                pruning_ratio=amount,
+                ignored_layers=ignored,
+                forward_fn=forward,
+            )
         pruner.step()
     except (RuntimeError, IndexError, ValueError, KeyError, TypeError) as exc:
         raise _refusal(what, exc) from None
