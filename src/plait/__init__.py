@@ -24,6 +24,7 @@ _EXPORTS = {
     "zeroshot": "plait.api",
     "search": "plait.api",
     "explain": "plait.api",
+    "prune": "plait.compress",
     "load": "plait.predictor",
     "Predictor": "plait.predictor",
     "AlignedPredictor": "plait.alignment.predictor",

@@ -53,7 +53,8 @@ def forward(predictor: BasePredictor) -> Any:
         return supervised
 
     def aligned(model: nn.Module, batch: Batch) -> Any:
-        return [model.embed(name, batch.inputs[name]) for name in pair]
+        embed = getattr(model, "embed")  # noqa: B009  (AlignedModel.embed; typed as Module)
+        return [embed(name, batch.inputs[name]) for name in pair]
 
     return aligned
 
