@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
         "plait.alignment.predictor",
         "plait.model_folder",
         "plait.pruned_shapes",
+        "plait.export",  # beside the predictors: `plait.load` opens export folders
     ),
     ("plait.training",),
     ("plait.evaluation",),

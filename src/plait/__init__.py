@@ -26,6 +26,7 @@ _EXPORTS = {
     "explain": "plait.api",
     "prune": "plait.compress",
     "load": "plait.predictor",
+    "export": "plait.export",
     "Predictor": "plait.predictor",
     "AlignedPredictor": "plait.alignment.predictor",
     "EmbeddingIndex": "plait.retrieval.index",

@@ -1023,3 +1023,8 @@ app.command("prune")(prune_command)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+from plait.export.cli import export_command  # noqa: E402
+
+app.command("export")(export_command)

@@ -24,7 +24,15 @@ def load(path: str | Path, device: str = "cpu") -> Predictor | AlignedPredictor:
     config.yaml has an `alignment:` block, from before tasks were recorded) loads as an
     `AlignedPredictor` (embed, similarity, zero-shot), any other as a `Predictor`. A
     missing, half-saved or corrupt folder raises one `PlaitError` naming the file.
+
+    An ONNX export folder (`plait export`, it holds `export.json`) loads as an
+    `OnnxPredictor` / `OnnxAlignedPredictor` with the same calls, run by ONNX Runtime
+    (needs the `ship` extra).
     """
+    if (Path(path) / "export.json").is_file():
+        from plait.export.onnx_predictor import load_export
+
+        return load_export(path)
     return cast("Predictor | AlignedPredictor", _load(path, device=device))
 
 

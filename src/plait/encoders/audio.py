@@ -91,9 +91,10 @@ class LeNetAudioEncoder(Encoder):
         )
 
     def forward(self, features: Tensor, **_: Tensor) -> EncoderOutput:
-        short = self.min_frames - features.shape[-1]
-        if short > 0:
-            features = F.pad(features, (0, short))  # [B, 1, M, min_frames]
+        # zero-pad short clips to min_frames; a symbolic max, not a Python branch, so an
+        # exported graph pads (or not) by the length it is given, not the sample's
+        short = torch.sym_max(self.min_frames - features.shape[-1], 0)
+        features = F.pad(features, (0, short))  # [B, 1, M, max(T, min_frames)]
         maps = self.dropout(self.features(features))  # [B, D, F', T']
         return _over_time(maps, self.pooling)
 

@@ -89,17 +89,49 @@ class TextGRUEncoder(Encoder):
     ) -> EncoderOutput:
         mask = _mask_of(input_ids, attention_mask)  # [B, T]
         x = self.dropout(self.embedding(input_ids))  # [B, T, D]
-        lengths = mask.sum(1).clamp_min(1).cpu()  # empty rows read one (ignored) token
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, h_n = self.gru(packed)
-        sequence, _lengths = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        lengths = mask.sum(1).clamp_min(1)  # [B]; empty rows read one (ignored) token
+        if torch.compiler.is_exporting():  # torch.export cannot trace packed sequences
+            sequence, last = _gru_unpacked(self.gru, x, lengths)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, h_n = self.gru(packed)
+            sequence, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+            last = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # [B, 2 * hidden]
         sequence = self.proj(sequence)  # [B, T, D]
         if self.pooling == "cls":
-            last = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # [B, 2 * hidden]
             pooled = self.proj(last) * mask.any(1, keepdim=True)  # [B, D]
         else:
             pooled = _pool(sequence, mask, self.pooling)
         return EncoderOutput(sequence, pooled, mask)
+
+
+def _gru_unpacked(gru: nn.GRU, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """A bidirectional `gru` over right-padded `x` [B, T, D] with `lengths` [B], without
+    packed sequences (which `torch.export` cannot trace), for ONNX export.
+
+    Layer by layer: the forward direction reads the padded rows as they are (padding
+    comes after every real token), the backward one reads each row reversed within its
+    length. Real positions match the packed run; padded ones hold values the callers mask.
+    Returns (sequence [B, T, 2H], final states of both directions [B, 2H]).
+    """
+    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # [1, T]
+    flip = lengths.unsqueeze(1) - 1 - steps  # [B, T], row-wise reversal of the real part
+    flip = torch.where(flip < 0, steps, flip).unsqueeze(-1)  # padding stays in place
+    out = x
+    last = x.new_zeros(0)
+    for layer in range(gru.num_layers):
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        forward_w = [getattr(gru, f"{n}_l{layer}") for n in names]
+        backward_w = [getattr(gru, f"{n}_l{layer}_reverse") for n in names]
+        h0 = out.new_zeros(1, out.shape[0], gru.hidden_size)  # [1, B, H]
+        ahead, _ = torch._VF.gru(out, h0, forward_w, True, 1, 0.0, False, False, True)
+        reversed_in = out.gather(1, flip.expand(-1, -1, out.shape[2]))  # [B, T, D_in]
+        back, _ = torch._VF.gru(reversed_in, h0, backward_w, True, 1, 0.0, False, False, True)
+        back = back.gather(1, flip.expand(-1, -1, back.shape[2]))  # [B, T, H], order restored
+        out = torch.cat([ahead, back], dim=-1)  # [B, T, 2H]
+        end = (lengths - 1).view(-1, 1, 1).expand(-1, 1, gru.hidden_size)  # [B, 1, H]
+        last = torch.cat([ahead.gather(1, end).squeeze(1), back[:, 0]], dim=-1)  # [B, 2H]
+    return out, last
 
 
 class TextTransformerEncoder(Encoder):
@@ -136,12 +168,14 @@ class TextTransformerEncoder(Encoder):
         if length > self.max_length:
             raise ValueError(f"{length} tokens exceed max_length {self.max_length}")
         x = self.embedding(input_ids) + self.positions[:, :length]  # [B, T, D]
-        attend = mask.clone()
         if self.cls is not None:
             x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)  # [B, 1 + T, D]
-            attend = torch.cat([torch.ones_like(mask[:, :1]), attend], dim=1)  # [B, 1 + T]
+            attend = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)  # [B, 1 + T]
         else:
-            attend[:, 0] |= ~mask.any(1)  # an all-padding row attends to one token, no NaN
+            # an all-padding row attends to its first token, so no NaN; built without an
+            # in-place write, which the TorchScript ONNX exporter cannot translate
+            first = mask[:, :1] | ~mask.any(1, keepdim=True)  # [B, 1]
+            attend = torch.cat([first, mask[:, 1:]], dim=1)  # [B, T]
         out = self.norm(self.encoder(x, src_key_padding_mask=~attend))  # [B, T(+1), D]
         if self.cls is not None:
             return EncoderOutput(out[:, 1:], out[:, 0], mask)
