@@ -1016,9 +1016,10 @@ def _print_metrics(metrics: dict, title: str = "metrics") -> None:
     _print_table(table)
 
 
-from plait.compress.cli import prune_command  # noqa: E402  (the ship commands, registered last)
+from plait.compress.cli import prune_command, quantize_command  # noqa: E402
 
 app.command("prune")(prune_command)
+app.command("quantize")(quantize_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -94,3 +94,69 @@ def prune_command(
         console.print(f"wrote the pruned model to {result.folder} ({result.report_path.name})")
 
     _run(action)
+
+
+def quantize_command(
+    model: Annotated[
+        Path, typer.Argument(help="ONNX export folder (plait export), or a model folder.")
+    ],
+    out: Annotated[Path, typer.Option(help="New folder for the INT8 export.")],
+    method: Annotated[
+        str,
+        typer.Option(
+            help="`dynamic` (INT8 weights, no calibration) or `static` (weights and "
+            "activations, calibrated on training rows)."
+        ),
+    ] = "dynamic",
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="Table of rows to calibrate static INT8 on [default: the model's training table]."
+        ),
+    ] = None,
+    calibration_rows: Annotated[
+        int, typer.Option(help="Rows sampled from it for calibration.")
+    ] = 128,
+    per_channel: Annotated[
+        bool, typer.Option(help="One weight scale per output channel (more accurate).")
+    ] = True,
+    test: Annotated[
+        Path | None,
+        typer.Option(help="Labelled table to measure the cost on [default: the test split]."),
+    ] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads for the latency measurement.")] = 1,
+) -> None:
+    """Quantize a model to INT8 with ONNX Runtime, and report what it costs.
+
+    A model folder is exported to ONNX first. Prints each graph's size and latency at
+    batch 1 and 32 (PyTorch, ONNX FP32, ONNX INT8), the accuracy / F1 change on the test
+    split (classifiers) or the embedding cosine drift and recall change (aligned
+    towers), and where INT8 is slower. OUT is an export folder for [bold]plait.load[/];
+    the report is [bold]OUT/quantize_report.json[/].
+
+    Example: [bold]plait quantize runs/demo/model --method static --out runs/demo/int8[/]
+    """
+
+    def action() -> None:
+        from plait.compress.quantize import quantize
+        from plait.compress.report import quality_table, quantize_table
+        from plait.utils.tables import print_table
+
+        result = quantize(
+            model,
+            method,
+            out=out,
+            calibration=calibration,
+            calibration_rows=calibration_rows,
+            per_channel=per_channel,
+            test=test,
+            threads=threads,
+        )
+        title = f"{method} INT8 ({threads} thread(s)), measured on {result.settings['measured_on']}"
+        print_table(quantize_table(result.latency, title))
+        print_table(quality_table(result.quality))
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+        console.print(f"wrote the INT8 export to {result.folder} ({result.report_path.name})")
+
+    _run(action)
