@@ -36,3 +36,12 @@ def build_predictor(
         return task.predictor_of(model, config, prepared.processors, prepared.labels)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_config, tmp_path_factory) -> Path:
+    """A tiny classifier trained one epoch: its saved model folder (read-only)."""
+    from plait.api import train_run
+
+    raw = tiny_config(tmp_path_factory.mktemp("trained"), training={"epochs": 1})
+    return train_run(as_config(raw)).model_dir

@@ -111,14 +111,6 @@ def test_unstructured_pruning_zeroes_weights_and_saves_a_plain_folder(
     plait.load(tmp_path / "p").predict(demo_data / "test.csv")
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_config, tmp_path_factory) -> Path:
-    from plait.api import as_config, train_run
-
-    raw = tiny_config(tmp_path_factory.mktemp("trained"), training={"epochs": 1})
-    return train_run(as_config(raw)).model_dir
-
-
 def test_fine_tune_trains_the_pruned_model_and_keeps_its_zeros(trained: Path, tmp_path: Path):
     plain = prune(trained, 0.5, out=tmp_path / "plain")
     tuned = prune(trained, 0.5, finetune_epochs=1, out=tmp_path / "tuned")
