@@ -160,6 +160,10 @@ def test_bad_requests_are_one_clear_error(build_predictor, trained: Path, tmp_pa
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(PlaitError, match="holds other files"):
         prune(trained, 0.5, out=tmp_path / "other")
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "export.json").write_text("{}")
+    with pytest.raises(PlaitError, match="is an ONNX export"):
+        prune(tmp_path / "onnx", 0.5, out=tmp_path / "p")
 
 
 def test_fine_tune_on_a_table_with_another_vocabulary_is_refused(

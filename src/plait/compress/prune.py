@@ -109,6 +109,11 @@ def _loaded(model: BasePredictor | str | Path) -> tuple[BasePredictor, Path | No
         return copy.deepcopy(model), None  # the caller's model stays as it was
     from plait.tasks import load
 
+    if (Path(model) / "export.json").is_file():
+        raise PlaitError(
+            f"{model} is an ONNX export, which has no PyTorch weights to prune: prune the "
+            "model folder it was exported from (export.json names it), then export again"
+        )
     return load(model), Path(model)
 
 
