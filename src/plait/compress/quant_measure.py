@@ -7,8 +7,9 @@ ONNX FP32, ONNX INT8), and the quality change on the test rows.
 - aligned towers: the cosine between each row's FP32 and INT8 embedding (min, mean),
   and retrieval R@1/R@5/R@10 (mean of both directions) before and after.
 
-Latency is the median of repeated runs after a warm-up, on the threads the sessions and
-torch were given; the batch of 32 repeats the test rows when there are fewer.
+Latency is the median of repeated runs after a warm-up, the runtimes timed in turns so
+a busy machine slows each alike, on the threads the sessions and torch were given; the
+batch of 32 repeats the test rows when there are fewer.
 """
 
 from __future__ import annotations
@@ -43,16 +44,19 @@ class LatencyRow:
         return asdict(self)
 
 
-def timed(run: Callable[[], Any], repeats: int) -> float:
-    """Median milliseconds of `run()` after 3 warm-up calls."""
+def interleaved(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of each call, timed in turns (one call of each per round,
+    after 3 warm-up rounds), so a busy machine slows every runtime alike."""
     for _ in range(3):
-        run()
-    times = []
+        for run in runs.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t) * 1000) for name, t in times.items()}
 
 
 def sized(batch: Batch, size: int) -> Batch:
@@ -77,20 +81,26 @@ def latency_rows(
     """Latency of graph `name` at batch 1 and 32 on each runtime (`sessions`: runtime ->
     ONNX Runtime session; `torch_run`: the PyTorch model on a batch, when available)."""
     one, many = sized(batch, 1), sized(batch, 32)
-    rows = []
-    if torch_run is not None:
-        with torch.inference_mode():
-            b1 = timed(lambda: torch_run(one), repeats)
-            b32 = timed(lambda: torch_run(many), max(3, repeats // 5))
-        rows.append(LatencyRow(name, "pytorch", None, round(b1, 3), round(b32, 3)))
     feeds = {1: feed(spec, one), 32: feed(spec, many)}
-    for runtime, session in sessions.items():
-        b1 = timed(partial(session.run, [spec.output], feeds[1]), repeats)
-        b32 = timed(partial(session.run, [spec.output], feeds[32]), max(3, repeats // 5))
-        rows.append(
-            LatencyRow(name, runtime, round(sizes[runtime], 4), round(b1, 3), round(b32, 3))
+    medians: dict[int, dict[str, float]] = {}
+    for size, rows_in, count in ((1, one, repeats), (32, many, max(3, repeats // 5))):
+        runs: dict[str, Callable[[], Any]] = {}
+        if torch_run is not None:
+            runs["pytorch"] = partial(torch_run, rows_in)
+        for runtime, session in sessions.items():
+            runs[runtime] = partial(session.run, [spec.output], feeds[size])
+        with torch.inference_mode():
+            medians[size] = interleaved(runs, count)
+    return [
+        LatencyRow(
+            name,
+            runtime,
+            None if runtime == "pytorch" else round(sizes[runtime], 4),
+            round(medians[1][runtime], 3),
+            round(medians[32][runtime], 3),
         )
-    return rows
+        for runtime in medians[1]
+    ]
 
 
 def first_batch(predictor: BasePredictor, spec: GraphSpec, data: Any) -> Batch:
