@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["demo", "minilm"], default=None)
     parser.add_argument("--rows", type=int, default=600, help="training rows per data set")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument(
+        "--work", type=Path, default=None, help="keep models here (else a temp dir)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     results: dict[str, Any] = {
@@ -162,7 +165,7 @@ def main() -> None:
 
     results["machine"]["onnxruntime"] = onnxruntime.__version__
     with tempfile.TemporaryDirectory(prefix="plait-bench-compress-") as tmp:
-        root = Path(tmp)
+        root = args.work or Path(tmp)
         if args.only in (None, "demo"):
             model = demo_model(root / "demo", args.rows, args.epochs)
             results["demo_prune"] = prune_rows(model, root / "demo")
@@ -172,7 +175,9 @@ def main() -> None:
                 {"dynamic": {"method": "dynamic"}, "static": {"method": "static"}},
             )
         if args.only in (None, "minilm"):
+            start = time.perf_counter()
             model = minilm_model(root / "minilm", args.rows, args.epochs)
+            results["minilm_train_seconds"] = round(time.perf_counter() - start, 1)
             runs = {
                 "dynamic per-channel": {"method": "dynamic"},
                 "dynamic per-tensor": {"method": "dynamic", "per_channel": False},

@@ -124,3 +124,15 @@ def test_cli_prints_the_tables(classifier_export: Path, tmp_path: Path):
         app, ["quantize", str(classifier_export), "--method", "x", "--out", str(tmp_path / "r")]
     )
     assert bad.exit_code == 2 and "choose one of" in bad.output
+
+
+def test_nodes_named_in_keep_fp32_stay_fp32(classifier_export: Path, tmp_path: Path):
+    full = quantize(classifier_export, "dynamic", out=tmp_path / "all", repeats=3)
+    kept = quantize(
+        classifier_export, "dynamic", out=tmp_path / "kept", repeats=3, keep_fp32=["/head/"]
+    )
+    record = json.loads((tmp_path / "kept" / "export.json").read_text())
+    names = record["quantization"]["graphs"]["model"]["kept_fp32"]
+    assert names and all("/head/" in n for n in names)
+    count = full.settings["quantized_ops"]["model"]["MatMulInteger"]
+    assert kept.settings["quantized_ops"]["model"].get("MatMulInteger", 0) < count

@@ -125,6 +125,13 @@ def quantize_command(
         typer.Option(help="Labelled table to measure the cost on [default: the test split]."),
     ] = None,
     threads: Annotated[int, typer.Option(help="CPU threads for the latency measurement.")] = 1,
+    keep_fp32: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Leave FP32 the graph nodes whose name contains this (repeatable), "
+            "e.g. `/net/` for the projection heads."
+        ),
+    ] = None,
 ) -> None:
     """Quantize a model to INT8 with ONNX Runtime, and report what it costs.
 
@@ -151,6 +158,7 @@ def quantize_command(
             per_channel=per_channel,
             test=test,
             threads=threads,
+            keep_fp32=keep_fp32 or [],
         )
         title = f"{method} INT8 ({threads} thread(s)), measured on {result.settings['measured_on']}"
         print_table(quantize_table(result.latency, title))

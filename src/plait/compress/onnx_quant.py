@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,12 +46,14 @@ class GraphQuantization:
     preprocessed: bool
     preprocess_note: str | None = None
     quantized_ops: dict[str, int] = field(default_factory=dict)
+    kept_fp32: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "per_channel": self.per_channel,
             "op_types": self.op_types,
+            "kept_fp32": self.kept_fp32,
             "preprocessed": self.preprocessed,
             "preprocess_note": self.preprocess_note,
             "quantized_ops": self.quantized_ops,
@@ -65,9 +68,11 @@ def quantize_graph(
     per_channel: bool = True,
     reader: Any = None,
     op_types: list[str] | None = None,
+    keep_fp32: Sequence[str] = (),
 ) -> GraphQuantization:
     """Quantize `source` (FP32 .onnx) into `target`; `reader` (a CalibrationDataReader)
-    is required for `static`. `op_types` None: the method's default set."""
+    is required for `static`. `op_types` None: the method's default set. Nodes whose
+    name contains one of `keep_fp32` (e.g. `/net/`, a projection head) stay FP32."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -77,6 +82,7 @@ def quantize_graph(
     )
 
     prepared, note = _preprocess(source, target.with_suffix(".pre.onnx"))
+    kept = _matching_nodes(prepared, keep_fp32)
     try:
         if method == "dynamic":
             ops = op_types if op_types is not None else DYNAMIC_OPS
@@ -86,6 +92,7 @@ def quantize_graph(
                 op_types_to_quantize=ops,
                 per_channel=per_channel,
                 weight_type=QuantType.QInt8,
+                nodes_to_exclude=kept,
                 extra_options={"MatMulConstBOnly": True},
             )
         else:
@@ -102,12 +109,28 @@ def quantize_graph(
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=kept,
                 extra_options={"MatMulConstBOnly": True},
             )
     finally:
         if prepared != source:
             prepared.unlink(missing_ok=True)
-    return GraphQuantization(method, per_channel, ops, prepared != source, note, op_counts(target))
+    return GraphQuantization(
+        method, per_channel, ops, prepared != source, note, op_counts(target), kept
+    )
+
+
+def _matching_nodes(path: Path, patterns: Sequence[str]) -> list[str]:
+    """Names of the graph's nodes that contain one of `patterns`."""
+    if not patterns:
+        return []
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    names = [n.name for n in graph.node if any(p in n.name for p in patterns)]
+    # dynamic quantization first rewrites each Gemm as `<name>_MatMul` + `<name>_Add`
+    gemms = [n.name for n in graph.node if n.op_type == "Gemm" and n.name in names]
+    return names + [f"{name}_MatMul" for name in gemms]
 
 
 def _preprocess(source: Path, target: Path) -> tuple[Path, str | None]:

@@ -16,6 +16,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ def quantize(
     test: str | Path | None = None,
     threads: int | None = 1,
     repeats: int = 30,
+    keep_fp32: Sequence[str] = (),
 ) -> QuantizeResult:
     """Quantize `model` (an export folder, or a model folder to export first) to INT8.
 
@@ -83,6 +85,7 @@ def quantize(
         method: `dynamic` (no calibration) or `static` (calibrated on `calibration`,
             default the model's training table, `calibration_rows` sampled rows).
         per_channel: one weight scale per output channel (default; see `onnx_quant`).
+        keep_fp32: node-name parts whose nodes stay FP32 (e.g. `/net/` for the heads).
         test: labelled rows to measure the cost on (default the model's test split).
         threads: ONNX Runtime and torch threads while measuring latency.
     """
@@ -117,11 +120,17 @@ def quantize(
                     reader = calibration_reader(fp32, spec, calibration_data, calibration_rows)
                 log.info("quantizing %s (%s INT8)", entry["file"], method)
                 graphs[name] = _quantized(
-                    export_dir / entry["file"], staging / entry["file"], method, per_channel, reader
+                    export_dir / entry["file"],
+                    staging / entry["file"],
+                    method,
+                    per_channel,
+                    reader,
+                    keep_fp32,
                 )
             quantization = {
                 "method": method,
                 "per_channel": per_channel,
+                "keep_fp32": list(keep_fp32),
                 "calibration": None
                 if calibration_data is None
                 else {"table": str(calibration_data), "rows": calibration_rows},
@@ -142,6 +151,7 @@ def quantize(
         "calibration": None if calibration_data is None else str(calibration_data),
         "calibration_rows": calibration_rows if calibration_data is not None else None,
         "threads": threads,
+        "keep_fp32": list(keep_fp32),
         "quantized_ops": {name: g.quantized_ops for name, g in graphs.items()},
         **result.settings,
     }
@@ -150,10 +160,22 @@ def quantize(
 
 
 def _quantized(
-    source: Path, target: Path, method: str, per_channel: bool, reader: Any
+    source: Path,
+    target: Path,
+    method: str,
+    per_channel: bool,
+    reader: Any,
+    keep_fp32: Sequence[str],
 ) -> GraphQuantization:
     try:
-        return quantize_graph(source, target, method, per_channel=per_channel, reader=reader)  # type: ignore[arg-type]
+        return quantize_graph(
+            source,
+            target,
+            method,  # type: ignore[arg-type]
+            per_channel=per_channel,
+            reader=reader,
+            keep_fp32=keep_fp32,
+        )
     except PlaitError:
         raise
     except Exception as exc:  # noqa: BLE001  (ONNX Runtime's tool raises many kinds)
