@@ -150,7 +150,9 @@ def test_aligned_model_prunes_both_ways_and_keeps_its_embedding_width(
     assert result.rows[1].params < result.rows[0].params
 
 
-def test_bad_requests_are_one_clear_error(build_predictor, trained: Path, tmp_path: Path):
+def test_bad_requests_are_one_clear_error(
+    build_predictor, trained: Path, demo_data: Path, tmp_path: Path
+):
     predictor = build_predictor()
     with pytest.raises(PlaitError, match="between 0 and 1"):
         prune(predictor, 1.5, out=tmp_path / "p")
@@ -164,6 +166,11 @@ def test_bad_requests_are_one_clear_error(build_predictor, trained: Path, tmp_pa
     (tmp_path / "onnx" / "export.json").write_text("{}")
     with pytest.raises(PlaitError, match="is an ONNX export"):
         prune(tmp_path / "onnx", 0.5, out=tmp_path / "p")
+    frozen = build_predictor()
+    for param in frozen.model.parameters():
+        param.requires_grad_(False)
+    with pytest.raises(PlaitError, match="nothing to prune: every Linear and Conv layer"):
+        prune(frozen, 0.5, out=tmp_path / "f", test=demo_data / "test.csv")
 
 
 def test_fine_tune_on_a_table_with_another_vocabulary_is_refused(

@@ -24,7 +24,12 @@ from torch.nn.utils import prune as torch_prune
 from plait.compress.measure import Measurement, forward, measure
 from plait.compress.rows import first_rows, test_rows
 from plait.compress.structured import check_pruned, missing_modality_batches, prune_channels
-from plait.compress.unstructured import make_permanent, mask_smallest_weights, zero_fraction
+from plait.compress.unstructured import (
+    frozen_layer_count,
+    make_permanent,
+    mask_smallest_weights,
+    zero_fraction,
+)
 from plait.errors import PlaitError
 from plait.pruned_shapes import changed_modules, tensor_shapes
 from plait.tasks import BasePredictor
@@ -122,8 +127,19 @@ def _prune(predictor: BasePredictor, amount: float, structured: bool, one_row: A
     model = predictor.model
     if not structured:
         layers = mask_smallest_weights(model, amount)
+        if not layers:
+            raise PlaitError(
+                "nothing to prune: every Linear and Conv layer of this model is frozen "
+                "(frozen pretrained towers are left alone, since fine-tuning cannot repair them)"
+            )
         make_permanent(layers)
-        log.info("zeroed %.0f%% of the weights of %d layers", 100 * amount, len(layers))
+        frozen = frozen_layer_count(model)
+        log.info(
+            "zeroed %.0f%% of the weights of %d layers%s",
+            100 * amount,
+            len(layers),
+            f" ({frozen} frozen layers left alone)" if frozen else "",
+        )
         return layers
     what = _what(predictor)
     before = tensor_shapes(model)

@@ -22,6 +22,13 @@ def prunable_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, PRUNED_TYPES) and m.weight.requires_grad]
 
 
+def frozen_layer_count(model: nn.Module) -> int:
+    """Linear / Conv layers left alone because their weights are frozen."""
+    return sum(
+        1 for m in model.modules() if isinstance(m, PRUNED_TYPES) and not m.weight.requires_grad
+    )
+
+
 def mask_smallest_weights(model: nn.Module, amount: float) -> list[nn.Module]:
     """Mask `amount` of each prunable layer's weights (L1); returns the masked layers."""
     layers = prunable_layers(model)
