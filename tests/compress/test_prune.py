@@ -4,6 +4,7 @@ trains; bad input is one clear error."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from plait.errors import PlaitError
 from plait.fusion import FUSIONS
 from plait.pruned_shapes import PRUNED_SHAPES
 
+prune_module = importlib.import_module("plait.compress.prune")  # the module, not plait.prune
 SAVED_V0 = Path(__file__).parents[1] / "fixtures" / "saved_v0"
 
 
@@ -91,6 +93,28 @@ def test_a_fusion_torch_pruning_cannot_follow_is_refused_by_name(
     with pytest.raises(PlaitError, match=r"fusion `tensor`.*without --structured"):
         prune(predictor, 0.5, structured=True, out=tmp_path / "p", test=demo_data / "test.csv")
     assert not (tmp_path / "p").exists()
+
+
+def test_an_encoder_torch_pruning_mis_follows_keeps_its_widths(
+    build_predictor, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """When pruning every encoder breaks the model (seen with a text CNN of uneven
+    branches), the retry keeps one encoder whole and prunes the rest."""
+    real = structured_module.prune_channels
+
+    def failing_unless_caption_kept(model, amount, example, forward, outputs, what, keep=None):
+        if not keep or keep[0] is not model.encoders["caption"]:
+            raise PlaitError("cannot follow")
+        real(model, amount, example, forward, outputs, what, keep)
+
+    monkeypatch.setattr(prune_module, "prune_channels", failing_unless_caption_kept)
+    predictor = build_predictor()
+    result = prune(predictor, 0.5, structured=True, out=tmp_path / "p", test=demo_data / "test.csv")
+    assert result.settings["encoders_kept_whole"] == ["caption"]
+    shapes = json.loads((tmp_path / "p" / PRUNED_SHAPES).read_text())["modules"]
+    assert not any(path.startswith("encoders.caption") for path in shapes)
+    assert any(path.startswith("encoders.image") for path in shapes)
+    plait.load(tmp_path / "p").predict(demo_data / "test.csv")
 
 
 def test_unstructured_pruning_zeroes_weights_and_saves_a_plain_folder(

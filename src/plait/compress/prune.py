@@ -85,7 +85,7 @@ def prune(
             measure("before", predictor, predictor.evaluate(evaluation), one_row, before_folder)
         ]
 
-        masked = _prune(predictor, amount, structured, one_row)
+        masked, kept = _prune(predictor, amount, structured, one_row)
         rows.append(_save_and_measure("pruned", predictor, evaluation, one_row, out))
         if finetune_epochs:
             if masked:  # keep the zeros while training: the pruned weights stay pruned
@@ -103,6 +103,7 @@ def prune(
         "measured_on": described,
         "zero_weights": round(zero_fraction(predictor.model), 4),
         "resized_modules": len(predictor.pruned_shapes),
+        "encoders_kept_whole": kept,
     }
     result = PruneResult(out, rows, settings)
     atomic_write_json(result.report_path, {**settings, "rows": [r.as_dict() for r in rows]})
@@ -122,8 +123,11 @@ def _loaded(model: BasePredictor | str | Path) -> tuple[BasePredictor, Path | No
     return load(model), Path(model)
 
 
-def _prune(predictor: BasePredictor, amount: float, structured: bool, one_row: Any) -> list:
-    """Prune in place; returns the masked layers (unstructured) to re-mask for training."""
+def _prune(
+    predictor: BasePredictor, amount: float, structured: bool, one_row: Any
+) -> tuple[list, list[str]]:
+    """Prune in place; returns the masked layers (unstructured) to re-mask for training,
+    and the encoders whose widths structured pruning had to keep."""
     model = predictor.model
     if not structured:
         layers = mask_smallest_weights(model, amount)
@@ -140,23 +144,61 @@ def _prune(predictor: BasePredictor, amount: float, structured: bool, one_row: A
             len(layers),
             f" ({frozen} frozen layers left alone)" if frozen else "",
         )
-        return layers
-    what = _what(predictor)
+        return layers, []
     before = tensor_shapes(model)
-    labels = predictor.labels
-    outputs = labels.num_outputs if labels is not None and hasattr(model, "head") else None
-    run = forward(predictor)
-    prune_channels(model, amount, one_row, run, outputs, what)
-    check_pruned(model, missing_modality_batches(one_row), run, what)
+    model, kept = _prune_structured(predictor, amount, one_row)
+    predictor.model = model
     changed = changed_modules(model, before)
     if not changed:
         raise PlaitError(
-            f"structured pruning found no channels it may remove in this model's {what} "
+            f"structured pruning found no channels it may remove in this model's {_what(predictor)} "
             "(its layers are pretrained, frozen or outputs); prune it without --structured"
         )
     predictor.pruned_shapes = {**predictor.pruned_shapes, **changed}
     log.info("structured pruning resized %d modules", len(changed))
-    return []
+    return [], kept
+
+
+def _prune_structured(
+    predictor: BasePredictor, amount: float, one_row: Any
+) -> tuple[Any, list[str]]:
+    """A structurally pruned copy of the model that passes `check_pruned`.
+
+    torch-pruning sometimes follows the channels of an encoder wrongly (seen: a text CNN
+    whose branches of uneven widths are concatenated): the check then fails. The pruning
+    is retried keeping one encoder's widths at a time, then all encoders' (fusion and
+    head pruned only), and the encoders kept are logged; when nothing passes, refused.
+    """
+    what = _what(predictor)
+    labels = predictor.labels
+    original = predictor.model
+    outputs = labels.num_outputs if labels is not None and hasattr(original, "head") else None
+    run = forward(predictor)
+    encoders = list(getattr(original, "encoders", {}))
+    attempts: list[list[str]] = [[]] + [[name] for name in encoders]
+    if len(encoders) > 1:
+        attempts.append(encoders)
+    failure: PlaitError | None = None
+    for kept in attempts:
+        model = copy.deepcopy(original)
+        towers: Any = model.encoders
+        extra: list[Any] = [towers[name] for name in kept]
+        try:
+            prune_channels(model, amount, one_row, run, outputs, what, extra)
+            check_pruned(model, missing_modality_batches(one_row), run, what)
+        except PlaitError as exc:
+            failure = failure or exc
+            continue
+        if kept:
+            log.warning(
+                "structured pruning: torch-pruning could not follow the channels of the %s "
+                "encoder(s), so they keep their widths and the rest is pruned",
+                ", ".join(kept),
+            )
+            log.debug("the first attempt failed with: %s", failure)
+        return model, kept
+    assert failure is not None
+    raise failure
 
 
 def _what(predictor: BasePredictor) -> str:

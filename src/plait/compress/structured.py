@@ -81,16 +81,17 @@ def prune_channels(
     forward: Callable[[nn.Module, Any], Any],
     num_outputs: int | None,
     what: str,
+    keep: list[nn.Module] | None = None,
 ) -> None:
     """Remove `amount` of the channels of every prunable group of `model`, in place
     (smallest L1 norm first, torch-pruning's MagnitudePruner).
 
     `example` is what `forward(model, example)` runs (one real batch); `what` names the
-    model in errors ("fusion `tensor`").
+    model in errors ("fusion `tensor`"); `keep` are more modules whose widths stay.
     """
     import torch_pruning as tp
 
-    ignored = protected_layers(model, num_outputs)
+    ignored = protected_layers(model, num_outputs) + list(keep or [])
     model.eval()
     try:
         with warnings.catch_warnings():
