@@ -127,6 +127,7 @@ def test_unstructured_pruning_zeroes_weights_and_saves_a_plain_folder(
     assert result.rows[1].params == result.rows[0].params
     assert result.rows[1].nonzero_params < 0.7 * result.rows[0].nonzero_params  # biases stay
     assert result.rows[1].zipped_mb < result.rows[0].zipped_mb  # zeros compress
+    assert all(row.latency_ms > 0 for row in result.rows)
     weights = load_file(str(tmp_path / "p" / "model.safetensors"))
     assert not any(k.endswith(("_orig", "_mask")) for k in weights)  # masks made permanent
     report = json.loads((tmp_path / "p" / "prune_report.json").read_text())

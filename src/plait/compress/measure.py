@@ -1,16 +1,17 @@
 """What a shrunk model costs and saves: parameters, size on disk, latency, its main metric.
 
 Latency is the median of repeated forward passes on one real row (batch 1), after a
-warm-up, with the threads torch has now (the CLI sets them from `--threads`); the main
+warm-up, the stages' models timed in turns, with the threads torch has now (the CLI sets
+them from `--threads`); the main
 metric is the task's headline number from `predictor.evaluate` (accuracy, macro F1, R2,
 or the mean R@5 of both retrieval directions for aligned models).
 """
 
 from __future__ import annotations
 
-import time
 import zlib
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,18 +60,18 @@ def forward(predictor: BasePredictor) -> Any:
     return aligned
 
 
-def latency_ms(predictor: BasePredictor, batch: Batch, repeats: int = 30) -> float:
-    """Median milliseconds of one forward pass on `batch` (after 3 warm-up passes)."""
+def stage_latencies(
+    predictor: BasePredictor, models: dict[str, nn.Module], batch: Batch, repeats: int = 30
+) -> dict[str, float]:
+    """Median milliseconds of one forward pass on `batch` for each stage's model, timed
+    in turns (one pass of each per round, after warm-up) so a busy machine slows every
+    stage alike."""
+    from plait.compress.quant_measure import interleaved
+
     run = forward(predictor)
-    model = predictor.model.eval()
-    times = []
+    calls = {stage: partial(run, model.eval(), batch) for stage, model in models.items()}
     with torch.inference_mode():
-        for i in range(repeats + 3):
-            start = time.perf_counter()
-            run(model, batch)
-            if i >= 3:
-                times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+        return {stage: round(ms, 3) for stage, ms in interleaved(calls, repeats).items()}
 
 
 def main_metric(predictor: BasePredictor, metrics: dict[str, Any]) -> tuple[str, float | None]:
@@ -108,7 +109,7 @@ def measure(
         nonzero,
         None if size is None else round(size, 4),
         None if zipped is None else round(zipped, 4),
-        round(latency_ms(predictor, one_row), 3),
+        0.0,  # filled by `stage_latencies` once every stage's model exists
         metric,
         None if value is None else round(value, 4),
     )

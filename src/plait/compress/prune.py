@@ -21,7 +21,7 @@ from typing import Any
 
 from torch.nn.utils import prune as torch_prune
 
-from plait.compress.measure import Measurement, forward, measure
+from plait.compress.measure import Measurement, forward, measure, stage_latencies
 from plait.compress.rows import first_rows, test_rows
 from plait.compress.structured import check_pruned, missing_modality_batches, prune_channels
 from plait.compress.unstructured import (
@@ -84,9 +84,11 @@ def prune(
         rows = [
             measure("before", predictor, predictor.evaluate(evaluation), one_row, before_folder)
         ]
+        models = {"before": copy.deepcopy(predictor.model)}
 
         masked, kept = _prune(predictor, amount, structured, one_row)
         rows.append(_save_and_measure("pruned", predictor, evaluation, one_row, out))
+        models["pruned"] = copy.deepcopy(predictor.model)
         if finetune_epochs:
             if masked:  # keep the zeros while training: the pruned weights stay pruned
                 for layer in masked:
@@ -96,6 +98,10 @@ def prune(
             predictor.model = finetune(predictor, finetune_epochs, data, Path(scratch) / "run")
             make_permanent(masked)
             rows.append(_save_and_measure("fine-tuned", predictor, evaluation, one_row, out))
+            models["fine-tuned"] = predictor.model
+        latencies = stage_latencies(predictor, models, one_row)
+        for row in rows:
+            row.latency_ms = latencies[row.stage]
     settings = {
         "amount": amount,
         "structured": structured,

@@ -15,7 +15,7 @@ batch of 32 repeats the test rows when there are fewer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -44,7 +44,7 @@ class LatencyRow:
         return asdict(self)
 
 
-def interleaved(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+def interleaved(runs: Mapping[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
     """Median milliseconds of each call, timed in turns (one call of each per round,
     after 3 warm-up rounds), so a busy machine slows every runtime alike."""
     for _ in range(3):
