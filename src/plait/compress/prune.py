@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.nn.utils import prune as torch_prune
 
 from plait.compress.measure import Measurement, forward, measure, stage_latencies
@@ -79,6 +80,7 @@ def prune(
         raise PlaitError(f"--out {out} is the model being pruned: choose a new folder")
     evaluation, described = test_rows(predictor, test)
     one_row = first_rows(predictor, evaluation)
+    threads = torch.get_num_threads()  # the fine-tune sets its own: latency uses these
     with tempfile.TemporaryDirectory(prefix="plait-prune-") as scratch:
         before_folder = source if source is not None else predictor.save(Path(scratch) / "m")
         rows = [
@@ -99,6 +101,7 @@ def prune(
             make_permanent(masked)
             rows.append(_save_and_measure("fine-tuned", predictor, evaluation, one_row, out))
             models["fine-tuned"] = predictor.model
+        torch.set_num_threads(threads)
         latencies = stage_latencies(predictor, models, one_row)
         for row in rows:
             row.latency_ms = latencies[row.stage]
@@ -110,6 +113,7 @@ def prune(
         "zero_weights": round(zero_fraction(predictor.model), 4),
         "resized_modules": len(predictor.pruned_shapes),
         "encoders_kept_whole": kept,
+        "threads": threads,
     }
     result = PruneResult(out, rows, settings)
     atomic_write_json(result.report_path, {**settings, "rows": [r.as_dict() for r in rows]})
