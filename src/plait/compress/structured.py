@@ -12,7 +12,8 @@ once. What must keep its width is passed as `ignored_layers`:
   code does not configure) and every frozen layer (fine-tuning could not repair it);
 - recurrent layers (torch-pruning has no GRU pruner);
 - fusion internals whose widths enter a non-linear reshape DepGraph cannot follow:
-  tensor fusion's projections feed an outer product, so their widths stay.
+  tensor and low-rank fusion's projections feed an outer product (low-rank: through
+  its factor tensors), so their widths stay.
 
 After pruning, the model runs on real batches with every modality present and with each
 one missing; a failure there means the graph was not followed, and the model is refused
@@ -67,10 +68,12 @@ def protected_layers(model: nn.Module, num_outputs: int | None) -> list[nn.Modul
 
 def _fusion_interfaces(fusion: nn.Module) -> list[nn.Module]:
     """Fusion layers whose output widths enter a reshape DepGraph cannot follow."""
-    from plait.fusion import TensorFusion
+    from plait.fusion import LowRankFusion, TensorFusion
 
-    if isinstance(fusion, TensorFusion):
-        return list(fusion.proj)  # widths of the outer product's factors
+    if isinstance(fusion, TensorFusion | LowRankFusion):
+        # widths of the outer product's factors; low-rank's factor tensors [rank, t + 1,
+        # dim] read them through an einsum that DepGraph cannot map
+        return list(fusion.proj)
     return []
 
 
