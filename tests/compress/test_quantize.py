@@ -91,8 +91,13 @@ def test_aligned_towers_quantize_with_cosine_drift_and_recall(
     assert vectors.shape[1] == 4 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
 
 
-def test_a_model_folder_is_exported_first(trained: Path, demo_data: Path, tmp_path: Path):
+def test_a_model_folder_is_exported_first(
+    trained: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # ONNX Runtime's scratch files must not land here
     result = quantize(trained, "dynamic", out=tmp_path / "int8", repeats=3)
+    assert list((tmp_path / "cwd").iterdir()) == []
     record = json.loads((tmp_path / "int8" / "export.json").read_text())
     assert record["source"]["folder"] == str(trained.resolve())
     assert result.latency[0].runtime == "pytorch"

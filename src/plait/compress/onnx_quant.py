@@ -20,8 +20,10 @@ reason is logged and the graph is quantized as exported.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import chdir
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -142,7 +144,12 @@ def _preprocess(source: Path, target: Path) -> tuple[Path, str | None]:
     notes = []
     for symbolic in (True, False):
         try:
-            quant_pre_process(str(source), str(target), skip_symbolic_shape=not symbolic)
+            # it writes scratch files (`sym_shape_infer_temp.onnx`, `<uuid>.data`) into
+            # the working folder: run it in a folder of its own, never the user's
+            with tempfile.TemporaryDirectory(prefix="plait-quant-") as work, chdir(work):
+                quant_pre_process(
+                    str(source.resolve()), str(target.resolve()), skip_symbolic_shape=not symbolic
+                )
         except Exception as exc:  # noqa: BLE001  (any failure: try the next, then none)
             step = "symbolic shape inference" if symbolic else "pre-processing"
             notes.append(
