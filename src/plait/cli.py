@@ -1017,15 +1017,12 @@ def _print_metrics(metrics: dict, title: str = "metrics") -> None:
 
 
 from plait.compress.cli import prune_command, quantize_command  # noqa: E402
+from plait.export.cli import export_command  # noqa: E402
 
+app.command("export")(export_command)
 app.command("prune")(prune_command)
 app.command("quantize")(quantize_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
     app()
-
-
-from plait.export.cli import export_command  # noqa: E402
-
-app.command("export")(export_command)

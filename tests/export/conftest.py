@@ -41,9 +41,13 @@ def export_data(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture(scope="session")
 def untrained(tiny_config: Callable[..., dict]) -> Callable[..., Path]:
-    """untrained(folder, **sections) -> a saved tiny model over the demo data."""
+    """untrained(folder, configure=None, **sections) -> a saved tiny model over the demo
+    data; `configure(raw)` may rewrite the raw config (returns it)."""
 
-    def build(folder: Path, **sections: Any) -> Path:
-        return save_untrained(tiny_config(folder.parent / "runs", **sections), folder)
+    def build(
+        folder: Path, configure: Callable[[dict], dict] | None = None, **sections: Any
+    ) -> Path:
+        raw = tiny_config(folder.parent / "runs", **sections)
+        return save_untrained(configure(raw) if configure else raw, folder)
 
     return build

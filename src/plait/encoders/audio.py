@@ -7,9 +7,9 @@ real: the mask is all True. Each encoder's sequence runs over (downsampled) time
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from plait.config import EncoderConfig
@@ -35,6 +35,22 @@ def sinusoids(length: int, dim: int, device: torch.device) -> Tensor:
     table[:, 0::2] = torch.sin(position * freqs)
     table[:, 1::2] = torch.cos(position * freqs[: dim // 2])
     return table
+
+
+def pad_frames(features: Tensor, min_frames: int) -> Tensor:
+    """Zero-pad the time axis of [B, 1, M, T] to at least `min_frames` frames.
+
+    Written as concatenate-then-slice, without a Python branch on T, so an exported ONNX
+    graph pads by the length it is given rather than the export sample's.
+    """
+    frames = features.shape[-1]
+    zeros = features.new_zeros((*features.shape[:-1], min_frames))  # [B, 1, M, min_frames]
+    padded = torch.cat([features, zeros], dim=-1)  # [B, 1, M, T + min_frames]
+    if torch.jit.is_tracing():  # the TorchScript exporter traces sizes as tensors
+        end: Any = torch.max(torch.tensor(frames), torch.tensor(min_frames))
+    else:
+        end = torch.sym_max(frames, min_frames)
+    return padded[..., :end]  # [B, 1, M, max(T, min_frames)]
 
 
 class AudioCNNEncoder(Encoder):
@@ -91,10 +107,7 @@ class LeNetAudioEncoder(Encoder):
         )
 
     def forward(self, features: Tensor, **_: Tensor) -> EncoderOutput:
-        # zero-pad short clips to min_frames; a symbolic max, not a Python branch, so an
-        # exported graph pads (or not) by the length it is given, not the sample's
-        short = torch.sym_max(self.min_frames - features.shape[-1], 0)
-        features = F.pad(features, (0, short))  # [B, 1, M, max(T, min_frames)]
+        features = pad_frames(features, self.min_frames)  # [B, 1, M, max(T, min_frames)]
         maps = self.dropout(self.features(features))  # [B, D, F', T']
         return _over_time(maps, self.pooling)
 

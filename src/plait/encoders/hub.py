@@ -534,7 +534,24 @@ class HFAudioEncoder(HFEncoder):
         if sample_mask is None or lengths_of is None:
             return self.encode(inputs, None)
         inputs["attention_mask"] = sample_mask  # [B, samples] or [B, frames]
-        full = torch.tensor(sample_mask.shape[-1], device=sample_mask.device)
-        steps = torch.arange(int(lengths_of(full)), device=sample_mask.device)  # [T]
         lengths = lengths_of(sample_mask.sum(-1)).to(torch.long)  # [B] real output frames
-        return self.encode(inputs, steps.unsqueeze(0) < lengths.unsqueeze(1))  # mask [B, T]
+        return self.encode(inputs, None, lengths)
+
+    def encode(
+        self,
+        inputs: Mapping[str, Tensor | bool],
+        mask: Tensor | None,
+        lengths: Tensor | None = None,
+    ) -> EncoderOutput:
+        """As `HFEncoder.encode`; `lengths` [B] (real output frames) become the mask over
+        the frames the backbone returned, counted from its output rather than from the
+        input length in Python, so an exported graph keeps the frame count dynamic."""
+        if lengths is None:
+            return super().encode(inputs, mask)
+        kwargs = {k: v for k, v in inputs.items() if k in self.accepted}
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.fully_frozen):
+            out = self.model(**kwargs)
+        sequence = out.last_hidden_state  # [B, T, D]
+        steps = torch.arange(sequence.shape[1], device=sequence.device)  # [T]
+        mask = steps.unsqueeze(0) < lengths.unsqueeze(1)  # [B, T]
+        return EncoderOutput(sequence, self._pool(out, sequence, mask), mask)

@@ -95,7 +95,7 @@ class TextGRUEncoder(Encoder):
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, h_n = self.gru(packed)
-            sequence, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+            sequence, _lengths = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
             last = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # [B, 2 * hidden]
         sequence = self.proj(sequence)  # [B, T, D]
         if self.pooling == "cls":

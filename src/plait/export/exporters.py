@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from plait.export.attention import traceable_attention
 from plait.export.graphs import GraphSpec
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ AUTO_ORDER = ("legacy", "dynamo")
 def export_legacy(
     graph: nn.Module, spec: GraphSpec, sample: tuple[Tensor, ...], path: Path
 ) -> None:
-    """TorchScript tracing (`dynamo=False`) with named dynamic axes."""
-    with warnings.catch_warnings():
+    """TorchScript tracing (`dynamo=False`) with named dynamic axes; multi-head attention
+    runs a traceable forward meanwhile (`plait.export.attention`)."""
+    with warnings.catch_warnings(), traceable_attention():
         warnings.simplefilter("ignore")  # deprecation and tracer warnings; parity decides
         torch.onnx.export(
             graph,
@@ -70,6 +72,7 @@ def export_dynamo(
             dynamic_shapes=(shapes,),
             dynamo=True,
             external_data=False,
+            optimize=False,  # ONNX Runtime optimises the graph when it loads it
             verbose=False,
         )
         assert program is not None

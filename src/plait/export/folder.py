@@ -84,15 +84,21 @@ def write_export_folder(
             **extra,
         }
         atomic_write_json(staging / EXPORT_JSON, record)
-        files = {
-            rel: {"size": (staging / rel).stat().st_size, "sha256": sha256(staging / rel)}
-            for rel in _listed(staging)
-        }
-        atomic_write_json(
-            staging / MANIFEST, {"format": FORMAT, "version": FORMAT_VERSION, "files": files}
-        )
+        seal(staging)
 
     return atomic_write_folder(out, write)
+
+
+def seal(folder: Path) -> None:
+    """Write the manifest (size and sha256 of every other file) as the last step of
+    building an export folder; a tool that adds a graph (quantization) reseals."""
+    files = {
+        rel: {"size": (folder / rel).stat().st_size, "sha256": sha256(folder / rel)}
+        for rel in _listed(folder)
+    }
+    atomic_write_json(
+        folder / MANIFEST, {"format": FORMAT, "version": FORMAT_VERSION, "files": files}
+    )
 
 
 def versions() -> dict[str, str]:

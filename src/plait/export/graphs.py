@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from plait.alignment.model import AlignedModel
+
 PRESENT = "present"
 OUTPUTS = "outputs"
 EMBEDDING = "embedding"
@@ -138,7 +140,7 @@ class SupervisedGraph(nn.Module):
 class TowerGraph(nn.Module):
     """Flat named tensors of one modality -> `AlignedModel.embed`: unit vectors [B, D]."""
 
-    def __init__(self, model: nn.Module, name: str, spec: GraphSpec) -> None:
+    def __init__(self, model: AlignedModel, name: str, spec: GraphSpec) -> None:
         super().__init__()
         self.model = model
         self.name = name

@@ -158,21 +158,20 @@ def load_export(
     if "pair" in record:
         towers = {m: graphs[f"tower {m}"] for m in record["pair"]}
         model = OrtAlignedModel(towers, record["logit_scale"], record["logit_bias"])
+        # the ONNX module stands in for AlignedModel (pair, embed, forward)
+        aligned: Any = model
         predictor = OnnxAlignedPredictor(
-            model,
-            config,
-            found.processors,
-            found.labels,
-            found.metrics,  # type: ignore[arg-type]
+            aligned, config, found.processors, found.labels, found.metrics
         )
     else:
-        model_ = OrtMultimodalModel(graphs["model"])
+        # the ONNX module stands in for MultimodalModel (forward(inputs, presence))
+        supervised: Any = OrtMultimodalModel(graphs["model"])
         predictor = OnnxPredictor(
-            model_,
+            supervised,
             config,
             found.processors,
             found.labels,
-            found.metrics,  # type: ignore[arg-type]
+            found.metrics,
         )
     predictor.export_record = record
     predictor.folder = folder

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
 #: a processor tensor key -> the spectrogram keys whose frame count the cases vary
 FRAME_KEYS = ("features",)
 
@@ -81,27 +80,37 @@ def resize_lengths(
     kinds: Mapping[str, str],
     pad_values: Callable[[str, str], float],
     max_tokens: Mapping[str, int | None],
-    frames: Callable[[int], int],
-    extra_tokens: int = 3,
-) -> dict[str, dict[str, Tensor]]:
-    """The same rows at other lengths: text padded by `extra_tokens` more pad tokens (or
-    cut by as many real ones when the processor's maximum forbids more), spectrograms cut
-    to `frames(n)` frames."""
+    *,
+    extra_tokens: int = 0,
+    frames: Callable[[int], int] | None = None,
+    samples: Callable[[int], int] | None = None,
+) -> tuple[dict[str, dict[str, Tensor]], list[str]]:
+    """The same rows at other lengths, and what changed: text padded by `extra_tokens`
+    more pad tokens (or cut by as many when the processor's maximum forbids more),
+    spectrogram frames cut to `frames(n)`, waveform samples (Hugging Face audio towers:
+    input values and their mask) cut to `samples(n)`."""
     out: dict[str, dict[str, Tensor]] = {}
+    changes: set[str] = set()
     for m, tensors in inputs.items():
         out[m] = {}
         for key, t in tensors.items():
-            if kinds[m] == "text" and t.dim() >= 2:
+            if kinds[m] == "text" and t.dim() >= 2 and extra_tokens:
                 limit = max_tokens.get(m)
                 if limit is None or t.shape[1] + extra_tokens <= limit:
                     pad = (0, extra_tokens)
                     t = torch.nn.functional.pad(t, pad, value=pad_values(m, key))  # [B, T + e]
+                    changes.add(f"tokens +{extra_tokens}")
                 else:
                     t = t[:, : max(1, t.shape[1] - extra_tokens)]  # [B, T - e]
-            elif kinds[m] == "audio" and key in FRAME_KEYS:
+                    changes.add(f"tokens -{extra_tokens}")
+            elif kinds[m] == "audio" and key in FRAME_KEYS and frames is not None:
                 t = t[..., : max(1, frames(t.shape[-1]))].contiguous()  # [B, 1, M, F']
+                changes.add(f"{t.shape[-1]} frames")
+            elif kinds[m] == "audio" and t.dim() == 2 and samples is not None:
+                t = t[:, : max(1, samples(t.shape[1]))].contiguous()  # [B, S']
+                changes.add(f"{t.shape[1]} samples")
             out[m][key] = t
-    return out
+    return out, sorted(changes)
 
 
 def mask_out(case: ParityCase, modality: str) -> ParityCase:
