@@ -84,8 +84,15 @@ def _history(run) -> pd.DataFrame:
     return frame.groupby("epoch").first()
 
 
+FUSIONS = {
+    "concat": {"method": "concat", "dim": 16},  # reads the pooled vectors
+    "cross_attention": {"method": "cross_attention", "dim": 16, "heads": 2},  # the sequences
+}
+
+
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
 def test_cached_training_equals_uncached_and_encodes_each_row_once(
-    tiny_config, tmp_path, bert, monkeypatch, caplog
+    tiny_config, tmp_path, bert, monkeypatch, caplog, fusion
 ):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     runs = {}
@@ -95,6 +102,7 @@ def test_cached_training_equals_uncached_and_encodes_each_row_once(
         with monkeypatch.context() as patch:
             recorder.install(patch)
             raw = _raw(tiny_config, tmp_path, bert, f"cache-{setting}", cache_frozen=setting)
+            raw["fusion"] = FUSIONS[fusion]
             with caplog.at_level(logging.INFO, logger="plait"):
                 runs[setting] = fit(PlaitConfig.from_dict(raw))
         recorded[setting] = recorder.rows

@@ -137,8 +137,9 @@ def cached_forward(
 
     def run(**inputs: Any) -> EncoderOutput:
         tensors = [v for v in inputs.values() if isinstance(v, Tensor)]
-        if not tensors or tower.model.training or any(p.requires_grad for p in tower.parameters()):
-            return forward(**inputs)  # not exact now: run the tower as it is
+        exact = not tower.model.training and not any(p.requires_grad for p in tower.parameters())
+        if not tensors or not len(tensors[0]) or not exact:
+            return forward(**inputs)  # no rows, or not exact now: run the tower as it is
         keys = row_keys(inputs)
         missing: list[int] = []  # the first row of each unknown key (a repeat is encoded once)
         unknown: set[bytes] = set()
