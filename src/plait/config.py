@@ -893,6 +893,16 @@ class TrainingConfig(_Strict):
         parse_duration(value)
         return str(value).strip()
 
+    @field_validator("cache_frozen", mode="before")
+    @classmethod
+    def _cache_switch(cls, value: Any) -> Any:
+        text = str(value).strip().lower()
+        if isinstance(value, bool) or text == "auto":
+            return value if isinstance(value, bool) else "auto"
+        if text in ("true", "false"):
+            return text == "true"
+        raise ValueError("must be auto, true or false")
+
     @property
     def time_limit_seconds(self) -> float | None:
         return None if self.time_limit is None else parse_duration(self.time_limit)

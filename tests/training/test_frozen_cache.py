@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -17,7 +18,13 @@ from plait.api import train_run as fit
 from plait.config import EncoderConfig, PlaitConfig
 from plait.encoders.base import EncoderOutput
 from plait.encoders.hub import HFTextEncoder
-from plait.training.frozen_cache import CachedRow, FrozenOutputCache, frozen_output_caches
+from plait.errors import ConfigError
+from plait.training.frozen_cache import (
+    CachedRow,
+    FrozenOutputCache,
+    frozen_output_caches,
+    uncacheable_reason,
+)
 
 fit_module = importlib.import_module("plait.training.fit")
 
@@ -231,3 +238,24 @@ def test_the_memory_cap_is_respected(tiny_config, tmp_path, bert, caplog):
         got = tower(**inputs)
     assert caches[0].rows == {} and caches[0].misses == 2
     assert torch.allclose(got.pooled, want.pooled, atol=1e-6)
+
+
+def test_masked_objectives_are_not_cached(bert):
+    """The alignment `mlm` / `mrm` objectives re-encode randomly masked inputs."""
+    tower = _holder(bert).encoders["caption"]
+    text, image = SimpleNamespace(kind="text"), SimpleNamespace(kind="image", augment=[])
+
+    def config(*objectives: str) -> SimpleNamespace:
+        alignment = SimpleNamespace(objectives=[SimpleNamespace(name=o) for o in objectives])
+        return SimpleNamespace(modalities={"text": text, "image": image}, alignment=alignment)
+
+    assert uncacheable_reason("text", tower, config("clip")) is None
+    assert "mlm" in str(uncacheable_reason("text", tower, config("clip", "mlm")))
+    assert uncacheable_reason("image", tower, config("clip", "mlm")) is None
+    assert "mrm" in str(uncacheable_reason("image", tower, config("clip", "mrm")))
+
+
+@pytest.mark.parametrize("training", [{"cache_frozen": "sometimes"}, {"cache_frozen_mib": -1}])
+def test_bad_settings_are_config_errors(tiny_config, tmp_path, training):
+    with pytest.raises(ConfigError, match="training.cache_frozen"):
+        PlaitConfig.from_dict(tiny_config(tmp_path, training=training))

@@ -206,7 +206,8 @@ def frozen_output_caches(
             reason = uncacheable_reason(name, tower, config)
             if reason is not None:
                 if any(not p.requires_grad for p in tower.parameters()):  # the user froze it
-                    log.info("frozen-tower cache: '%s' is not cached: %s", name, reason)
+                    level = logging.WARNING if setting is True else logging.INFO
+                    log.log(level, "frozen-tower cache: '%s' is not cached: %s", name, reason)
                 continue
             assert isinstance(tower, HFEncoder)
             cache = FrozenOutputCache(name, cap)
