@@ -43,12 +43,14 @@ LAYERS: list[tuple[str, ...]] = [
         "plait.predictor",
         "plait.alignment.predictor",
         "plait.model_folder",
+        "plait.pruned_shapes",
         "plait.export",  # beside the predictors: `plait.load` opens export folders
     ),
     ("plait.training",),
     ("plait.evaluation",),
     ("plait.retrieval",),
     ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval"),
+    ("plait.compress",),
     ("plait.serve",),
     ("plait.cli", "plait.caption_cli"),
 ]

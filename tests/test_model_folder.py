@@ -301,6 +301,22 @@ def test_corrupt_manifest_is_named(saved: Path):
         plait.load(saved)
 
 
+def test_a_safetensors_header_size_ending_in_0x80_is_not_taken_for_a_pickle(tmp_path: Path):
+    """A pickle starts with byte 0x80; so does a safetensors file whose header is, e.g.,
+    0x0d80 bytes long: that file is whole and must load."""
+    from safetensors.torch import save_file
+
+    from plait.model_folder import safetensors_problem
+
+    path = tmp_path / "w.safetensors"
+    for width in range(1, 400):  # header sizes grow with the names: one hits a low byte 0x80
+        save_file({f"tensor_{'x' * width}": torch.zeros(2)}, str(path))
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert safetensors_problem(path) is None
+
+
 def test_no_file_is_unpickled(format_0: Path, monkeypatch: pytest.MonkeyPatch):
     _pickled_weights(format_0)
 

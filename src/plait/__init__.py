@@ -25,6 +25,8 @@ _EXPORTS = {
     "search": "plait.api",
     "explain": "plait.api",
     "caption": "plait.api",
+    "prune": "plait.compress",
+    "quantize": "plait.compress",
     "load": "plait.predictor",
     "export": "plait.export",
     "Predictor": "plait.predictor",

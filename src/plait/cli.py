@@ -1099,11 +1099,14 @@ def caption_scores(
 
 
 from plait.caption_cli import caption_command  # noqa: E402
+from plait.compress.cli import prune_command, quantize_command  # noqa: E402
 from plait.export.cli import export_command  # noqa: E402
 from plait.serve.cli import serve_command  # noqa: E402
 
 app.command("caption")(caption_command)
 app.command("export")(export_command)
+app.command("prune")(prune_command)
+app.command("quantize")(quantize_command)
 app.command("serve")(serve_command)
 
 

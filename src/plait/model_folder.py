@@ -352,20 +352,22 @@ def safetensors_problem(path: Path) -> str | None:
     if size == 0:
         return "is empty (0 bytes): the save that wrote it did not finish"
     with open(path, "rb") as handle:
-        start = handle.read(8)
+        start = handle.read(9)  # the header size (u64), then the header's "{"
         if start.startswith(b"PK\x03\x04"):
             return (
                 "is a zip archive (a torch.save checkpoint), not safetensors; Plait never "
                 "unpickles files: save the weights with safetensors (Predictor.save)"
             )
-        if start.startswith(b"\x80"):
+        # a pickle starts with \x80; so does a safetensors header whose size ends in 0x80
+        if start.startswith(b"\x80") and start[8:9] != b"{":
             return (
                 "is a Python pickle, not safetensors; Plait never unpickles files: save the "
                 "weights with safetensors (Predictor.save)"
             )
         if len(start) < 8:
             return f"is truncated ({size} bytes, shorter than a safetensors header)"
-        header_size = int.from_bytes(start, "little")
+        header_size = int.from_bytes(start[:8], "little")
+        handle.seek(8)
         if header_size > size - 8:
             if header_size > 100_000_000:
                 return "is not a safetensors file (its header is unreadable)"

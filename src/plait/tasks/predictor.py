@@ -30,6 +30,8 @@ from plait.model_folder import (
     read_folder,
     save_folder,
 )
+from plait.pruned_shapes import PRUNED_SHAPES, apply_pruned_shapes, shapes_document
+from plait.utils.io import atomic_write_json
 
 P = TypeVar("P", bound="BasePredictor")
 
@@ -59,6 +61,8 @@ class BasePredictor:
         self.metrics = metrics or {}
         self.last_problems: list[RowProblem] = []  # of the last table read
         self.last_bad_rows: BadRows | None = None  # the same, with each bad row's id
+        # modules that structured pruning resized (`plait.pruned_shapes`); saved with the model
+        self.pruned_shapes: dict[str, Any] = {}
 
     @property
     def task(self) -> str:
@@ -130,8 +134,13 @@ class BasePredictor:
             metrics=self.metrics,
             card=self.model_card(),
             task=self.task,
-            extra=self.save_extra,
+            extra=self._save_own_files,
         )
+
+    def _save_own_files(self, staging: Path) -> None:
+        if self.pruned_shapes:
+            atomic_write_json(staging / PRUNED_SHAPES, shapes_document(self.pruned_shapes))
+        self.save_extra(staging)
 
     def save_extra(self, staging: Path) -> None:
         """Files of this predictor's own, written into the folder before it is sealed."""
@@ -141,8 +150,11 @@ class BasePredictor:
         config = cls.loaded_config(read_config(folder), Path(folder))
         found = read_folder(folder, config)
         model = cls.build_model(config, found, Path(folder))
+        pruned = apply_pruned_shapes(model, folder)  # a structurally pruned model's widths
         load_weights_into(model, folder, device)
-        return cls(model, config, found.processors, found.labels, found.metrics)
+        predictor = cls(model, config, found.processors, found.labels, found.metrics)
+        predictor.pruned_shapes = pruned
+        return predictor
 
     @classmethod
     def loaded_config(cls, config: PlaitConfig, folder: Path) -> PlaitConfig:
