@@ -850,6 +850,10 @@ class TrainingConfig(_Strict):
     R² (`r2`) and recall (`R@k`) and minimises everything else (losses, errors).
     `time_limit` (`90s`, `10m`, `1.5h`; a bare number is seconds) stops training when it
     is spent (Lightning's `max_time`); the best checkpoint so far becomes the model.
+    `cache_frozen`: a fully frozen hub tower's outputs are computed once per distinct input
+    row and kept on the CPU, up to `cache_frozen_mib` MiB (`plait.training.frozen_cache`);
+    `auto` and `true` cache wherever that is exact (no augmentation of that modality),
+    `false` never caches.
     """
 
     epochs: int = Field(10, ge=1)
@@ -876,6 +880,8 @@ class TrainingConfig(_Strict):
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     progress: bool = True
     tensorboard: bool = True
+    cache_frozen: bool | Literal["auto"] = "auto"
+    cache_frozen_mib: int = Field(2048, ge=0, description="memory cap of the frozen cache")
 
     @field_validator("time_limit", mode="before")
     @classmethod
@@ -886,6 +892,16 @@ class TrainingConfig(_Strict):
             value = f"{value:g}s"
         parse_duration(value)
         return str(value).strip()
+
+    @field_validator("cache_frozen", mode="before")
+    @classmethod
+    def _cache_switch(cls, value: Any) -> Any:
+        text = str(value).strip().lower()
+        if isinstance(value, bool) or text == "auto":
+            return value if isinstance(value, bool) else "auto"
+        if text in ("true", "false"):
+            return text == "true"
+        raise ValueError("must be auto, true or false")
 
     @property
     def time_limit_seconds(self) -> float | None:

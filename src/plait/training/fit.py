@@ -44,6 +44,7 @@ from plait.threads import configure_threads
 from plait.training.checkpoint_io import AtomicCheckpointIO
 from plait.training.datamodule import PlaitDataModule
 from plait.training.frozen import restore_frozen
+from plait.training.frozen_cache import frozen_output_caches
 from plait.training.module import PlaitModule, TrainingModule
 from plait.training.nonfinite import NonFiniteMetricStop
 from plait.training.task import TrainingTask
@@ -166,7 +167,7 @@ def fit(
     history = _read_history(run_dir) if resume and writer else None
     start = time.perf_counter()
     try:
-        with _expected_warnings_silenced():
+        with _expected_warnings_silenced(), frozen_output_caches(model, config):
             stopped_by = _fit_interruptibly(
                 trainer, module, PlaitDataModule(data, config.training), last, resume
             )
