@@ -44,6 +44,7 @@ VARIANTS: dict[str, list[str]] = {
     "clip+itm+mlm": ["clip", "itm", "mlm"],
     "clip+itm+mlm+mrm": ["clip", "itm", "mlm", "mrm"],
 }
+ROWS = ("scratch", "hub", *VARIANTS)
 METRICS = ("bleu_4", "rouge_l", "cider_d", "meteor")
 
 
@@ -200,10 +201,16 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=30)
     parser.add_argument("--pretrain-limit", default="90s", help="time limit a pretraining")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"comma-separated rows to run, of {','.join(ROWS)}")  # fmt: skip
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (Java)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to test the script")
     parser.add_argument("--out", type=Path, default=RESULTS / "captioning.json")
     args = parser.parse_args()
+    wanted = args.rows.split(",")
+    unknown = sorted(set(wanted) - set(ROWS))
+    if unknown:
+        parser.error(f"--rows: unknown {unknown}; choose from {','.join(ROWS)}")
     if args.quick:
         args.train, args.valid, args.test, args.dim, args.no_meteor = 32, 8, 8, 16, True
         args.caption_epochs, args.pretrain_epochs = 1, 1
@@ -249,10 +256,14 @@ def main() -> None:
 
     captions = pd.read_csv(data / "train.csv")["caption"].tolist()
     gpt2 = save_tiny_gpt2(work / "tiny-gpt2", captions)
-    captioner("transformer (scratch)", caption_config(data, work / "runs", "scratch", args))
-    captioner("hub tiny GPT-2 (random init)",
-              caption_config(data, work / "runs", "hub", args, gpt2=gpt2))  # fmt: skip
+    if "scratch" in wanted:
+        captioner("transformer (scratch)", caption_config(data, work / "runs", "scratch", args))
+    if "hub" in wanted:
+        captioner("hub tiny GPT-2 (random init)",
+                  caption_config(data, work / "runs", "hub", args, gpt2=gpt2))  # fmt: skip
     for name, objectives in VARIANTS.items():
+        if name not in wanted:
+            continue
         run = train_run(PlaitConfig.from_dict(
             pretrain_config(data, work / "runs", f"pretrain-{name}", objectives, args)))  # fmt: skip
         retrieval = run.metrics.get("retrieval", {})
