@@ -216,8 +216,10 @@ def load_causal_lm(model: str, *, load_weights: bool = True) -> Any:
 def caption_text(processor: Any, tokens: CaptionTokens, ids: list[int]) -> str:
     """Generated ids -> the caption: words joined by spaces, no space before punctuation
     (Plait's vocabulary) or the hub tokenizer's own decoding; start, end and padding
-    tokens dropped."""
-    kept = [i for i in ids if i not in tokens.special and i not in (tokens.bos, tokens.eos)]
+    tokens dropped, and so are IGNORE positions (a padded target row: a hub tokenizer
+    cannot decode a negative id)."""
+    dropped = {*tokens.special, tokens.bos, tokens.eos}
+    kept = [i for i in ids if i != IGNORE and i not in dropped]
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is not None:
         return str(tokenizer.decode(kept, skip_special_tokens=True)).strip()
