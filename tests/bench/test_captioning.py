@@ -1,4 +1,6 @@
-"""`bench/captioning.py --quick` runs every row end to end and records it."""
+"""`bench/captioning.py --quick` runs end to end and records its rows: the scratch row and
+the richest pretraining row (the hub decoder has its own tests in tests/captioning; all
+five rows take about 4 minutes here, too long for the suite)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_benchmark_records_every_row(tmp_path):
     out = tmp_path / "cap.json"
     command = [sys.executable, str(ROOT / "bench" / "captioning.py"), "--quick"]
+    command += ["--rows", "scratch,clip+itm+mlm+mrm"]
     done = subprocess.run(
         [*command, "--out", str(out)], capture_output=True, text=True, timeout=900
     )
@@ -20,9 +23,6 @@ def test_quick_benchmark_records_every_row(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["row"] for r in rows] == [
         "transformer (scratch)",
-        "hub tiny GPT-2 (random init)",
-        "transformer from clip",
-        "transformer from clip+itm+mlm",
         "transformer from clip+itm+mlm+mrm",
     ]
     for row in rows:
@@ -31,6 +31,6 @@ def test_quick_benchmark_records_every_row(tmp_path):
             assert all(0.0 <= row[split][m] <= 1.0 for m in ("bleu_4", "rouge_l"))
             assert row[split]["cider_d"] >= 0.0
     # every fine-tuned row started from a pretrained model whose image tower was copied
-    assert all(r["init_from_towers"] == {"image": "image"} for r in rows[2:])
-    assert all(0.0 <= r["pretrain_R@1"] <= 1.0 for r in rows[2:])
+    assert rows[1]["init_from_towers"] == {"image": "image"}
+    assert 0.0 <= rows[1]["pretrain_R@1"] <= 1.0
     assert "| transformer from clip+itm+mlm+mrm |" in done.stdout
