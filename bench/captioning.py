@@ -22,8 +22,9 @@ BLEU-4, ROUGE-L, CIDEr-D, and METEOR when Java is present (`--no-meteor` skips i
     python bench/captioning.py --quick --out /tmp/cap.json   # keeps the script working
 
 One thread (`training.threads: 1`), one seed a call (`--seed`; the data are always
-`seed=0`); about 22 minutes for every row on 2 shared CPU cores. Each training run stops at its epochs or
-its `time_limit`, whichever comes first (the best validation checkpoint is kept).
+`seed=0`); about 22 minutes for every row on 2 shared CPU cores. Each training run
+stops at its epochs or its `time_limit`, whichever comes first (the best validation
+checkpoint is kept).
 Prints a table and writes the JSON (`--out`) after every row.
 """
 
