@@ -267,8 +267,8 @@ def main() -> None:
     for name, objectives in VARIANTS.items():
         if name not in wanted:
             continue
-        run = train_run(PlaitConfig.from_dict(
-            pretrain_config(data, work / "runs", f"pretrain-{name}", objectives, args)))  # fmt: skip
+        pretrain_raw = pretrain_config(data, work / "runs", f"pretrain-{name}", objectives, args)
+        run = train_run(PlaitConfig.from_dict(pretrain_raw))
         retrieval = run.metrics.get("retrieval", {})
         r1 = [retrieval[d]["R@1"] for d in retrieval]
         pretrain = {
