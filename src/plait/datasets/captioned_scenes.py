@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from plait.datasets.demo import csv_text
+from plait.datasets.demo import check_counts, csv_text
 from plait.datasets.scenes import Scene, SceneObject, render_scene, sample_scene
 from plait.utils.io import atomic_write_text
 
@@ -66,9 +66,7 @@ def generate_captioned_scenes(
         ValueError: a negative or non-integer size or seed.
     """
     sizes = {"train": n_train, "valid": n_valid, "test": n_test, "test_heldout": n_heldout}
-    for name, value in (*((f"n_{s}", n) for s, n in sizes.items()), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    check_counts({**{f"n_{s}": n for s, n in sizes.items()}, "seed": seed})
     out = Path(out_dir)
     image_dir = out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)

@@ -202,9 +202,7 @@ def generate_demo(
     ``README.md``. The same arguments always give the same bytes in the CSVs and the
     same pixels and samples.
     """
-    for name, value in (("n_train", n_train), ("n_test", n_test), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    check_counts({"n_train": n_train, "n_test": n_test, "seed": seed})
     if not 0.0 <= float(missing_rate) < 1.0:
         raise ValueError(f"missing_rate must be in [0, 1), got {missing_rate!r}")
 
@@ -405,6 +403,17 @@ def noisy_pcm16(signal: np.ndarray, rng: np.random.Generator, max_noise: float) 
     signal += rng.normal(0.0, rng.uniform(0.02, max_noise), size=len(signal))
     signal *= rng.uniform(0.3, 0.9) / (np.max(np.abs(signal)) + 1e-12)
     return np.rint(signal * 32767).astype(np.int16)
+
+
+def check_counts(values: dict[str, object]) -> None:
+    """The generators' sizes and seed: each a non-negative integer (numpy ints too; not bool).
+
+    Raises:
+        ValueError: naming the first bad argument.
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 def csv_text(columns: tuple[str, ...], rows: list[list[str]]) -> str:

@@ -45,7 +45,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw
 
-from plait.datasets.demo import csv_text, noisy_pcm16
+from plait.datasets.demo import check_counts, csv_text, noisy_pcm16
 from plait.datasets.scenes import shape_outline
 from plait.utils.io import atomic_write_text
 
@@ -165,9 +165,7 @@ def generate_shapes(
         ValueError: a negative or non-integer size or seed.
     """
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
-    for name, value in (*((f"n_{s}", n) for s, n in sizes.items()), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    check_counts({**{f"n_{s}": n for s, n in sizes.items()}, "seed": seed})
 
     out = Path(out_dir)
     image_dir, audio_dir = out / "images", out / "audio"

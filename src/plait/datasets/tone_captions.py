@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from plait.datasets.demo import csv_text, noisy_pcm16
+from plait.datasets.demo import check_counts, csv_text, noisy_pcm16
 from plait.utils.io import atomic_write_text
 
 __all__ = [
@@ -61,9 +61,7 @@ def generate_tone_captions(
     """Write the data set into `out_dir`; return {split: manifest path} plus
     `"references"` (`id, caption`: `REFERENCES` more captions per clip)."""
     sizes = {"train": n_train, "valid": n_valid, "test": n_test, "test_heldout": n_heldout}
-    for name, value in (*((f"n_{s}", n) for s, n in sizes.items()), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    check_counts({**{f"n_{s}": n for s, n in sizes.items()}, "seed": seed})
     out = Path(out_dir)
     audio_dir = out / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
