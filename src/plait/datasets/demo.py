@@ -50,6 +50,7 @@ __all__ = [
     "PITCHES",
     "SAMPLE_RATE",
     "SHAPES",
+    "check_counts",
     "csv_text",
     "generate_demo",
     "label_factors",
