@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "plait.data.digits",
         "plait.data.avmnist",
     ),
+    ("plait.vlm",),  # large-model backends: below the data preparation that may call them
     ("plait.encoders",),
     ("plait.fusion",),
     ("plait.heads",),
@@ -52,7 +53,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval"),
     ("plait.compress",),
     ("plait.serve",),
-    ("plait.cli", "plait.caption_cli"),
+    ("plait.cli", "plait.caption_cli", "plait.vlm_cli"),
 ]
 PREDICTORS = ("plait.predictor", "plait.alignment.predictor", "plait.tasks")
 
