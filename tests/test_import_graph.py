@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "plait.data.digits",
         "plait.data.avmnist",
     ),
-    ("plait.vlm",),  # large-model backends: below the data preparation that may call them
+    ("plait.vlm",),  # large-model backends: media files and transformers only; api calls them
     ("plait.encoders",),
     ("plait.fusion",),
     ("plait.heads",),
