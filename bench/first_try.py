@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import tempfile
 import time
@@ -109,8 +110,10 @@ def shapes_trainer(tmp: Path, quick: bool) -> Callable[[list[str]], Any]:
     return train
 
 
+@functools.cache
 def readme_yaml(readme: Path = REPO / "README.md") -> str:
-    """The YAML block of the README's "Training an aligned model" (the one the bench runs)."""
+    """The YAML block of the README's "Training an aligned model" (the one the bench runs),
+    read once, so a row records what it trained even if the README is edited meanwhile."""
     text = readme.read_text(encoding="utf-8")
     heading = text.index(README_HEADING)  # ValueError: the section was renamed
     start = text.index("```yaml\n", heading) + len("```yaml\n")
@@ -213,8 +216,10 @@ def run_sweep(
     variants: dict,
     threads: int,
     save: Callable[[dict], None],
+    bound: list[str],
 ) -> None:
-    """Train every variant in turn; `save` gets each row as soon as it is measured."""
+    """Train every variant in turn; `save` gets each row as soon as it is measured. `bound`
+    (`--epochs`) overrides every row's epochs last."""
     for label, change in variants.items():
         index = list(SWEEPS[name]).index(label)
         start = time.perf_counter()
@@ -223,6 +228,7 @@ def run_sweep(
             f"training.threads={threads}",
             f"name={name}-{index}",
             *change,
+            *bound,
         ]
         result = train(overrides)
         metrics = result.metrics
@@ -287,6 +293,12 @@ def main() -> None:
     parser.add_argument(
         "--variants", type=int, default=None, help="only the first N of each sweep (default first)"
     )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="train every row (the default too) this many epochs: a bounded sweep",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "first-try.json")
     parser.add_argument(
         "--pick", default=None, help="only these rows of each sweep, by number (0: the default)"
@@ -302,6 +314,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"quick": args.quick, "seed": 0, "threads": args.threads}
+    if args.epochs:
+        report["epochs"] = args.epochs
     names = [n.strip() for n in args.datasets.split(",")]
     rows: list[dict] = []
     notes: list[str] = []
@@ -356,7 +370,8 @@ def main() -> None:
                 train = readme_trainer(tmp, args.quick)
             else:
                 parser.error(f"unknown data set {name!r}: choose from {', '.join(SWEEPS)}")
-            run_sweep(name, train, sweeps[name], args.threads, save)
+            bound = [f"training.epochs={args.epochs}"] if args.epochs else []
+            run_sweep(name, train, sweeps[name], args.threads, save, bound)
     save()
     print("\n" + markdown([{k: v for k, v in r.items() if k not in HIDDEN} for r in rows]))
     print("\n" + markdown(summarise(rows)))
