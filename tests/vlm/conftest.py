@@ -1,77 +1,225 @@
-"""A tiny random-init LLaVA (CLIP vision tower + 1-layer Llama, width 16) with a byte-level
-BPE tokenizer trained offline on a few sentences, saved with `save_pretrained`: real
-vision-language weights cannot be fetched here, so these tests check the plumbing (shapes,
-batching, constrained answers, caching, saving), not what the model says."""
+"""Servers the large-model client talks to in tests, all on loopback.
+
+`fake_chat` is a small scripted chat-completions endpoint for what a real server cannot
+be made to do on purpose (429 with Retry-After, 500s, a hang, 401, audio input), and it
+counts requests and how many were in flight at once. `save_tiny_llava` builds the
+random-init vision-language model that `transformers serve` loads in test_real_server.py.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
 
-SENTENCES = [
-    "a red circle on a blue background",
-    "a green square next to a yellow triangle",
-    "describe this picture in one short sentence",
-    "which one of these classes does this picture belong to: cat, dog, bird",
-]
+
+@dataclass
+class Reply:
+    """What the fake server answers to one request."""
+
+    status: int = 200
+    body: Any = None  # a dict is sent as JSON, str/bytes as they are
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+def completion(text: str) -> dict[str, Any]:
+    """A minimal chat-completions answer carrying `text`."""
+    return {
+        "id": "fake",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+    }
+
+
+def echo_text(index: int, body: dict[str, Any]) -> Reply:
+    """The default script: answer with the request's text part."""
+    parts = body["messages"][0]["content"]
+    return Reply(body=completion(next(p["text"] for p in parts if p["type"] == "text")))
+
+
+class FakeChatServer:
+    """Records every request (body, headers, start time) and tracks concurrency."""
+
+    def __init__(self) -> None:
+        self.script: Callable[[int, dict[str, Any]], Reply] = echo_text
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.started: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with server.lock:
+                    index = len(server.bodies)
+                    server.bodies.append(json.loads(raw))
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    server.started.append(time.monotonic())
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    reply = server.script(index, server.bodies[index])
+                    time.sleep(reply.delay_s)
+                    body = reply.body
+                    data = (
+                        json.dumps(body).encode()
+                        if isinstance(body, dict)
+                        else body.encode()
+                        if isinstance(body, str)
+                        else body or b""
+                    )
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def reset(self) -> None:
+        deadline = time.monotonic() + 3.0
+        while self.in_flight and time.monotonic() < deadline:  # a hung reply still sleeping
+            time.sleep(0.02)
+        self.script = echo_text
+        self.bodies.clear()
+        self.headers.clear()
+        self.started.clear()
+        self.max_in_flight = 0
+
+
+@pytest.fixture(scope="session")
+def _fake_chat_server() -> Iterator[FakeChatServer]:
+    server = FakeChatServer()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+@pytest.fixture
+def fake_chat(_fake_chat_server: FakeChatServer) -> Iterator[FakeChatServer]:
+    """The shared fake server, emptied and set to echo for this test."""
+    _fake_chat_server.reset()
+    yield _fake_chat_server
+    _fake_chat_server.reset()
+
+
+def write_png(path: Path, colour: tuple[int, int, int] = (255, 0, 0)) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), colour).save(path)
+    return path
+
+
+def write_sound(path: Path, seconds: float = 0.1, rate: int = 8000) -> Path:
+    """A short sine tone; the format follows the suffix (wav, flac, ogg)."""
+    import numpy as np
+    import soundfile
+
+    t = np.arange(int(seconds * rate)) / rate
+    soundfile.write(path, 0.3 * np.sin(2 * np.pi * 440 * t), rate)
+    return path
+
+
+#: the tiny model's whole vocabulary (word-level): prompts outside it map to <unk>
+VOCAB = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "cat", "dog", "red", "blue", "a", "the",
+         "picture", "of", "describe", "this", "what", "is", "USER:", "ASSISTANT:"]  # fmt: skip
 CHAT_TEMPLATE = (
-    "{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}"
-    "{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}{% endif %}"
-    "{% endfor %}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
+    "{% for m in messages %}{{ m['role'].upper() }}: {% if m['content'] is string %}"
+    "{{ m['content'] }} {% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}"
+    "<image> {% elif c['type'] == 'text' %}{{ c['text'] }} {% endif %}{% endfor %}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}ASSISTANT: {% endif %}"
 )
 
 
 def save_tiny_llava(folder: Path) -> Path:
-    """LLaVA + processor (16x16 pictures, 4 patch tokens each) in `folder`."""
+    """A random-init LLaVA (CLIP vision tower and Llama decoder, 1 layer each, width 16)
+    with a word-level tokenizer and 28-pixel image processor, saved with save_pretrained
+    (no hub access: it answers with random words, which tests the plumbing only)."""
+    import torch
     import transformers as tf
-    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers import Tokenizer, models, pre_tokenizers
 
-    specials = ["<pad>", "<eos>", "<image>"]
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(SENTENCES * 4, vocab_size=300, min_frequency=1,
-                            special_tokens=specials, show_progress=False)  # fmt: skip
-    tokenizer = tf.PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, pad_token="<pad>",
-                                           eos_token="<eos>", extra_special_tokens={"image_token": "<image>"})  # fmt: skip
-    image_processor = tf.CLIPImageProcessor(size={"shortest_edge": 16},
-                                            crop_size={"height": 16, "width": 16})  # fmt: skip
-    processor = tf.LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                  patch_size=8, vision_feature_select_strategy="default",
-                                  num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)  # fmt: skip
-    vision = tf.CLIPVisionConfig(image_size=16, patch_size=8, hidden_size=16, intermediate_size=32,
-                                 num_hidden_layers=1, num_attention_heads=2, initializer_range=0.5)  # fmt: skip
-    text = tf.LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+    words = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = tf.PreTrainedTokenizerFast(
+        tokenizer_object=words, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+        pad_token="<pad>", extra_special_tokens={"image_token": "<image>"},
+    )  # fmt: skip
+    image_processor_class = getattr(tf, "CLIPImageProcessorPil", tf.CLIPImageProcessor)
+    image_processor = image_processor_class(
+        size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
+    )
+    processor = tf.LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
+        vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE,
+        num_additional_image_tokens=1,
+    )  # fmt: skip
+    vision = tf.CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, image_size=28, patch_size=14,
+                                 projection_dim=16)  # fmt: skip
+    text = tf.LlamaConfig(vocab_size=len(VOCAB), hidden_size=16, intermediate_size=32,
                           num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                          max_position_embeddings=256, initializer_range=0.5, pad_token_id=tokenizer.pad_token_id,
-                          eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    config = tf.LlavaConfig(vision_config=vision, text_config=text, vision_feature_layer=-1,
-                            image_token_index=tokenizer.convert_tokens_to_ids("<image>"))  # fmt: skip
-    tf.set_seed(0)
-    tf.LlavaForConditionalGeneration(config).save_pretrained(folder)
+                          max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
+                          pad_token_id=3)  # fmt: skip
+    config = tf.LlavaConfig(vision_config=vision, text_config=text, image_token_index=4,
+                            vision_feature_select_strategy="default", vision_feature_layer=-1)  # fmt: skip
+    torch.manual_seed(0)
+    model = tf.LlavaForConditionalGeneration(config).eval()
+    for name, value in (("bos_token_id", 1), ("eos_token_id", 2), ("pad_token_id", 3)):
+        setattr(model.generation_config, name, value)
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
 
 
-def save_pictures(folder: Path, count: int, seed: int = 0) -> list[Path]:
-    """`count` small random PNGs (different sizes, so resizing is exercised)."""
+def png_bytes(colour: tuple[int, int, int]) -> bytes:
     from PIL import Image
 
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        pixels = rng.integers(0, 256, size=(12 + 2 * i, 20, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"p{i}.png")
-        paths.append(folder / f"p{i}.png")
-    return paths
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(out, "PNG")
+    return out.getvalue()
 
 
 @pytest.fixture(scope="session")
-def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+def chat_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local backend's tiny LLaVA (`tiny_hub.save_chat_vlm`), built once per session."""
+    from tests.vlm.tiny_hub import save_chat_vlm
+
+    return save_chat_vlm(tmp_path_factory.mktemp("chat-vlm"))
 
 
 @pytest.fixture(scope="session")
 def pictures(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Five small random PNGs of different sizes."""
+    from tests.vlm.tiny_hub import save_pictures
+
     return save_pictures(tmp_path_factory.mktemp("pictures"), 5)

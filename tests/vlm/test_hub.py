@@ -16,8 +16,8 @@ CLASSES = ("cat", "dog", "bird")
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_llava: Path) -> HubVlmBackend:
-    return HubVlmBackend(str(tiny_llava), batch_size=3)
+def backend(chat_vlm: Path) -> HubVlmBackend:
+    return HubVlmBackend(str(chat_vlm), batch_size=3)
 
 
 def _ask(pictures: list[Path], **options: object) -> list[VlmRequest]:
