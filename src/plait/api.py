@@ -190,7 +190,6 @@ def train_run(
     from plait.tasks.init_from import InitialisedTask
     from plait.training import fit
     from plait.training.task import TrainingTask
-
     from plait.vlm.feature import describe_training_tables
 
     task = task_of(config)

@@ -178,7 +178,8 @@ def label_metrics(
     scores = np.zeros((len(known), len(names)))  # [N, K] one-hot predictions
     for row, i in enumerate(known):
         answer = answers[i]
-        scores[row, names.index(answer if answer in classes else NO_CHOICE)] = 1.0
+        picked = answer if isinstance(answer, str) and answer in classes else NO_CHOICE
+        scores[row, names.index(picked)] = 1.0
     metrics = zeroshot_metrics(scores, [names.index(truth[i]) for i in known], names)
     metrics["unknown_labels"] = len(rows) - len(known)
     metrics["skipped_rows"] = len(answers) - len(rows)

@@ -62,7 +62,9 @@ Concurrency = Annotated[
 Rpm = Annotated[
     float | None,
     typer.Option(
-        "--requests-per-minute", help="Server: rate limit (none by default).", rich_help_panel=_BACKEND
+        "--requests-per-minute",
+        help="Server: rate limit (none by default).",
+        rich_help_panel=_BACKEND,
     ),
 ]
 CacheDir = Annotated[
@@ -98,7 +100,9 @@ def _options(**given: Any) -> dict[str, Any]:
 def describe_command(
     files: Annotated[
         list[Path],
-        typer.Argument(help="Pictures (or sounds) to describe, or one table (CSV, Parquet, JSONL)."),
+        typer.Argument(
+            help="Pictures (or sounds) to describe, or one table (CSV, Parquet, JSONL)."
+        ),
     ],
     model: Model,
     column: Annotated[

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from tests.vlm.fake_backend import FakeBackend
 from typer.testing import CliRunner
 
 import plait
 from plait.cli import app
-from tests.vlm.fake_backend import FakeBackend
 
 
 def invoke(*args: object):
@@ -88,7 +87,9 @@ def test_label_cli_local_model_beside_an_aligned_model(
     from plait.api import train_run
     from plait.config import PlaitConfig
 
-    raw = tiny_config(tmp_path / "runs", "clip", alignment={"dim": 16, "pair": ["caption", "image"]})
+    raw = tiny_config(
+        tmp_path / "runs", "clip", alignment={"dim": 16, "pair": ["caption", "image"]}
+    )
     raw["training"]["epochs"] = 1
     run = train_run(PlaitConfig.from_dict(raw))
     classes = ",".join(sorted(pd.read_csv(labelled)["label"].unique()))
@@ -96,7 +97,9 @@ def test_label_cli_local_model_beside_an_aligned_model(
     result = invoke("label", labelled, "--classes", classes, "--model", chat_vlm, "--no-cache",
                     "--compare", run.model_dir, "-o", out)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "accuracy" in result.flat and "aligned model" in result.flat and "confusion" in result.flat
+    assert (
+        "accuracy" in result.flat and "aligned model" in result.flat and "confusion" in result.flat
+    )
     predictions = pd.read_csv(out)
     assert set(predictions["prediction"]) <= set(classes.split(","))
     assert len(predictions) == 10

@@ -44,7 +44,9 @@ def test_train_reload_predict_with_a_described_modality(
 
     record = json.loads((run.model_dir / DESCRIPTIONS_FILE).read_text())
     seen = record["modalities"]["seen"]
-    assert seen["prompt"] == "Write a caption for this {kind}, as a short phrase without a full stop."
+    assert (
+        seen["prompt"] == "Write a caption for this {kind}, as a short phrase without a full stop."
+    )
     assert seen["identity"].startswith(f"hub:{chat_vlm}@")
     manifest = json.loads((run.model_dir / "manifest.json").read_text())
     assert DESCRIPTIONS_FILE in manifest["files"]

@@ -176,9 +176,13 @@ def describe_training_tables(
         _absolute_paths(table, config)
         target = folder / f"{split}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, lambda tmp, f=table.frame: f.to_parquet(tmp, index=False))
+        _write_parquet(target, table.frame)
         update[split] = str(target)
     return config.model_copy(update={"data": config.data.model_copy(update=update)}), describer
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _absolute_paths(table: Table, config: PlaitConfig) -> None:

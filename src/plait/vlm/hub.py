@@ -164,8 +164,9 @@ class HubVlmBackend:
                 inputs[key] = torch.cat([value] * k)
             else:
                 inputs[key] = value
-        inputs["input_ids"], inputs["attention_mask"] = input_ids.to(self.device), mask.to(
-            self.device
+        inputs["input_ids"], inputs["attention_mask"] = (
+            input_ids.to(self.device),
+            mask.to(self.device),
         )
         logits = self.model(**inputs).logits.float()  # [k, T, V]
         logprobs = torch.log_softmax(logits[:, length - 1 : -1], dim=-1)  # [k, longest, V]
@@ -176,9 +177,7 @@ class HubVlmBackend:
         return scores
 
 
-def _batches(
-    positions: list[int], requests: Sequence[VlmRequest], size: int
-) -> list[list[int]]:
+def _batches(positions: list[int], requests: Sequence[VlmRequest], size: int) -> list[list[int]]:
     """Consecutive runs of at most `size` requests sharing their generation settings."""
     groups: list[list[int]] = []
     for i in positions:
@@ -241,7 +240,8 @@ def _load(model: str, dtype: str, device: torch.device) -> tuple[Any, Any, str]:
         raise ConfigError(f"model '{model}': its processor has no tokenizer")
     commit = getattr(config, "_commit_hash", None)
     fingerprint = commit or _folder_fingerprint(Path(model))
-    return processor, loaded.to(device).eval(), fingerprint
+    model_on_device: Any = loaded
+    return processor, model_on_device.to(device).eval(), fingerprint
 
 
 def _not_found(model: str, error: Exception) -> str:

@@ -66,12 +66,6 @@ def answer_rows(
     return [next(answers) if r is not None else None for r in requests]
 
 
-def refuse_problems(problems: Sequence[RowProblem], what: str) -> None:
-    """Raise a `DataError` listing every problem row (for callers that cannot skip)."""
-    if problems:
-        raise DataError(f"{what}: {len(problems)} row(s) cannot be sent to the model", problems)
-
-
 def describe_table(
     backend: VlmBackend,
     table: Table,
