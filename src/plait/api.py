@@ -197,7 +197,9 @@ def train_run(
     if config.init_from is not None:  # the towers start from a saved model's
         trainer_task = InitialisedTask(task)
     folder = Path(run_dir or Path(config.output_dir) / config.name)
-    config, describer = describe_training_tables(config, folder)  # a large model's text
+    describer = None
+    if resume or not (folder / "checkpoints" / "last.ckpt").is_file():  # else fit refuses
+        config, describer = describe_training_tables(config, folder)  # a large model's text
     trained = fit(config, trainer_task, resume=resume, run_dir=run_dir)
     predictor = task.predictor_of(trained.model, config, trained.processors, trained.labels)
     if describer is not None:

@@ -53,6 +53,10 @@ ApiKeyEnv = Annotated[
 Device = Annotated[
     str, typer.Option(help="Local model: cpu, cuda or auto.", rich_help_panel=_BACKEND)
 ]
+Dtype = Annotated[
+    str,
+    typer.Option(help="Local model: auto, float32, bfloat16 or float16.", rich_help_panel=_BACKEND),
+]
 BatchSize = Annotated[
     int, typer.Option(help="Local model: requests per batch.", rich_help_panel=_BACKEND)
 ]
@@ -119,6 +123,7 @@ def describe_command(
     base_url: BaseUrl = None,
     api_key_env: ApiKeyEnv = None,
     device: Device = "cpu",
+    dtype: Dtype = "auto",
     batch_size: BatchSize = 8,
     concurrency: Concurrency = 4,
     requests_per_minute: Rpm = None,
@@ -139,7 +144,8 @@ def describe_command(
         from plait.vlm_api import describe
 
         options = _options(provider=provider, base_url=base_url, api_key_env=api_key_env,
-                           device=device, batch_size=batch_size, concurrency=concurrency,
+                           device=device, dtype=dtype, batch_size=batch_size,
+                           concurrency=concurrency,
                            requests_per_minute=requests_per_minute, cache_dir=cache_dir,
                            cache=cache)  # fmt: skip
         return describe(files, model=model, column=column, template=template, prompt=prompt,
@@ -178,6 +184,7 @@ def label_command(
     base_url: BaseUrl = None,
     api_key_env: ApiKeyEnv = None,
     device: Device = "cpu",
+    dtype: Dtype = "auto",
     batch_size: BatchSize = 8,
     concurrency: Concurrency = 4,
     requests_per_minute: Rpm = None,
@@ -199,7 +206,8 @@ def label_command(
         from plait.vlm_api import label
 
         options = _options(provider=provider, base_url=base_url, api_key_env=api_key_env,
-                           device=device, batch_size=batch_size, concurrency=concurrency,
+                           device=device, dtype=dtype, batch_size=batch_size,
+                           concurrency=concurrency,
                            requests_per_minute=requests_per_minute, cache_dir=cache_dir,
                            cache=cache)  # fmt: skip
         names = _class_names(classes, classes_file)

@@ -51,6 +51,9 @@ def test_train_reload_predict_with_a_described_modality(
     manifest = json.loads((run.model_dir / "manifest.json").read_text())
     assert DESCRIPTIONS_FILE in manifest["files"]
 
+    check = plait.check_data(PlaitConfig.from_dict(raw))  # describes as train does (cached)
+    assert not check.problems and check.rows["train"] > 0
+
     model = plait.load(run.model_dir)
     assert model.descriptions["seen"].prompt == seen["prompt"]
     assert model._describer is None  # loading never touches the large model

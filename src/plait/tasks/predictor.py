@@ -129,9 +129,7 @@ class BasePredictor:
             return data
         if self._describer is None:
             self._describer = Describer(self.descriptions)
-        chosen = Describer({n: self.descriptions[n] for n in names})
-        chosen._backends = self._describer._backends  # one loaded model per backend
-        return chosen.add(read_table(data), progress=False)
+        return self._describer.subset(names).add(read_table(data), progress=False)
 
     def loader(self, dataset: MultimodalDataset, batch_size: int) -> Iterator[Batch]:
         """Collated batches of `dataset` in order, on the CPU."""

@@ -99,6 +99,12 @@ class Describer:
         self.descriptions = dict(descriptions)
         self._backends: dict[str, VlmBackend] = {}
 
+    def subset(self, names: list[str]) -> Describer:
+        """A describer of `names` only, sharing this one's loaded backends."""
+        chosen = Describer({n: self.descriptions[n] for n in names})
+        chosen._backends = self._backends
+        return chosen
+
     def backend(self, description: Description) -> VlmBackend:
         from plait.vlm.backends import make_backend
 
