@@ -101,3 +101,15 @@ def test_a_model_that_is_not_image_text_to_text_is_refused(tmp_path: Path) -> No
     )
     with pytest.raises(ConfigError, match="'bert' model, not an image-text-to-text"):
         HubVlmBackend(str(tmp_path))
+
+
+def test_requests_with_no_one_or_two_pictures_batch_together(
+    backend: HubVlmBackend, pictures: list[Path]
+) -> None:
+    media = [Media.from_path(p) for p in pictures[:2]]
+    requests = [
+        VlmRequest(media=m, prompt="describe", max_new_tokens=4)
+        for m in [(), (media[0],), (media[0], media[1])]
+    ]
+    together = backend.generate(requests, progress=False)
+    assert [backend.generate([r], progress=False)[0] for r in requests] == together

@@ -89,12 +89,14 @@ class HubVlmBackend:
     def _inputs(self, requests: Sequence[VlmRequest], padding_side: str) -> dict[str, Any]:
         """The processor's tensors for prompts built with the model's chat template."""
         texts = [self._chat_text(r) for r in requests]
-        images = [_image(m, r) for r in requests for m in r.media]
+        # one list of pictures per prompt: the nested form every processor accepts
+        images = [[_image(m, r) for m in r.media] for r in requests]
         self.processor.tokenizer.padding_side = padding_side
         try:
             encoded = self.processor(
-                images=images or None, text=texts, return_tensors="pt", padding=True
-            )
+                images=images if any(images) else None, text=texts, return_tensors="pt",
+                padding=True,
+            )  # fmt: skip
         except (ValueError, TypeError) as error:
             raise PlaitError(f"{self.name}: its processor refused the request ({error})") from error
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in encoded.items()}
