@@ -8,7 +8,6 @@ random-init vision-language model that `transformers serve` loads in test_real_s
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -174,8 +173,13 @@ def save_tiny_llava(folder: Path) -> Path:
         tokenizer_object=words, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
         pad_token="<pad>", extra_special_tokens={"image_token": "<image>"},
     )  # fmt: skip
-    image_processor_class = getattr(tf, "CLIPImageProcessorPil", tf.CLIPImageProcessor)
-    image_processor = image_processor_class(
+    try:  # transformers 5 splits the PIL image processors out (no torchvision here)
+        from transformers.models.clip.image_processing_pil_clip import (
+            CLIPImageProcessorPil as ImageProcessor,
+        )
+    except ImportError:
+        ImageProcessor = tf.CLIPImageProcessor  # noqa: N806
+    image_processor = ImageProcessor(
         size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
     )
     processor = tf.LlavaProcessor(
@@ -199,11 +203,3 @@ def save_tiny_llava(folder: Path) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
-
-
-def png_bytes(colour: tuple[int, int, int]) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8), colour).save(out, "PNG")
-    return out.getvalue()
