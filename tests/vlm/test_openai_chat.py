@@ -249,6 +249,21 @@ def test_bad_settings_are_config_errors() -> None:
         OpenAIChatBackend("http://127.0.0.1:1/v1", "m", concurrency=0, timeout_s=0)
 
 
+@pytest.mark.parametrize("secret", [KEY, "a1B2c3D4e5F6g7H8i9J0k1L2"])
+def test_a_key_passed_as_the_variable_name_is_refused_unechoed(secret: str) -> None:
+    with pytest.raises(ConfigError, match="not the key itself") as caught:
+        OpenAIChatBackend("http://127.0.0.1:1/v1", "m", api_key_env=secret)
+    assert secret not in str(caught.value)
+
+
+def test_credentials_or_a_query_in_base_url_are_refused() -> None:
+    with pytest.raises(ConfigError, match="user name or password") as caught:
+        OpenAIChatBackend(f"https://me:{KEY}@example.com/v1", "m")
+    assert KEY not in str(caught.value)
+    with pytest.raises(ConfigError, match="query"):
+        OpenAIChatBackend("https://example.com/v1?api-version=1", "m")
+
+
 def test_identity_names_model_and_server() -> None:
     one = OpenAIChatBackend("http://127.0.0.1:1/v1/", "m", api_key_env=None)
     assert one.identity == "openai-chat:m@http://127.0.0.1:1/v1"

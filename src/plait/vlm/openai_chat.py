@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -99,6 +100,7 @@ class OpenAIChatBackend:
             if self.base_url.endswith("/chat/completions")
             else f"{self.base_url}/chat/completions"
         )
+        _check_key_env(api_key_env)
         self.api_key_env = api_key_env
         key = os.environ.get(api_key_env, "") if api_key_env else ""
         self._key = _Secret(key) if key else None
@@ -289,12 +291,39 @@ def _checked_base_url(base_url: str | None) -> str:
             "https://api.openai.com/v1 or http://127.0.0.1:8000/v1 for a local server"
         )
     parts = urlsplit(base_url.strip())
+    if parts.username or parts.password:  # not echoed: it holds a credential
+        raise ConfigError(
+            "base_url must not hold a user name or password; put the API key in an "
+            "environment variable and name it with api_key_env"
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"base_url {base_url!r} is not an http(s) URL; name the API root, e.g. "
             "https://api.openai.com/v1"
         )
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"base_url {base_url!r} has a ?query or #fragment; name the API root alone "
+            "(Plait appends /chat/completions to it)"
+        )
     return base_url.strip().rstrip("/")
+
+
+def _check_key_env(api_key_env: str | None) -> None:
+    """`api_key_env` must be a variable's name; a key passed there by mistake would end up
+    in log lines and messages that quote the name, so it is refused without echoing it."""
+    if api_key_env is None:
+        return
+    looks_like_key = (
+        len(api_key_env) >= 20
+        and any(c.islower() for c in api_key_env)
+        and any(c.isdigit() for c in api_key_env)
+    )
+    if looks_like_key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+        raise ConfigError(
+            "api_key_env must name the environment variable that holds the key (e.g. "
+            "OPENAI_API_KEY), not the key itself: export the key, then pass its name"
+        )
 
 
 def _check_numbers(
