@@ -71,14 +71,18 @@ class FakeChatServer:
                 try:
                     reply = server.script(index, server.bodies[index])
                     time.sleep(reply.delay_s)
-                    body = reply.body
-                    data = (
-                        json.dumps(body).encode()
-                        if isinstance(body, dict)
-                        else body.encode()
-                        if isinstance(body, str)
-                        else body or b""
-                    )
+                finally:  # counted out before answering: the client may send its next at once
+                    with server.lock:
+                        server.in_flight -= 1
+                body = reply.body
+                data = (
+                    json.dumps(body).encode()
+                    if isinstance(body, dict)
+                    else body.encode()
+                    if isinstance(body, str)
+                    else body or b""
+                )
+                try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
@@ -88,9 +92,6 @@ class FakeChatServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None

@@ -38,7 +38,7 @@ from plait.vlm.errors import (
     UnknownModel,
     VlmError,
 )
-from plait.vlm.media_parts import content_parts
+from plait.vlm.media_parts import check_sendable, content_parts
 from plait.vlm.rate_limit import RateLimiter, backoff_delay, retry_after_s
 
 log = logging.getLogger(__name__)
@@ -121,23 +121,25 @@ class OpenAIChatBackend:
 
     def generate(self, requests: Sequence[VlmRequest], *, progress: bool = True) -> list[str]:
         """One answer per request, in order; the first failure stops the batch and raises."""
-        payloads = [self._payload(request) for request in requests]  # bad media fail here
-        if not payloads:
+        for request in requests:  # an unsendable file fails the batch before any request
+            for media in request.media:
+                check_sendable(media)
+        if not requests:
             return []
-        log.info("sending %d request(s) to %s (model %s)", len(payloads), self.url, self.model)
-        answers: list[str] = [""] * len(payloads)
+        log.info("sending %d request(s) to %s (model %s)", len(requests), self.url, self.model)
+        answers: list[str] = [""] * len(requests)
         limiter_stop = threading.Event()
         limiter = RateLimiter(self.requests_per_minute, sleep=limiter_stop.wait)
         headers = {"Authorization": f"Bearer {self._key.reveal()}"} if self._key else {}
         limits = httpx.Limits(max_connections=self.concurrency)
         with (
             httpx.Client(timeout=self.timeout_s, headers=headers, limits=limits) as client,
-            progress_bar(progress, f"asking {self.model}", len(payloads)) as advance,
+            progress_bar(progress, f"asking {self.model}", len(requests)) as advance,
             ThreadPoolExecutor(self.concurrency, thread_name_prefix="plait-vlm") as pool,
         ):
             futures = {
-                pool.submit(self._ask, client, limiter, limiter_stop, request, payload): index
-                for index, (request, payload) in enumerate(zip(requests, payloads, strict=True))
+                pool.submit(self._ask, client, limiter, limiter_stop, request): index
+                for index, request in enumerate(requests)
             }
             try:
                 for future in as_completed(futures):
@@ -163,9 +165,10 @@ class OpenAIChatBackend:
         limiter: RateLimiter,
         stop: threading.Event,
         request: VlmRequest,
-        payload: dict[str, Any],
     ) -> str:
-        """Send one request with retries; the answer text, or a `VlmError`."""
+        """Send one request with retries; the answer text, or a `VlmError`. The payload
+        (base64 media) is built here, so a large batch holds only `concurrency` of them."""
+        payload = self._payload(request)
         last: httpx.Response | Exception | None = None
         for attempt in range(self.max_retries + 1):
             if attempt > 0:
