@@ -8,7 +8,6 @@ random-init vision-language model that `transformers serve` loads in test_real_s
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -72,14 +71,18 @@ class FakeChatServer:
                 try:
                     reply = server.script(index, server.bodies[index])
                     time.sleep(reply.delay_s)
-                    body = reply.body
-                    data = (
-                        json.dumps(body).encode()
-                        if isinstance(body, dict)
-                        else body.encode()
-                        if isinstance(body, str)
-                        else body or b""
-                    )
+                finally:  # counted out before answering: the client may send its next at once
+                    with server.lock:
+                        server.in_flight -= 1
+                body = reply.body
+                data = (
+                    json.dumps(body).encode()
+                    if isinstance(body, dict)
+                    else body.encode()
+                    if isinstance(body, str)
+                    else body or b""
+                )
+                try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
@@ -89,9 +92,6 @@ class FakeChatServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -174,8 +174,13 @@ def save_tiny_llava(folder: Path) -> Path:
         tokenizer_object=words, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
         pad_token="<pad>", extra_special_tokens={"image_token": "<image>"},
     )  # fmt: skip
-    image_processor_class = getattr(tf, "CLIPImageProcessorPil", tf.CLIPImageProcessor)
-    image_processor = image_processor_class(
+    try:  # transformers 5 splits the PIL image processors out (no torchvision here)
+        from transformers.models.clip.image_processing_pil_clip import (
+            CLIPImageProcessorPil as ImageProcessor,
+        )
+    except ImportError:
+        ImageProcessor = tf.CLIPImageProcessor  # noqa: N806
+    image_processor = ImageProcessor(
         size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
     )
     processor = tf.LlavaProcessor(
@@ -199,14 +204,6 @@ def save_tiny_llava(folder: Path) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
-
-
-def png_bytes(colour: tuple[int, int, int]) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8), colour).save(out, "PNG")
-    return out.getvalue()
 
 
 @pytest.fixture(scope="session")

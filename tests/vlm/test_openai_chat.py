@@ -80,10 +80,15 @@ def test_answers_come_back_in_request_order_with_concurrency_capped(
 
 def test_requests_per_minute_spaces_the_starts(fake_chat: FakeChatServer, tmp_path: Path) -> None:
     picture = write_png(tmp_path / "p.png")
-    client = backend(fake_chat, concurrency=4, requests_per_minute=600)  # one per 0.1 s
+    client = backend(fake_chat, concurrency=4, requests_per_minute=300)  # one per 0.2 s
+    start = time.monotonic()
     client.generate([ask(picture, f"q{n}") for n in range(4)])
-    gaps = [b - a for a, b in zip(fake_chat.started, fake_chat.started[1:], strict=False)]
-    assert len(gaps) == 3 and min(gaps) > 0.08
+    assert time.monotonic() - start >= 0.6  # the 4th start waits 3 intervals
+    assert len(fake_chat.bodies) == 4
+    unpaced = backend(fake_chat, concurrency=4)
+    start = time.monotonic()
+    unpaced.generate([ask(picture, f"q{n}") for n in range(4)])
+    assert time.monotonic() - start < 0.5  # (four echo replies take milliseconds)
 
 
 def test_429_waits_as_retry_after_says_then_succeeds(
@@ -247,6 +252,21 @@ def test_bad_settings_are_config_errors() -> None:
         OpenAIChatBackend("api.openai.com/v1", "gpt-4o")
     with pytest.raises(ConfigError, match="concurrency.*timeout_s"):
         OpenAIChatBackend("http://127.0.0.1:1/v1", "m", concurrency=0, timeout_s=0)
+
+
+@pytest.mark.parametrize("secret", [KEY, "a1B2c3D4e5F6g7H8i9J0k1L2"])
+def test_a_key_passed_as_the_variable_name_is_refused_unechoed(secret: str) -> None:
+    with pytest.raises(ConfigError, match="not the key itself") as caught:
+        OpenAIChatBackend("http://127.0.0.1:1/v1", "m", api_key_env=secret)
+    assert secret not in str(caught.value)
+
+
+def test_credentials_or_a_query_in_base_url_are_refused() -> None:
+    with pytest.raises(ConfigError, match="user name or password") as caught:
+        OpenAIChatBackend(f"https://me:{KEY}@example.com/v1", "m")
+    assert KEY not in str(caught.value)
+    with pytest.raises(ConfigError, match="query"):
+        OpenAIChatBackend("https://example.com/v1?api-version=1", "m")
 
 
 def test_identity_names_model_and_server() -> None:

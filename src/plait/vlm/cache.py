@@ -6,7 +6,8 @@ prompt, the choices, `max_new_tokens`, `temperature` and the backend's `identity
 and server). Renaming or moving a file keeps its answers; changing a byte does not. Files
 are written atomically, so a killed run leaves whole entries; an entry that cannot be
 read is logged, asked again and rewritten. With `temperature > 0` the first sampled answer
-is kept. Deleting the folder empties the cache.
+is kept. A request repeated within one call is asked once. Deleting the folder empties
+the cache.
 """
 
 from __future__ import annotations
@@ -71,17 +72,17 @@ class CachedBackend:
     def generate(self, requests: Sequence[VlmRequest], *, progress: bool = True) -> list[str]:
         """Answers from the cache where present; the rest from the backend, then stored."""
         keys = [cache_key(request, self.identity) for request in requests]
-        answers: list[str | None] = [self._read(key) for key in keys]
-        missing = [i for i, answer in enumerate(answers) if answer is None]
-        self.hits += len(requests) - len(missing)
+        found = {key: self._read(key) for key in dict.fromkeys(keys)}
+        first_of: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            if found[key] is None:
+                first_of.setdefault(key, index)
+        missing = list(first_of.values())  # one request per distinct missing answer
+        cached = sum(found[key] is not None for key in keys)
+        self.hits += cached
         self.misses += len(missing)
         if missing:
-            log.info(
-                "%d of %d answer(s) cached; asking for %d",
-                len(requests) - len(missing),
-                len(requests),
-                len(missing),
-            )
+            log.info("%d of %d answer(s) cached; asking for %d", cached, len(keys), len(missing))
         with progress_bar(progress, "asking the model", len(missing)) as advance:
             for start in range(0, len(missing), CHUNK):
                 chunk = missing[start : start + CHUNK]
@@ -92,9 +93,9 @@ class CachedBackend:
                     )
                 for index, answer in zip(chunk, got, strict=True):
                     self._write(keys[index], requests[index], answer)
-                    answers[index] = answer
+                    found[keys[index]] = answer
                 advance(len(chunk))
-        return [answer if answer is not None else "" for answer in answers]  # all filled
+        return [found[key] or "" for key in keys]  # every key is filled by now
 
     def _read(self, key: str) -> str | None:
         path = self.path_of(key)

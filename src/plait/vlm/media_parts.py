@@ -16,9 +16,14 @@ from plait.vlm.base import Media
 from plait.vlm.errors import UnsupportedMedia
 
 #: audio formats the protocol's `input_audio` part takes, by media type
-AUDIO_FORMATS = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3", "audio/mp3": "mp3"}
+AUDIO_FORMATS: dict[str, str] = {
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+}
 #: audio formats converted to wav before sending (soundfile reads them)
-CONVERTED_TO_WAV = {"audio/flac", "audio/x-flac", "audio/ogg"}
+CONVERTED_TO_WAV: set[str] = {"audio/flac", "audio/x-flac", "audio/ogg"}
 
 
 def content_parts(media: tuple[Media, ...], text: str) -> list[dict[str, Any]]:
@@ -28,21 +33,27 @@ def content_parts(media: tuple[Media, ...], text: str) -> list[dict[str, Any]]:
     return parts
 
 
-def media_part(media: Media) -> dict[str, Any]:
-    """One `image_url` or `input_audio` part; `UnsupportedMedia` for a format it cannot send."""
-    if media.kind == "image":
-        url = f"data:{media.mime};base64,{_b64(media.data)}"
-        return {"type": "image_url", "image_url": {"url": url}}
-    if media.mime in AUDIO_FORMATS:
-        data, fmt = media.data, AUDIO_FORMATS[media.mime]
-    elif media.mime in CONVERTED_TO_WAV:
-        data, fmt = _to_wav(media), "wav"
-    else:
+def check_sendable(media: Media) -> None:
+    """Raise `UnsupportedMedia` now for a sound format no part can carry, so a batch fails
+    before its first request rather than halfway through."""
+    if media.kind == "audio" and media.mime not in {*AUDIO_FORMATS, *CONVERTED_TO_WAV}:
         raise UnsupportedMedia(
             f"{media.name}: {media.mime} cannot be sent to an OpenAI-compatible endpoint; "
             "the protocol takes wav and mp3 (flac and ogg are converted to wav): convert it "
             "first, e.g. `ffmpeg -i IN OUT.wav`"
         )
+
+
+def media_part(media: Media) -> dict[str, Any]:
+    """One `image_url` or `input_audio` part; `UnsupportedMedia` for a format it cannot send."""
+    check_sendable(media)
+    if media.kind == "image":
+        url = f"data:{media.mime};base64,{_b64(media.data)}"
+        return {"type": "image_url", "image_url": {"url": url}}
+    if media.mime in AUDIO_FORMATS:
+        data, fmt = media.data, AUDIO_FORMATS[media.mime]
+    else:
+        data, fmt = _to_wav(media), "wav"
     return {"type": "input_audio", "input_audio": {"data": _b64(data), "format": fmt}}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -37,7 +38,7 @@ from plait.vlm.errors import (
     UnknownModel,
     VlmError,
 )
-from plait.vlm.media_parts import content_parts
+from plait.vlm.media_parts import check_sendable, content_parts
 from plait.vlm.rate_limit import RateLimiter, backoff_delay, retry_after_s
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class OpenAIChatBackend:
             if self.base_url.endswith("/chat/completions")
             else f"{self.base_url}/chat/completions"
         )
+        _check_key_env(api_key_env)
         self.api_key_env = api_key_env
         key = os.environ.get(api_key_env, "") if api_key_env else ""
         self._key = _Secret(key) if key else None
@@ -119,23 +121,25 @@ class OpenAIChatBackend:
 
     def generate(self, requests: Sequence[VlmRequest], *, progress: bool = True) -> list[str]:
         """One answer per request, in order; the first failure stops the batch and raises."""
-        payloads = [self._payload(request) for request in requests]  # bad media fail here
-        if not payloads:
+        for request in requests:  # an unsendable file fails the batch before any request
+            for media in request.media:
+                check_sendable(media)
+        if not requests:
             return []
-        log.info("sending %d request(s) to %s (model %s)", len(payloads), self.url, self.model)
-        answers: list[str] = [""] * len(payloads)
+        log.info("sending %d request(s) to %s (model %s)", len(requests), self.url, self.model)
+        answers: list[str] = [""] * len(requests)
         limiter_stop = threading.Event()
         limiter = RateLimiter(self.requests_per_minute, sleep=limiter_stop.wait)
         headers = {"Authorization": f"Bearer {self._key.reveal()}"} if self._key else {}
         limits = httpx.Limits(max_connections=self.concurrency)
         with (
             httpx.Client(timeout=self.timeout_s, headers=headers, limits=limits) as client,
-            progress_bar(progress, f"asking {self.model}", len(payloads)) as advance,
+            progress_bar(progress, f"asking {self.model}", len(requests)) as advance,
             ThreadPoolExecutor(self.concurrency, thread_name_prefix="plait-vlm") as pool,
         ):
             futures = {
-                pool.submit(self._ask, client, limiter, limiter_stop, request, payload): index
-                for index, (request, payload) in enumerate(zip(requests, payloads, strict=True))
+                pool.submit(self._ask, client, limiter, limiter_stop, request): index
+                for index, request in enumerate(requests)
             }
             try:
                 for future in as_completed(futures):
@@ -161,9 +165,10 @@ class OpenAIChatBackend:
         limiter: RateLimiter,
         stop: threading.Event,
         request: VlmRequest,
-        payload: dict[str, Any],
     ) -> str:
-        """Send one request with retries; the answer text, or a `VlmError`."""
+        """Send one request with retries; the answer text, or a `VlmError`. The payload
+        (base64 media) is built here, so a large batch holds only `concurrency` of them."""
+        payload = self._payload(request)
         last: httpx.Response | Exception | None = None
         for attempt in range(self.max_retries + 1):
             if attempt > 0:
@@ -289,12 +294,39 @@ def _checked_base_url(base_url: str | None) -> str:
             "https://api.openai.com/v1 or http://127.0.0.1:8000/v1 for a local server"
         )
     parts = urlsplit(base_url.strip())
+    if parts.username or parts.password:  # not echoed: it holds a credential
+        raise ConfigError(
+            "base_url must not hold a user name or password; put the API key in an "
+            "environment variable and name it with api_key_env"
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"base_url {base_url!r} is not an http(s) URL; name the API root, e.g. "
             "https://api.openai.com/v1"
         )
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"base_url {base_url!r} has a ?query or #fragment; name the API root alone "
+            "(Plait appends /chat/completions to it)"
+        )
     return base_url.strip().rstrip("/")
+
+
+def _check_key_env(api_key_env: str | None) -> None:
+    """`api_key_env` must be a variable's name; a key passed there by mistake would end up
+    in log lines and messages that quote the name, so it is refused without echoing it."""
+    if api_key_env is None:
+        return
+    looks_like_key = (
+        len(api_key_env) >= 20
+        and any(c.islower() for c in api_key_env)
+        and any(c.isdigit() for c in api_key_env)
+    )
+    if looks_like_key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+        raise ConfigError(
+            "api_key_env must name the environment variable that holds the key (e.g. "
+            "OPENAI_API_KEY), not the key itself: export the key, then pass its name"
+        )
 
 
 def _check_numbers(
