@@ -120,3 +120,23 @@ def test_label_refusals_are_one_clear_line(labelled: Path, args: list[str], mess
     result = invoke("label", labelled, "--model", "m", *args)
     assert result.exit_code == 2, result.output
     assert message in result.flat and "Traceback" not in result.output
+
+
+def test_label_through_an_openai_compatible_server(fake_chat, labelled: Path) -> None:
+    """Free-text replies are mapped onto the classes; a reply naming none is `<no choice>`,
+    counted wrong and shown as its own confusion column."""
+    from tests.vlm.conftest import Reply, completion
+
+    frame = pd.read_csv(labelled)
+    classes = sorted(frame["label"].unique())
+    replies = [f"It is {label}." for label in frame["label"][:8]] + ["I cannot tell", "no"]
+    fake_chat.script = lambda index, body: Reply(body=completion(replies[index]))
+    result = plait.label(labelled, classes, model="m", provider="openai",
+                         base_url=fake_chat.base_url, api_key_env=None, cache=False,
+                         concurrency=1)  # fmt: skip
+    assert result.predictions["prediction"].tolist()[8:] == ["<no choice>"] * 2
+    assert result.metrics is not None and result.metrics["accuracy"] == pytest.approx(0.8)
+    confusion = result.confusion()
+    assert confusion is not None and int(confusion["<no choice>"].sum()) == 2
+    assert all("Answer with exactly one of" in b["messages"][0]["content"][-1]["text"]
+               for b in fake_chat.bodies)  # fmt: skip
