@@ -140,3 +140,19 @@ def test_label_through_an_openai_compatible_server(fake_chat, labelled: Path) ->
     assert confusion is not None and int(confusion["<no choice>"].sum()) == 2
     assert all("Answer with exactly one of" in b["messages"][0]["content"][-1]["text"]
                for b in fake_chat.bodies)  # fmt: skip
+
+
+def test_describe_a_sound_through_a_server_from_the_command_line(fake_chat, tmp_path: Path):
+    from tests.vlm.conftest import write_sound
+
+    sound = write_sound(tmp_path / "tone.wav")
+    out = tmp_path / "d.csv"
+    result = invoke("describe", sound, "--provider", "openai", "--base-url", fake_chat.base_url,
+                    "--model", "m", "--no-cache", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # the fake server echoes the prompt: the template was filled in for a sound
+    assert pd.read_csv(out)["description"].tolist() == [
+        "Describe this sound in one short sentence."
+    ]
+    parts = fake_chat.bodies[0]["messages"][0]["content"]
+    assert any(p["type"] == "input_audio" for p in parts)
