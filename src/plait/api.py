@@ -472,7 +472,6 @@ def robustness(
 ) -> pd.DataFrame:
     """Metrics with each modality missing and noisy (`plait.evaluation.robustness`);
     writes robustness.csv / .json and a report folder when `out` is set."""
-    from plait.data import prepare_inference
     from plait.evaluation import (
         default_conditions,
         evaluate_robustness,
@@ -482,9 +481,7 @@ def robustness(
     )
 
     predictor = _as_predictor(model)
-    dataset, _ = prepare_inference(
-        data, predictor.config, predictor.processors, predictor.labels, require_labels=True
-    )
+    dataset = predictor.prepare(data, require_labels=True)  # as predict reads rows
     conditions = default_conditions(predictor.model.modalities, noise_levels=noise_levels)
     frame = evaluate_robustness(predictor, dataset, conditions)
     if out is not None:

@@ -68,6 +68,7 @@ def test_train_reload_predict_with_a_described_modality(
     assert len(list(cache.rglob("*.json"))) - cached == 5
     # the same rows again: same descriptions (from the cache), same predictions
     assert model.predict(test)["prediction"].tolist() == first["prediction"].tolist()
+    assert "accuracy" in model.evaluate(test)  # evaluate reads rows the same way
     # a row that already has the column is refused, naming it
     with pytest.raises(DataError, match="column 'seen' is already there"):
         model.predict(test.head(2).assign(seen="x"))
