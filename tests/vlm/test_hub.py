@@ -113,3 +113,15 @@ def test_requests_with_no_one_or_two_pictures_batch_together(
     ]
     together = backend.generate(requests, progress=False)
     assert [backend.generate([r], progress=False)[0] for r in requests] == together
+
+
+def test_weights_load_on_first_use_so_a_cached_rerun_never_loads_them(
+    chat_vlm: Path, pictures: list[Path], tmp_path: Path
+) -> None:
+    from plait.vlm.cache import CachedBackend
+
+    requests = _ask(pictures[:2], max_new_tokens=3)
+    first = CachedBackend(HubVlmBackend(str(chat_vlm)), tmp_path).generate(requests, progress=False)
+    fresh = HubVlmBackend(str(chat_vlm))
+    assert CachedBackend(fresh, tmp_path).generate(requests, progress=False) == first
+    assert fresh._parts is None  # every answer came from the cache

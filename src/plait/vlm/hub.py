@@ -53,8 +53,24 @@ class HubVlmBackend:
         self.name = model
         self.batch_size = batch_size
         self.device = _device(device)
-        self.processor, self.model, fingerprint = _load(model, dtype, self.device)
-        self.identity = f"hub:{model}@{fingerprint}:dtype={dtype}"
+        self.dtype = dtype
+        self.identity = f"hub:{model}@{_checked(model)}:dtype={dtype}"
+        self._parts: tuple[Any, Any] | None = None  # loaded when first asked
+
+    @property
+    def processor(self) -> Any:
+        return self._loaded()[0]
+
+    @property
+    def model(self) -> Any:
+        return self._loaded()[1]
+
+    def _loaded(self) -> tuple[Any, Any]:
+        """Processor and model, loaded on first use: a rerun whose answers are all cached
+        (`CachedBackend`) never loads the weights."""
+        if self._parts is None:
+            self._parts = _load(self.name, self.dtype, self.device)
+        return self._parts
 
     # ------------------------------------------------------------------ answers
     def generate(self, requests: Sequence[VlmRequest], *, progress: bool = True) -> list[str]:
@@ -216,8 +232,9 @@ def _device(device: str) -> torch.device:
         raise ConfigError(f"device '{device}': {error}") from error
 
 
-def _load(model: str, dtype: str, device: torch.device) -> tuple[Any, Any, str]:
-    """Processor, model (eval, on `device`) and a fingerprint of the exact weights."""
+def _checked(model: str) -> str:
+    """A fingerprint of the exact weights, after checking that `model` exists and is an
+    image-text-to-text model (reads only its config)."""
     import transformers as tf
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
@@ -231,19 +248,24 @@ def _load(model: str, dtype: str, device: torch.device) -> tuple[Any, Any, str]:
             "(vision-language) model; pick one transformers loads with "
             "AutoModelForImageTextToText (LLaVA, Qwen2-VL, SmolVLM, Idefics3, Gemma 3, ...)"
         )
+    commit = getattr(config, "_commit_hash", None)
+    return str(commit) if commit else _folder_fingerprint(Path(model))
+
+
+def _load(model: str, dtype: str, device: torch.device) -> tuple[Any, Any]:
+    """Processor and model (eval, on `device`)."""
+    import transformers as tf
+
     try:
         processor = tf.AutoProcessor.from_pretrained(model)
-        loaded = tf.AutoModelForImageTextToText.from_pretrained(
+        loaded: Any = tf.AutoModelForImageTextToText.from_pretrained(
             model, dtype=DTYPES.get(dtype, "auto")
         )
     except (OSError, ValueError) as error:
         raise ConfigError(f"model '{model}': cannot be loaded ({error})") from error
     if getattr(processor, "tokenizer", None) is None:
         raise ConfigError(f"model '{model}': its processor has no tokenizer")
-    commit = getattr(config, "_commit_hash", None)
-    fingerprint = commit or _folder_fingerprint(Path(model))
-    model_on_device: Any = loaded
-    return processor, model_on_device.to(device).eval(), fingerprint
+    return processor, loaded.to(device).eval()
 
 
 def _not_found(model: str, error: Exception) -> str:
