@@ -153,3 +153,44 @@ def hostile_table(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def hostile_rows() -> dict[int, tuple[str, str]]:
     """The bad rows of `hostile_table`: row number -> (column, file name)."""
     return dict(HOSTILE_FILES)
+
+
+def tiny_captioner_config(scenes: Path, out_dir: Path) -> dict:
+    """A scratch-decoder captioner (image CNN in, 1-layer Transformer decoder out) over
+    `generate_captioned_scenes` tables."""
+    return {
+        "name": "tiny-captioner",
+        "output_dir": str(out_dir),
+        "data": {"train": str(scenes / "train.csv"), "valid": str(scenes / "valid.csv"),
+                 "test": str(scenes / "test.csv"), "id": "id"},  # fmt: skip
+        "modalities": {
+            "image": {"kind": "image", "column": "image", "size": 32, "augment": False,
+                      "encoder": {"type": "image_cnn", "dim": 16, "layers": 2}},  # fmt: skip
+            "caption": {"kind": "text", "column": "caption", "max_length": 24,
+                        "encoder": {"type": "text_cnn"}},  # fmt: skip
+        },
+        "captioning": {"dim": 16, "heads": 2, "layers": 1, "max_length": 8},
+        "training": {"epochs": 1, "batch_size": 16, "progress": False, "tensorboard": False,
+                     "threads": 1, "accelerator": "cpu"},  # fmt: skip
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_captioner(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved, untrained tiny captioner (random weights: the export and serve tests check
+    plumbing and agreement with PyTorch, not caption quality). Read-only."""
+    from plait.config import PlaitConfig
+    from plait.data import prepare_data
+    from plait.datasets.captioned_scenes import generate_captioned_scenes
+    from plait.tasks import task_of
+
+    root = tmp_path_factory.mktemp("tiny-captioner")
+    generate_captioned_scenes(root / "scenes", n_train=16, n_valid=4, n_test=6, n_heldout=0,
+                              seed=0)  # fmt: skip
+    config = PlaitConfig.from_dict(tiny_captioner_config(root / "scenes", root / "runs"))
+    torch.manual_seed(0)
+    data = prepare_data(config, progress=False)
+    task = task_of(config)
+    model = task.build(config, data.processors, data.labels)
+    predictor = task.predictor_of(model.eval(), config, data.processors, data.labels)
+    return predictor.save(root / "model")

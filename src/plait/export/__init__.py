@@ -22,6 +22,7 @@ _EXPORTS = {
     "Tolerance": "plait.export.parity",
     "OnnxPredictor": "plait.export.onnx_predictor",
     "OnnxAlignedPredictor": "plait.export.onnx_predictor",
+    "OnnxCaptioningPredictor": "plait.export.onnx_predictor",
     "load_export": "plait.export.onnx_predictor",
 }
 
