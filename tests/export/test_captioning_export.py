@@ -106,3 +106,12 @@ def test_a_table_without_the_source_column_is_a_clear_error(tiny_captioner: Path
     pd.DataFrame({"id": ["a"], "image": [None], "caption": ["x"]}).to_csv(table, index=False)
     with pytest.raises(PlaitError, match="image"):
         plait.export(tiny_captioner, tmp_path / "onnx", data=table)
+
+
+def test_quantizing_a_captioner_is_refused_clearly(captioner_export, tmp_path: Path):
+    from plait.compress.quantize import quantize
+
+    _, out, _ = captioner_export
+    with pytest.raises(PlaitError, match="quantizing a captioner is not built yet"):
+        quantize(out, out=tmp_path / "int8")
+    assert not (tmp_path / "int8").exists()
