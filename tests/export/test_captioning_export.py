@@ -115,3 +115,39 @@ def test_quantizing_a_captioner_is_refused_clearly(captioner_export, tmp_path: P
     with pytest.raises(PlaitError, match="quantizing a captioner is not built yet"):
         quantize(out, out=tmp_path / "int8")
     assert not (tmp_path / "int8").exists()
+
+
+def test_a_hub_lm_captioner_exports_its_prefix_and_lm_step(
+    tiny_captioner: Path, tiny_gpt2: Path, tmp_path: Path
+):
+    """The ClipCap-style decoder: encoder + prefix mapper in one graph, the GPT-2 step
+    (prefix + tokens so far) in the other; greedy and beam captions equal Hugging Face
+    `generate()`'s on the PyTorch model."""
+    import yaml
+
+    from plait.config import PlaitConfig
+    from plait.data import prepare_data
+    from plait.tasks import task_of
+
+    raw = yaml.safe_load((tiny_captioner / "config.yaml").read_text())
+    raw["captioning"] = {"decoder": "hub", "model": str(tiny_gpt2), "prefix_length": 2,
+                         "max_length": 6}  # fmt: skip
+    raw["modalities"]["caption"]["encoder"] = {"type": "huggingface", "model": str(tiny_gpt2)}
+    config = PlaitConfig.from_dict(raw)
+    data = prepare_data(config, progress=False)
+    task = task_of(config)
+    model = task.build(config, data.processors, data.labels).eval()
+    folder = task.predictor_of(model, config, data.processors, data.labels).save(tmp_path / "m")
+    result = plait.export(folder, tmp_path / "onnx")
+    record = json.loads((tmp_path / "onnx" / "export.json").read_text())
+    assert record["captioning"]["decoder"] == "hub"
+    assert record["graphs"]["caption encoder"]["output"]["name"] == "prefix"
+    assert [i["name"] for i in record["graphs"]["caption step"]["inputs"]] == [
+        "decoder.tokens", "decoder.prefix"
+    ]  # fmt: skip
+    assert all(c.ok for c in result.parity)
+    table = Path(config.data.test or "")
+    for options in ({}, {"num_beams": 2}):
+        got = plait.load(tmp_path / "onnx").caption(table, progress=False, **options)
+        pd.testing.assert_frame_equal(got, plait.load(folder).caption(table, progress=False,
+                                                                      **options))  # fmt: skip
