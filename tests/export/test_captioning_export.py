@@ -63,8 +63,7 @@ def test_loaded_export_captions_as_pytorch_does(captioner_export):
         pd.testing.assert_frame_equal(got, expected)
     assert got["caption"].str.split().str.len().le(3).all()  # max_length: 3 tokens at most
     sampled = [
-        onnx_model.caption(table, progress=False, do_sample=True, top_p=0.9, seed=s)
-        for s in (1, 1)
+        onnx_model.caption(table, progress=False, do_sample=True, top_p=0.9, seed=s) for s in (1, 1)
     ]
     pd.testing.assert_frame_equal(*sampled)
     assert "Exported: the encoder side and one decoding step" in onnx_model.model_card()

@@ -3,7 +3,9 @@
 Supervised models become one graph (`model.onnx`: every modality's preprocessed tensors
 and presence masks -> raw outputs [B, K]); aligned models one graph per tower
 (`tower_<modality>.onnx`: that modality's tensors -> unit vectors [B, D]), so a text
-query and an image embed separately. Each graph is exported by the first exporter that
+query and an image embed separately; captioners two (`caption_encoder.onnx`,
+`caption_step.onnx`: `plait.export.caption_graphs`), whose captions must also equal
+PyTorch's end to end. Each graph is exported by the first exporter that
 succeeds and passes parity on real rows (`plait.export.exporters`, `.parity`); the
 folder layout is `plait.export.folder`'s.
 """
@@ -14,7 +16,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,6 @@ from plait.export.graphs import (
 )
 from plait.export.parity import CaseResult, ParityCase, Tolerance, compare, mask_out, resize_lengths
 from plait.export.runtime import open_session
-from plait.heads.decoding import DecodingOptions
 from plait.tasks import BasePredictor, load
 from plait.tasks.aligned_predictor import AlignedPredictor
 from plait.tasks.captioning_predictor import CaptioningPredictor
@@ -321,8 +322,7 @@ def _export_captioner(
         (open_session(folder / spec.file, threads=1, quiet=True), spec),
         (open_session(folder / step.file, threads=1, quiet=True), step),
     )
-    beams = DecodingOptions(**{**options.as_dict(), "num_beams": CAPTION_CHECK_BEAMS,
-                               "do_sample": False})  # fmt: skip
+    beams = replace(options, num_beams=CAPTION_CHECK_BEAMS, do_sample=False)
     checks = [caption_agreement(model, onnx, full.inputs, o) for o in (options, beams)]
     bad = [c for c in checks if c["differing_rows"]]
     if bad:

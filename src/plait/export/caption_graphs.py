@@ -100,19 +100,21 @@ def step_cases(
     every row x `longest` tokens, and beam-like repeated rows x 2 tokens."""
     rows = len(context[0])
     generator = torch.Generator().manual_seed(seed)
-    shapes = [("1 row, 1 token", [0], 1), (f"{min(3, rows)} rows, 3 tokens",
-              list(range(min(3, rows))), 3), (f"{rows} rows, {longest} tokens",
-              list(range(rows)), longest), ("beams (rows repeated), 2 tokens",
-              [r for r in range(min(2, rows)) for _ in range(3)], 2)]  # fmt: skip
+    few = min(3, rows)
+    shapes = [
+        ("1 row, 1 token", [0], 1),
+        (f"{few} rows, 3 tokens", list(range(few)), 3),
+        (f"{rows} rows, {longest} tokens", list(range(rows)), longest),
+        ("beams (rows repeated), 2 tokens", [r for r in range(min(2, rows)) for _ in range(3)], 2),
+    ]
+    names = ["prefix"] if len(context) == 1 else ["memory", "memory_mask"]
     cases = []
     for name, index, length in shapes:
         tokens = torch.randint(0, vocab_size, (len(index), length), generator=generator)
-        tokens[:, 0] = bos
+        tokens[:, 0] = bos  # [N, t]
         picked = torch.tensor(index)
-        values = {TOKENS: tokens, **{n: c[picked] for n, c in zip(_names(context), context)}}
-        cases.append(ParityCase(name, {STEP: values}, {STEP: torch.ones(len(index), dtype=torch.bool)}))
+        values = {TOKENS: tokens}
+        values.update({n: c[picked] for n, c in zip(names, context, strict=True)})
+        present = {STEP: torch.ones(len(index), dtype=torch.bool)}
+        cases.append(ParityCase(name, {STEP: values}, present))
     return cases
-
-
-def _names(context: list[Tensor]) -> list[str]:
-    return ["prefix"] if len(context) == 1 else ["memory", "memory_mask"]

@@ -251,7 +251,9 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
     # FastAPI may include routers lazily: read the paths from the routers themselves
     known = {str(getattr(r, "path", "")) for r in [*health.routes, *api.routes]}
     known |= {"/metrics", "/", "/docs", "/openapi.json"}
-    hidden = {str(getattr(r, "path", "")) for r in api.routes if not getattr(r, "include_in_schema", True)}
+    hidden = {
+        str(getattr(r, "path", "")) for r in api.routes if not getattr(r, "include_in_schema", True)
+    }
     endpoints.extend(sorted(p for p in known if p.startswith(PREFIX) and p not in hidden))
     app.add_middleware(
         ServiceMiddleware,

@@ -110,7 +110,9 @@ async def caption_input(
             415, "unsupported_media_type", f"send {FORM} or {JSON}; got '{kind or 'nothing'}'"
         )
     if len(rows) > service.settings.max_rows:
-        raise ApiError(413, "too_many_rows", f"{len(rows)} rows; at most {service.settings.max_rows}")
+        raise ApiError(
+            413, "too_many_rows", f"{len(rows)} rows; at most {service.settings.max_rows}"
+        )
     return rows, options
 
 
@@ -134,9 +136,15 @@ def caption_routes(api: APIRouter, service: Service) -> None:
                 "required": True,
                 "content": {
                     JSON: {"schema": CaptionRequest.model_json_schema()},
-                    FORM: {"schema": {"type": "object", "description": (
-                        f"'{service.names[0]}': one file per row (repeat the field for "
-                        "several); the options of CaptionOptions as plain fields")}},
+                    FORM: {
+                        "schema": {
+                            "type": "object",
+                            "description": (
+                                f"'{service.names[0]}': one file per row (repeat the field for "
+                                "several); the options of CaptionOptions as plain fields"
+                            ),
+                        }
+                    },
                 },  # fmt: skip
             }
         },
