@@ -92,6 +92,9 @@ def test_export_cli_writes_a_captioner_and_says_what_it_exported(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "caption encoder: legacy" in result.output and "caption step: legacy" in result.output
+    assert "captions through ONNX Runtime equal PyTorch's: 4/4 rows with 1 beam(s)" in (
+        result.output
+    )
     assert (tmp_path / "onnx" / "caption_step.onnx").is_file()
     wrong = CliRunner().invoke(app, [*args, "--format", "tflite"])
     assert wrong.exit_code == 2 and "unknown export format" in wrong.output

@@ -14,7 +14,7 @@ import plait
 from plait.serve import ServeSettings, create_app
 from plait.serve.loading import load_for_serving
 
-from .conftest import b64, png_bytes
+from .conftest import b64, png_bytes, wav_bytes
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +122,48 @@ def test_the_onnx_export_serves_the_same_captions(tiny_captioner, captioner, pic
         assert c.get("/v1/card").json()["runtime"] == "onnx"
         got = c.post("/v1/caption", json={"rows": rows}).json()["rows"]
     assert [r["caption"] for r in got] == _expected(captioner, pictures)
+
+
+def test_a_sound_captioner_captions_uploaded_wavs_within_the_audio_limit(tmp_path: Path):
+    from plait.config import PlaitConfig
+    from plait.data import prepare_data
+    from plait.datasets.tone_captions import generate_tone_captions
+    from plait.tasks import task_of
+
+    tones = tmp_path / "tones"
+    generate_tone_captions(tones, n_train=8, n_valid=2, n_test=2, n_heldout=0, seed=0)
+    raw = {
+        "name": "tones",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"train": str(tones / "train.csv"), "id": "id"},
+        "modalities": {
+            "audio": {
+                "kind": "audio",
+                "column": "audio",
+                "n_mels": 16,
+                "n_fft": 256,
+                "hop_length": 160,
+                "encoder": {"type": "audio_cnn", "dim": 16},
+            },
+            "caption": {"kind": "text", "column": "caption", "encoder": {"type": "text_cnn"}},
+        },  # fmt: skip
+        "captioning": {"dim": 16, "heads": 2, "layers": 1, "max_length": 6},
+    }
+    config = PlaitConfig.from_dict(raw)
+    data = prepare_data(config, progress=False)
+    task = task_of(config)
+    model = task.build(config, data.processors, data.labels).eval()
+    predictor = task.predictor_of(model, config, data.processors, data.labels)
+    sounds = [tones / p for p in pd.read_csv(tones / "test.csv")["audio"]]
+    limit = ServeSettings(max_audio_seconds=30)
+    with TestClient(create_app(predictor, limit)) as c:
+        assert c.get("/v1/card").json()["captioning"]["source"] == "audio"
+        files = [("audio", (p.name, p.read_bytes(), "audio/wav")) for p in sounds]
+        got = c.post("/v1/caption", files=files).json()["rows"]
+        too_long = wav_bytes(seconds=31)
+        refused = c.post("/v1/caption", files=[("audio", ("long.wav", too_long, "audio/wav"))])
+    frame = pd.DataFrame({"id": ["a", "b"], "audio": [str(p) for p in sounds]})
+    assert [r["caption"] for r in got] == predictor.caption(frame, progress=False)[
+        "caption"
+    ].tolist()
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "audio_too_long"

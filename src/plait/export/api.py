@@ -77,6 +77,8 @@ class GraphResult:
 class ExportResult:
     folder: Path
     graphs: list[GraphResult]
+    #: a captioner's `captioning` record of export.json (what is exported, caption agreement)
+    captioning: dict[str, Any] | None = None
 
     @property
     def parity(self) -> list[CaseResult]:
@@ -116,6 +118,7 @@ def export(
         table = _parity_table(predictor, data)
         out = Path(out_dir)
         graphs: list[GraphResult] = []
+        captioning: dict[str, Any] = {}
 
         def write_graphs(staging: Path) -> dict[str, Any]:
             if isinstance(predictor, AlignedPredictor):
@@ -124,6 +127,7 @@ def export(
             elif isinstance(predictor, CaptioningPredictor):
                 found, record = _export_captioner(predictor, table, staging, order, tolerance)
                 graphs.extend(found)
+                captioning.update(record["captioning"])
                 return record
             else:
                 graphs.append(_export_supervised(predictor, table, staging, order, tolerance))
@@ -132,7 +136,7 @@ def export(
         write_export_folder(
             out, source, write_graphs, graphs, tolerance=tolerance, data=_describe(data, table)
         )
-    return ExportResult(out, graphs)
+    return ExportResult(out, graphs, captioning or None)
 
 
 @contextmanager

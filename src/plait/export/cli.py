@@ -76,4 +76,10 @@ def export_command(
 
     print_table(parity_table(result))
     used = ", ".join(f"{g.name}: {g.exporter}" for g in result.graphs)
+    if result.captioning:
+        checks = ", ".join(
+            f"{c['same']}/{c['rows']} rows with {c['decoding']['num_beams']} beam(s)"
+            for c in result.captioning["caption_agreement"]
+        )
+        console.print(f"captions through ONNX Runtime equal PyTorch's: {checks}")
     console.print(f"wrote {result.folder} (exporter {used})")
