@@ -67,8 +67,9 @@ def _rows_response(
 
 def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any = None) -> FastAPI:
     """A FastAPI app serving `predictor` (a loaded `Predictor`, `AlignedPredictor` or
-    `CaptioningPredictor`, or an ONNX predictor with the same calls); `index` (an `EmbeddingIndex` built with this
-    model) enables /v1/search. Start it with uvicorn (`plait serve` does)."""
+    `CaptioningPredictor`, or an ONNX predictor with the same calls); `index` (an
+    `EmbeddingIndex` built with this model) enables /v1/search. Start it with uvicorn
+    (`plait serve` does)."""
     settings = settings or ServeSettings()
     service = Service(predictor, settings, index)
     if index is not None and not service.aligned:
