@@ -728,7 +728,8 @@
           const chosen = entry.input && entry.input.files.length ? [...entry.input.files] : [];
           const files = chosen.length ? chosen : entry.recording ? [entry.recording] : [];
           if (!files.length) {
-            throw new RequestError(`Give ${source.kind === "audio" ? "a sound" : "a picture"} to caption.`);
+            const what = source.kind === "audio" ? "a sound" : "a picture";
+            throw new RequestError(`Give ${what} to caption.`);
           }
           const form = new FormData();
           for (const file of files) form.append(source.name, file, filename(file, source));
