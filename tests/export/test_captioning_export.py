@@ -146,6 +146,8 @@ def test_a_hub_lm_captioner_exports_its_prefix_and_lm_step(
     ]  # fmt: skip
     assert all(c.ok for c in result.parity)
     table = Path(config.data.test or "")
+    loaded = plait.load(tmp_path / "onnx")  # the LM's config from the export's own hub/
+    assert Path(loaded.config.captioning.model) == tmp_path / "onnx" / "hub" / "_decoder"
     for options in ({}, {"num_beams": 2}):
         got = plait.load(tmp_path / "onnx").caption(table, progress=False, **options)
         pd.testing.assert_frame_equal(got, plait.load(folder).caption(table, progress=False,

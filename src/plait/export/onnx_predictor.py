@@ -175,6 +175,7 @@ def load_export(
     }
     predictor: OnnxPredictor | OnnxAlignedPredictor | OnnxCaptioningPredictor
     if "captioning" in record:
+        config = CaptioningPredictor.loaded_config(config, folder)  # hub LM config: hub/
         source, caption = config.captioning_pair
         tokens = CaptionTokens.of(found.processors[caption])
         encoder, step = graphs["caption encoder"], graphs["caption step"]
