@@ -59,13 +59,17 @@ def test_card_says_captioner_and_predict_points_at_caption(client):
 
 def test_json_rows_get_the_model_captions_and_a_bad_row_its_error(client, captioner, pictures):
     rows = [{"image": b64(p.read_bytes(), p.name)} for p in pictures]
-    rows.append({"image": b64(b"not a picture")})
+    rows += [{"image": b64(b"not a picture")}, {}, {"image": None}]
     answer = client.post("/v1/caption", json={"rows": rows, "options": {"num_beams": 2}})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     got = [r["caption"] for r in body["rows"][:3]]
     assert got == _expected(captioner, pictures, num_beams=2)
-    assert body["rows"][3]["caption"] is None and body["rows"][3]["error_code"]
+    codes = [r.get("error_code") for r in body["rows"][3:]]
+    assert codes == ["unsupported_media_type", "missing_input", "missing_input"]
+    assert all(r["caption"] is None for r in body["rows"][3:])
+    empty = client.post("/v1/caption", json={"rows": [{}]})
+    assert empty.status_code == 422 and "upload the file to caption" in empty.text
     assert body["decoding"]["num_beams"] == 2 and body["decoding"]["max_length"] == 8
 
 

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from plait.errors import PlaitError
 from plait.serve import runner
-from plait.serve.errors import ApiError, envelope
+from plait.serve.errors import ApiError, RowError, envelope
 from plait.serve.requests import FORM, FORMS, JSON, form_fields, json_body, media_type
 from plait.serve.service import Service
 from plait.serve.uploads import FilePayload, RowChecker, Value, decode_payload
@@ -163,6 +163,11 @@ def caption_routes(api: APIRouter, service: Service) -> None:
         checker = RowChecker(predictor.config, service.settings, service.names)
         try:
             checked = await run_in_threadpool(checker.check, rows)
+            source = service.names[0]
+            for row in checked:  # nothing to caption: a row error, not a caption of nothing
+                if row.error is None and source not in row.values:
+                    message = f"no '{source}' in this row: upload the file to caption"
+                    row.error = RowError(422, "missing_input", message)
             outcomes = await service.call(runner.caption_rows, predictor, checked, options)
         finally:
             checker.cleanup()
