@@ -164,10 +164,10 @@ def caption_routes(api: APIRouter, service: Service) -> None:
         try:
             checked = await run_in_threadpool(checker.check, rows)
             source = service.names[0]
-            for row in checked:  # nothing to caption: a row error, not a caption of nothing
-                if row.error is None and source not in row.values:
+            for item in checked:  # nothing to caption: a row error, not a caption of nothing
+                if item.error is None and source not in item.values:
                     message = f"no '{source}' in this row: upload the file to caption"
-                    row.error = RowError(422, "missing_input", message)
+                    item.error = RowError(422, "missing_input", message)
             outcomes = await service.call(runner.caption_rows, predictor, checked, options)
         finally:
             checker.cleanup()
