@@ -115,3 +115,23 @@ def test_data_vqa_command(tmp_path: Path) -> None:
     assert len(pd.read_csv(tmp_path / "train.csv")) == 12
     assert len(list((tmp_path / "images").glob("*.png"))) == 4
     shutil.rmtree(tmp_path / "images")
+
+
+@pytest.mark.parametrize("command", [["ask"], ["data", "vqa"]])
+def test_help_shows_an_example(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "Example" in result.output
+    assert f"plait {' '.join(command)}" in " ".join(result.output.split())
+
+
+def test_serving_a_question_answerer_is_refused_clearly(saved_vqa: Path) -> None:
+    pytest.importorskip("fastapi")
+    from plait.serve.app import create_app
+
+    with pytest.raises(PlaitError, match="plait ask"):
+        create_app(plait.load(saved_vqa))
+
+
+def test_predict_points_to_ask(saved_vqa: Path, reasoning_data: Path) -> None:
+    with pytest.raises(PlaitError, match="use plait ask"):
+        plait.predict(saved_vqa, reasoning_data / "test.csv")

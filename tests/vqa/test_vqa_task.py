@@ -17,6 +17,7 @@ from plait.datasets.reasoning import ANSWERS, QUESTION_TYPES
 from plait.errors import ConfigError
 from plait.evaluation import write_report
 from plait.tasks import TASKS, task_of, task_of_folder
+from plait.tasks.vqa_model import head_options, resolve_head
 from plait.tasks.vqa_predictor import VqaPredictor
 
 from .conftest import table, vqa_config
@@ -133,3 +134,11 @@ def test_save_load_reload_give_identical_answers(
         "id", "answer", "probability", "answer_2", "probability_2", "answer_3", "probability_3",
     ]  # fmt: skip
     assert (expected["probability"] >= expected["probability_2"]).all()
+
+
+def test_the_recipe_head_options_are_valid() -> None:
+    recipe = Path(__file__).parents[2] / "configs" / "vqa-reasoning.yaml"
+    config = PlaitConfig.from_yaml(recipe)
+    assert config.vqa is not None and config.vqa.type_columns == ["question_type", "relation"]
+    options = head_options(resolve_head(config.vqa.head), config.vqa.head_options)
+    assert options.model_dump()["fusion"] == "concat"
