@@ -1112,6 +1112,11 @@ app.command("serve")(serve_command)
 app.command("describe")(describe_command)
 app.command("label")(label_command)
 
+from plait.vqa_cli import ask_command, data_vqa_command  # noqa: E402
+
+app.command("ask")(ask_command)
+data_app.command("vqa")(data_vqa_command)
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

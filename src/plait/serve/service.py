@@ -27,6 +27,10 @@ class Service:
     def __init__(self, predictor: Any, settings: ServeSettings, index: Any = None) -> None:
         from plait.tasks.aligned_predictor import AlignedPredictor
 
+        if getattr(predictor, "task", None) == "vqa":
+            from plait.errors import PlaitError
+
+            raise PlaitError("serving question answerers is not built yet; use `plait ask`")
         self.predictor = predictor
         self.settings = settings
         self.index = index
