@@ -17,7 +17,7 @@ from plait.config import PlaitConfig
 from plait.data import prepare_data
 from plait.datasets.captioned_scenes import generate_captioned_scenes
 from plait.datasets.tone_captions import generate_tone_captions
-from plait.errors import ConfigError
+from plait.errors import ConfigError, DataError
 from plait.tasks import TASKS
 from plait.tasks.captioning_model import IGNORE, CaptionTokens
 from plait.tasks.captioning_predictor import CaptioningPredictor
@@ -159,6 +159,24 @@ def test_bad_rows_keep_their_row_with_an_error(scenes: Path, tmp_path: Path):
     out = predictor.caption(frame, progress=False)
     assert len(out) == 3 and out["caption"].isna().tolist() == [False, True, False]
     assert "missing.png" in out.loc[1, "error"]
+
+
+def test_rows_with_no_source_are_bad_rows_not_captions_of_nothing(scenes: Path, tmp_path: Path):
+    model, data, _ = train_steps(scene_config(scenes, tmp_path), 1)
+    predictor = CaptioningPredictor(model, PlaitConfig.from_dict(scene_config(scenes, tmp_path)),
+                                    data.processors)  # fmt: skip
+    frame = pd.read_csv(scenes / "test.csv").head(4)
+    frame["image"] = [str(scenes / p) for p in frame["image"]]
+    frame.loc[1, "image"] = None
+    frame.loc[3, "image"] = ""
+    out = predictor.caption(frame, progress=False)
+    assert out["id"].tolist() == frame["id"].astype(str).tolist()
+    assert out["caption"].isna().tolist() == [False, True, False, True]
+    assert out["error"].isna().tolist() == [True, False, True, False]
+    assert "column 'image': empty cell" in out.loc[1, "error"]
+    assert predictor.last_bad_rows is not None and predictor.last_bad_rows.rows == [2, 4]
+    with pytest.raises(DataError, match=r"2 of 4 row\(s\).*row 2, column 'image': empty cell"):
+        predictor.caption(frame, progress=False, on_error="raise")
 
 
 def test_audio_captions(tmp_path: Path):

@@ -151,9 +151,13 @@ def validate_rows(
     on_error: str | None = None,
     progress: bool = True,
     description: str | None = None,
+    required: Sequence[str] = (),
 ) -> tuple[np.ndarray, list[RowProblem]]:
     """Check every row before training: files exist and decode, labels are valid.
     Returns (good positions, problems).
+
+    An empty cell of a modality in `required` is a problem (a captioner has nothing to
+    caption without its source); other empty cells are a missing modality.
 
     A row with every modality empty is kept (the model predicts it from what it learned
     with nothing present, as for any missing modality) and counted in a warning.
@@ -178,6 +182,11 @@ def validate_rows(
         for name in names:
             processor, value = processors[name], columns[name][pos]
             if processor.is_missing(value):
+                if name in required:
+                    reason = f"empty cell: this model needs the {name} of every row"
+                    found.append(
+                        RowProblem(table.name, Table.row_number(pos), processor.column, reason)
+                    )
                 continue
             present += 1
             try:
@@ -186,7 +195,7 @@ def validate_rows(
                 found.append(
                     RowProblem(table.name, Table.row_number(pos), processor.column, str(exc))
                 )
-        if present == 0:
+        if present == 0 and not found:  # a refused empty row is a problem, not a warning
             empty_rows.append(Table.row_number(pos))
         return found
 

@@ -9,6 +9,7 @@ so a broken file is reported with all its problems at once, not hours into a run
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,8 +243,12 @@ def prepare_inference(
     require_labels: bool = False,
     progress: bool | None = None,
     on_error: OnError = "raise",
+    required: Sequence[str] = (),
 ) -> tuple[MultimodalDataset, list[RowProblem]]:
     """A dataset over new rows for predict/evaluate, using already-fitted processors.
+
+    A row with an empty cell of a modality in `required` is a bad row like an unreadable
+    file (a captioner's source); other empty cells are a missing modality, predicted.
 
     With `require_labels` the label columns must exist and be valid and the dataset
     carries encoded labels (evaluate); otherwise labels are ignored (predict).
@@ -268,6 +273,7 @@ def prepare_inference(
         on_error="collect",
         progress=progress,
         description=f"checking {table.name}",
+        required=required,
     )
     report = BadRows(table.name, len(table), problems)
     if report and on_error == "raise":

@@ -101,15 +101,20 @@ class CaptioningPredictor(BasePredictor):
         `data`: a table (path or DataFrame) with the source column (image or audio
         paths). Decoding options left None keep the config's defaults (greedy unless it
         says otherwise); their meaning is Hugging Face `generate()`'s. With
-        `on_error="skip"` a row that cannot be read keeps its row with an empty caption
-        and an `error` column says why.
+        `on_error="skip"` a row that cannot be read, or whose source cell is empty (there
+        is nothing to caption), keeps its row with an empty caption and an `error` column
+        says why; `on_error="raise"` refuses the table, naming the first such row and
+        column.
         """
         options = self.options(
             max_length=max_length, num_beams=num_beams, length_penalty=length_penalty,
             do_sample=do_sample, top_k=top_k, top_p=top_p, temperature=temperature,
             no_repeat_ngram_size=no_repeat_ngram_size, seed=seed,
         )  # fmt: skip
-        dataset = self.prepare(data, modalities=[self.source], labels=False, on_error=on_error)
+        dataset = self.prepare(
+            data, modalities=[self.source], labels=False, on_error=on_error,
+            required=[self.source],
+        )  # fmt: skip
         ids, captions = self._captions(dataset, options, batch_size, progress)
         frame = pd.DataFrame({"id": ids, "caption": captions})
         if dataset is data:
@@ -131,12 +136,15 @@ class CaptioningPredictor(BasePredictor):
         have a caption, against that caption plus, when `references` (a table with `id`
         and the caption column, several rows per id allowed) is given, its captions of
         the same ids. Also `n`, the decoding used and a few examples for the report.
+        A row with an empty source cell is a bad row (`on_error`), as in `caption`.
         `meteor`: as `caption_metrics` (None: run it when Java is present)."""
         from plait.evaluation.caption_metrics import caption_metrics
 
         options = self.options(**decoding)
         names = [self.source, self.caption_modality]
-        dataset = self.prepare(data, modalities=names, labels=False, on_error=on_error)
+        dataset = self.prepare(
+            data, modalities=names, labels=False, on_error=on_error, required=[self.source]
+        )
         column = self.config.modalities[self.caption_modality].column
         raw = dataset.table.frame[column].iloc[dataset.rows].tolist()
         ids, captions = self._captions(dataset, options, batch_size, progress)

@@ -93,6 +93,7 @@ class BasePredictor:
         labels: bool = True,
         require_labels: bool = False,
         on_error: OnError = "raise",
+        required: Sequence[str] = (),
     ) -> MultimodalDataset:
         """`data` (a path or DataFrame) read and validated as a dataset of its good rows;
         an already prepared `MultimodalDataset` is returned as it is.
@@ -100,7 +101,8 @@ class BasePredictor:
         `modalities` limits what is read and checked to those columns (all by default);
         `labels=False` ignores the label columns. A table's problems are kept in
         `last_problems` and `last_bad_rows` (with each bad row's id); `on_error` (`raise`
-        or `skip`) is this call's choice, never the training config's.
+        or `skip`) is this call's choice, never the training config's. An empty cell of a
+        modality in `required` makes its row bad (as an unreadable file does).
         """
         if isinstance(data, MultimodalDataset):
             return data
@@ -118,6 +120,7 @@ class BasePredictor:
             self.labels if labels else None,
             require_labels=require_labels,
             on_error=on_error,
+            required=required,
         )
         self.last_bad_rows = bad_rows_of(dataset, config, self.last_problems)
         return dataset

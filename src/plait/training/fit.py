@@ -47,6 +47,7 @@ from plait.training.frozen import restore_frozen
 from plait.training.frozen_cache import frozen_output_caches
 from plait.training.module import PlaitModule, TrainingModule
 from plait.training.nonfinite import NonFiniteMetricStop
+from plait.training.steps import few_steps_notice
 from plait.training.task import TrainingTask
 from plait.utils.io import atomic_write
 from plait.utils.params import parameter_counts
@@ -157,6 +158,9 @@ def fit(
     data = prepare_data(config)
     if writer:
         _write_problems(run_dir, data.problems)
+        notice = few_steps_notice(len(data.train), config.training)
+        if notice is not None:
+            log.warning(notice)
     model = task.build(config, data.processors, data.labels)
     module = PlaitModule(model, task.step(config, data), config.training)
     before = task.baseline(model, config, data) if writer else None
