@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plait.errors import PlaitError
 from plait.serve import runner
+from plait.serve.asks import ask_routes
 from plait.serve.captions import caption_routes
 from plait.serve.errors import ApiError, envelope
 from plait.serve.inputs import similarity_input, zeroshot_input
@@ -66,10 +67,10 @@ def _rows_response(
 
 
 def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any = None) -> FastAPI:
-    """A FastAPI app serving `predictor` (a loaded `Predictor`, `AlignedPredictor` or
-    `CaptioningPredictor`, or an ONNX predictor with the same calls); `index` (an
-    `EmbeddingIndex` built with this model) enables /v1/search. Start it with uvicorn
-    (`plait serve` does)."""
+    """A FastAPI app serving `predictor` (a loaded `Predictor`, `AlignedPredictor`,
+    `CaptioningPredictor` or `VqaPredictor`, or an ONNX predictor with the same calls);
+    `index` (an `EmbeddingIndex` built with this model) enables /v1/search. Start it with
+    uvicorn (`plait serve` does)."""
     settings = settings or ServeSettings()
     service = Service(predictor, settings, index)
     if index is not None and not service.aligned:
@@ -159,6 +160,8 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
     body_doc = _rows_openapi()
     if service.captioning:
         caption_routes(api, service)
+    elif service.vqa:
+        ask_routes(api, service)
     elif not service.aligned:
 
         @api.post("/predict", openapi_extra=body_doc)

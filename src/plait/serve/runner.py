@@ -2,10 +2,10 @@
 
 Each function takes checked rows (`CheckedRow`: cells pointing at checked uploads) and
 returns one `Outcome` per row, through the predictor's public calls (`predict`,
-`plait.evaluation.attribution`, `embed_rows`, `zeroshot`, `caption`), so a served answer is the
-same as `plait.load(folder).predict(table)`. Rows refused by the upload checks pass
-through with their error; rows the processors cannot read get theirs from the
-predictor's bad-rows report.
+`plait.evaluation.attribution`, `embed_rows`, `zeroshot`, `caption`, `ask`), so a served
+answer is the same as `plait.load(folder).predict(table)`. Rows refused by the upload
+checks pass through with their error; rows the processors cannot read get theirs from
+the predictor's bad-rows report.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def table_of(predictor: Any, rows: list[CheckedRow]) -> pd.DataFrame:
     names = list(predictor.pair) if hasattr(predictor, "pair") else list(config.modalities)
     if getattr(predictor, "task", None) == "captioning":
         names = [predictor.source]
+    if getattr(predictor, "task", None) == "vqa":
+        names = [predictor.context, predictor.question]
     columns: dict[str, list[Any]] = {
         config.modalities[n].column: [r.values.get(n) for r in rows] for n in names
     }
@@ -218,4 +220,29 @@ def _caption(predictor: Any, rows: list[CheckedRow], options: Any) -> list[Outco
             outcomes.append(Outcome(error=unreadable(reason)))
         else:
             outcomes.append(Outcome({"caption": str(caption)}))
+    return outcomes
+
+
+# ------------------------------------------------------------------------------ vqa
+def ask_rows(predictor: Any, rows: list[CheckedRow], top_k: int) -> list[Outcome]:
+    """Each row's answer, its probability and the `top_k` best (`VqaPredictor.ask`)."""
+    return _run_good(rows, lambda good: _ask(predictor, good, top_k))
+
+
+def _ask(predictor: Any, rows: list[CheckedRow], top_k: int) -> list[Outcome]:
+    frame = predictor.ask(table_of(predictor, rows), top_k=top_k, batch_size=max(1, len(rows)))
+    errors = frame["error"] if "error" in frame.columns else pd.Series([None] * len(frame))
+    k = len([c for c in frame.columns if str(c).startswith("answer")])
+    outcomes = []
+    for i in range(len(frame)):
+        reason = errors.iloc[i]
+        if isinstance(reason, str) and reason:
+            outcomes.append(Outcome(error=unreadable(reason)))
+            continue
+        row = frame.iloc[i]
+        ranked = [
+            {"answer": str(row[f"answer{s}"]), "probability": float(row[f"probability{s}"])}
+            for s in ["", *(f"_{r}" for r in range(2, k + 1))]
+        ]
+        outcomes.append(Outcome({**ranked[0], "top_k": ranked}))
     return outcomes

@@ -27,15 +27,12 @@ class Service:
     def __init__(self, predictor: Any, settings: ServeSettings, index: Any = None) -> None:
         from plait.tasks.aligned_predictor import AlignedPredictor
 
-        if getattr(predictor, "task", None) == "vqa":
-            from plait.errors import PlaitError
-
-            raise PlaitError("serving question answerers is not built yet; use `plait ask`")
         self.predictor = predictor
         self.settings = settings
         self.index = index
         self.aligned = isinstance(predictor, AlignedPredictor) or hasattr(predictor, "pair")
         self.captioning = getattr(predictor, "task", None) == "captioning"
+        self.vqa = getattr(predictor, "task", None) == "vqa"
         self.caption_limits: dict[str, int] = {}  # set by `captions.caption_routes`
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="plait-model")
@@ -43,13 +40,16 @@ class Service:
         # exact Shapley attribution reads the model's modality list (an ONNX stand-in
         # may not have one: then /v1/explain is not offered)
         self.explainable = (
-            not self.aligned and not self.captioning and hasattr(predictor.model, "modalities")
+            not self.aligned
+            and not self.captioning
+            and not self.vqa
+            and hasattr(predictor.model, "modalities")
         )
         self.batchers: dict[str, MicroBatcher[CheckedRow, list[Outcome]]] = {}
         self.arriving: Counter[str] = Counter()  # see middleware.ServiceMiddleware
         work: dict[str, Callable[[list[list[CheckedRow]]], list[list[Outcome]]]]
-        if self.captioning:
-            work = {}  # /v1/caption calls the model per request (`captions.py`)
+        if self.captioning or self.vqa:
+            work = {}  # /v1/caption, /v1/ask call the model per request (captions, asks)
         elif self.aligned:
             work = {"embed": lambda reqs: runner.embed_batch(predictor, reqs)}
         else:
@@ -78,6 +78,8 @@ class Service:
             return list(self.predictor.pair)
         if self.captioning:
             return [self.predictor.source]  # the caption modality is the answer
+        if self.vqa:
+            return [self.predictor.context, self.predictor.question]
         return list(self.predictor.config.modalities)
 
     async def start(self) -> None:
@@ -132,6 +134,7 @@ def card_of(service: Service, endpoints: list[str]) -> dict[str, Any]:
         "labels": labels,
         "pair": list(predictor.pair) if service.aligned else None,
         "captioning": _captioning_card(service) if service.captioning else None,
+        "vqa": _vqa_card(service) if service.vqa else None,
         "index": service.index is not None,
         "endpoints": endpoints,
         "limits": {
@@ -162,3 +165,9 @@ def _captioning_card(service: Service) -> dict[str, Any]:
         "defaults": predictor.options().as_dict(),
         "max_length": service.caption_limits.get("max_length"),
     }
+
+
+def _vqa_card(service: Service) -> dict[str, Any]:
+    from plait.serve.asks import vqa_card  # asks imports this module
+
+    return vqa_card(service)
