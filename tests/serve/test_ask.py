@@ -89,6 +89,7 @@ def test_card_says_vqa_and_predict_points_at_ask(client, answerer):
     assert vqa["answers"] == len(answerer.answers) > 2
     assert (vqa["context"], vqa["context_kind"], vqa["question_column"]) == (
         "image", "image", "question")  # fmt: skip
+    assert (vqa["max_question_chars"], vqa["max_top_k"]) == (MAX_QUESTION_CHARS, 50)
     assert "/v1/ask" in card["endpoints"] and "/v1/predict" not in card["endpoints"]
     assert "/v1/explain" not in card["endpoints"]
     wrong = client.post("/v1/predict", json={"rows": [{"image": b64(png_bytes())}]})
@@ -175,3 +176,12 @@ def test_api_key_and_body_limit_hold_for_ask(answerer):
         assert c.post("/v1/ask", json=row, headers=key).status_code == 200
         big = {"rows": [{"image": b64(b"x" * 8000), "question": "q"}]}
         assert c.post("/v1/ask", json=big, headers=key).status_code == 413
+
+
+def test_a_question_answerer_without_ask_is_refused_clearly():
+    from types import SimpleNamespace
+
+    from plait.errors import PlaitError
+
+    with pytest.raises(PlaitError, match="--runtime torch"):
+        create_app(SimpleNamespace(task="vqa", config=None))

@@ -133,6 +133,7 @@ def ask_routes(api: APIRouter, service: Service) -> None:
     """`POST /ask`, and `POST /predict` answering where to go instead."""
     predictor = service.predictor
     context, question = service.names
+    service.ask_limits = {"max_question_chars": MAX_QUESTION_CHARS, "max_top_k": MAX_TOP_K}
 
     @api.post(
         "/ask",
@@ -191,18 +192,3 @@ def ask_routes(api: APIRouter, service: Service) -> None:
             f"this model answers questions: POST the '{context}' file and a '{question}' to "
             "/v1/ask instead",
         )
-
-
-def vqa_card(service: Service) -> dict[str, Any]:
-    """What a question answerer's card adds: its inputs and answer vocabulary size."""
-    predictor = service.predictor
-    modalities = predictor.config.modalities
-    return {
-        "context": predictor.context,
-        "context_kind": modalities[predictor.context].kind,
-        "question": predictor.question,
-        "question_column": modalities[predictor.question].column,
-        "answers": len(predictor.answers),
-        "max_question_chars": MAX_QUESTION_CHARS,
-        "max_top_k": MAX_TOP_K,
-    }

@@ -33,7 +33,15 @@ class Service:
         self.aligned = isinstance(predictor, AlignedPredictor) or hasattr(predictor, "pair")
         self.captioning = getattr(predictor, "task", None) == "captioning"
         self.vqa = getattr(predictor, "task", None) == "vqa"
+        if self.vqa and not hasattr(predictor, "ask"):
+            from plait.errors import PlaitError
+
+            raise PlaitError(
+                "serving an ONNX export of a question answerer is not built yet: serve the "
+                "model folder with --runtime torch"
+            )
         self.caption_limits: dict[str, int] = {}  # set by `captions.caption_routes`
+        self.ask_limits: dict[str, int] = {}  # set by `asks.ask_routes`
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="plait-model")
         self.ready = False
@@ -168,6 +176,14 @@ def _captioning_card(service: Service) -> dict[str, Any]:
 
 
 def _vqa_card(service: Service) -> dict[str, Any]:
-    from plait.serve.asks import vqa_card  # asks imports this module
-
-    return vqa_card(service)
+    """What a question answerer's card adds: its inputs and answer vocabulary size."""
+    predictor = service.predictor
+    modalities = predictor.config.modalities
+    return {
+        "context": predictor.context,
+        "context_kind": modalities[predictor.context].kind,
+        "question": predictor.question,
+        "question_column": modalities[predictor.question].column,
+        "answers": len(predictor.answers),
+        **service.ask_limits,
+    }

@@ -1,6 +1,6 @@
 // The Plait model page: reads GET v1/card, then builds the forms the model can answer
 // (predict + explain for a supervised model; search and similarity for an aligned one;
-// caption for a captioner).
+// caption for a captioner; ask for a question answerer).
 // Plain DOM, no framework, no build step. The API key lives in `state.apiKey` only: never
 // in localStorage, sessionStorage or a cookie, so it is gone when the page is reloaded.
 "use strict";
@@ -745,6 +745,44 @@
     $("caption").hidden = false;
   }
 
+  // ---------------------------------------------------------------- ask (question answerer)
+
+  // A file and a question -> the model's three most likely answers (/v1/ask).
+  function setUpAsk(card) {
+    const info = card.vqa || {};
+    const byName = Object.fromEntries(card.modalities.map((m) => [m.name, m]));
+    const entries = [inputFor(byName[info.context]), inputFor(byName[info.question], false)];
+    $("ask-inputs").replaceChildren(...entries.map((e) => e.element));
+    $("ask-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors($("ask-error"));
+      $("ask-results").replaceChildren();
+      await busy($("ask-submit"), async () => {
+        try {
+          if (entries.some((e) => !e.value())) {
+            throw new RequestError("Give a file and a question to ask.");
+          }
+          const form = formOf(entries);
+          form.append("top_k", "3");
+          const answer = await call("v1/ask", { method: "POST", body: form });
+          const row = (answer.rows || [])[0] || {};
+          for (const ranked of row.top_k || []) {
+            const item = document.createElement("li");
+            item.className = "caption";
+            const text = document.createElement("span");
+            text.className = "caption-text";
+            text.textContent = `${ranked.answer} (${(100 * ranked.probability).toFixed(1)}%)`;
+            item.append(text);
+            $("ask-results").append(item);
+          }
+        } catch (error) {
+          showError($("ask-error"), error.message);
+        }
+      });
+    });
+    $("ask").hidden = false;
+  }
+
   // ---------------------------------------------------------------- the card
 
   function renderCard(card) {
@@ -752,7 +790,7 @@
     $("model-name").textContent = card.name;
     const kinds = card.modalities.map((m) => `${m.name} (${m.kind})`).join(", ");
     const labels =
-      !["alignment", "captioning"].includes(card.task) &&
+      !["alignment", "captioning", "vqa"].includes(card.task) &&
       Array.isArray(card.labels) &&
       card.labels.length
         ? `; ${card.labels.length} labels`
@@ -764,6 +802,8 @@
 
     if (card.task === "captioning") {
       setUpCaption(card);
+    } else if (card.task === "vqa") {
+      setUpAsk(card);
     } else if (card.task === "alignment") {
       const byName = Object.fromEntries(card.modalities.map((m) => [m.name, m]));
       const pair = (card.pair || card.modalities.map((m) => m.name)).map((n) => byName[n]);
