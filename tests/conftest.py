@@ -36,7 +36,9 @@ def build_tiny_config(data_dir: Path, out_dir: Path, name: str = "tiny", **secti
     """A raw config dict for the demo data that trains in about a second on one CPU core.
 
     `sections` are merged one level deep, e.g. `training={"epochs": 3}`; a value that is
-    not a dict replaces the key.
+    not a dict replaces the key. The run's HTML report is off (`metrics.json` is still
+    written): its figures take most of a tiny run's time, so the tests that read it ask
+    for it with `evaluation={"report": True}`.
     """
     raw: dict[str, Any] = {
         "name": name,
@@ -85,6 +87,7 @@ def build_tiny_config(data_dir: Path, out_dir: Path, name: str = "tiny", **secti
             "accelerator": "cpu",
             "seed": 0,
         },
+        "evaluation": {"report": False},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):

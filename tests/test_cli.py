@@ -53,7 +53,7 @@ def test_help_lists_every_command_and_each_shows_an_example(runner):
 
 def test_python_dash_m_runs_the_cli():
     done = subprocess.run(
-        [sys.executable, "-m", "plait.cli", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "plait.cli", "--help"], capture_output=True, text=True, timeout=180
     )
     assert done.returncode == 0 and "train" in done.stdout
 

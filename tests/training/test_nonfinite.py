@@ -309,6 +309,7 @@ def test_ddp_processes_decide_together(tiny_config, tmp_path, policy):
             "accelerator": "cpu",
             "on_nonfinite": policy,
         },
+        evaluation={"report": True},
     )
     config_path = tmp_path / "ddp.yaml"
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
