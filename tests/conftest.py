@@ -160,3 +160,98 @@ def hostile_table(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def hostile_rows() -> dict[int, tuple[str, str]]:
     """The bad rows of `hostile_table`: row number -> (column, file name)."""
     return dict(HOSTILE_FILES)
+
+
+def tiny_captioner_config(scenes: Path, out_dir: Path) -> dict:
+    """A scratch-decoder captioner (image CNN in, 1-layer Transformer decoder out) over
+    `generate_captioned_scenes` tables."""
+    return {
+        "name": "tiny-captioner",
+        "output_dir": str(out_dir),
+        "data": {
+            "train": str(scenes / "train.csv"),
+            "valid": str(scenes / "valid.csv"),
+            "test": str(scenes / "test.csv"),
+            "id": "id",
+        },
+        "modalities": {
+            "image": {
+                "kind": "image",
+                "column": "image",
+                "size": 32,
+                "augment": False,
+                "encoder": {"type": "image_cnn", "dim": 16, "layers": 2},
+            },
+            "caption": {
+                "kind": "text",
+                "column": "caption",
+                "max_length": 24,
+                "encoder": {"type": "text_cnn"},
+            },
+        },
+        "captioning": {"dim": 16, "heads": 2, "layers": 1, "max_length": 8},
+        "training": {
+            "epochs": 1,
+            "batch_size": 16,
+            "progress": False,
+            "tensorboard": False,
+            "threads": 1,
+            "accelerator": "cpu",
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_captioner(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved, untrained tiny captioner (random weights: the export and serve tests check
+    plumbing and agreement with PyTorch, not caption quality). Read-only."""
+    from plait.config import PlaitConfig
+    from plait.data import prepare_data
+    from plait.datasets.captioned_scenes import generate_captioned_scenes
+    from plait.tasks import task_of
+
+    root = tmp_path_factory.mktemp("tiny-captioner")
+    generate_captioned_scenes(root / "scenes", n_train=16, n_valid=4, n_test=6, n_heldout=0,
+                              seed=0)  # fmt: skip
+    config = PlaitConfig.from_dict(tiny_captioner_config(root / "scenes", root / "runs"))
+    torch.manual_seed(0)
+    data = prepare_data(config, progress=False)
+    task = task_of(config)
+    model = task.build(config, data.processors, data.labels)
+    predictor = task.predictor_of(model.eval(), config, data.processors, data.labels)
+    return predictor.save(root / "model")
+
+
+# A tiny random-init GPT-2 and a byte-level BPE tokenizer trained offline on a few
+# captions, saved with `save_pretrained` (no hub access: real LM weights cannot be fetched
+# here, so the tests that use it check the plumbing, not caption quality).
+SENTENCES = [
+    "a small red circle to the left of a large blue square",
+    "a large green triangle above a small yellow cross",
+    "there are three shapes: a white square, a purple circle and a red cross",
+    "a tone rising from low to high, then a short beep",
+]
+
+
+def save_tiny_gpt2(folder: Path) -> Path:
+    """GPT-2 (1 layer, width 32) + its BPE tokenizer in `folder`."""
+    import transformers as tf
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(SENTENCES * 4, vocab_size=300, min_frequency=1,
+                            special_tokens=["<|endoftext|>"], show_progress=False)  # fmt: skip
+    tokenizer = tf.GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>",
+                                     eos_token="<|endoftext|>", unk_token="<|endoftext|>")  # fmt: skip
+    config = tf.GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1,
+                           n_head=2, initializer_range=0.2, bos_token_id=tokenizer.bos_token_id,
+                           eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    tf.set_seed(0)
+    tf.GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))

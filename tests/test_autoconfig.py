@@ -201,3 +201,13 @@ def test_a_second_run_on_the_same_table_gets_a_fresh_name(demo_data: Path, tmp_p
     found = auto_config(demo_data / "train.csv", "label", output_dir=tmp_path)
     assert found.config.name == "train-label-2"
     shutil.rmtree(tmp_path / "train-label")
+
+
+def test_the_readme_user_guide_opens_with_the_no_yaml_start():
+    """Issue 13: a newcomer reads the table-only start before any YAML."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    guide = readme[readme.index("\n## User guide\n") :]
+    first = guide[guide.index("\n### ") :].splitlines()[1]
+    assert first == "### A first model with no YAML"
+    opening = guide[: guide.index("```yaml")] if "```yaml" in guide else guide
+    assert "plait train data/movies.csv --label genre" in opening

@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.training",),
     ("plait.evaluation",),
     ("plait.retrieval",),
-    ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval"),
+    ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval", "plait.vlm_api"),
     ("plait.compress",),
     ("plait.serve",),
     ("plait.cli", "plait.caption_cli", "plait.vlm_cli"),

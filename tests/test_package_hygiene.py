@@ -36,13 +36,14 @@ def _normalise(distribution: str) -> str:
 
 
 # Modules (or packages) that may import an extra: export, quantization, pruning and the
-# service use `ship`, caption metrics `caption`; everything else must work with
+# service use `ship`, caption metrics `caption`, the OpenAI-compatible client `vlm`; everything else must work with
 # `pip install plait` alone.
 EXTRA_OF = {
     "plait.export": "ship",
     "plait.compress": "ship",
     "plait.serve": "ship",
     "plait.evaluation.caption_metrics": "caption",
+    "plait.vlm.openai_chat": "vlm",
 }
 
 

@@ -25,6 +25,8 @@ _EXPORTS = {
     "search": "plait.api",
     "explain": "plait.api",
     "caption": "plait.api",
+    "describe": "plait.vlm_api",
+    "label": "plait.vlm_api",
     "prune": "plait.compress",
     "quantize": "plait.compress",
     "load": "plait.predictor",

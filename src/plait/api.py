@@ -190,13 +190,20 @@ def train_run(
     from plait.tasks.init_from import InitialisedTask
     from plait.training import fit
     from plait.training.task import TrainingTask
+    from plait.vlm.feature import describe_training_tables
 
     task = task_of(config)
     trainer_task: TrainingTask = task
     if config.init_from is not None:  # the towers start from a saved model's
         trainer_task = InitialisedTask(task)
+    folder = Path(run_dir or Path(config.output_dir) / config.name)
+    describer = None
+    if resume or not (folder / "checkpoints" / "last.ckpt").is_file():  # else fit refuses
+        config, describer = describe_training_tables(config, folder)  # a large model's text
     trained = fit(config, trainer_task, resume=resume, run_dir=run_dir)
     predictor = task.predictor_of(trained.model, config, trained.processors, trained.labels)
+    if describer is not None:
+        predictor.descriptions = describer.recorded()
     if trained.rank == 0:  # under DDP the other processes save and report nothing
         predictor.metrics = _run_metrics(task, trained)
         predictor.save(trained.run_dir / "model")
@@ -306,16 +313,21 @@ def check_data(
         DataError: a data file that is missing or unreadable, a missing column (with the
             closest existing name), or no valid training row left.
     """
+    import tempfile
+
     from plait.data import prepare_data
     from plait.encoders.hub import check_hub_models
     from plait.tasks.init_from import check_init_from
+    from plait.vlm.feature import describe_training_tables
 
     resolved = as_config(config, overrides)
     check_hub_models(resolved)
     check_init_from(resolved)
     # "collect": every bad row comes back instead of stopping at the on_error policy
-    collect = resolved.data.model_copy(update={"on_error": "collect"})
-    prepared = prepare_data(resolved.model_copy(update={"data": collect}), progress=progress)
+    with tempfile.TemporaryDirectory() as scratch:  # a large model's descriptions, as in train
+        described, _ = describe_training_tables(resolved, Path(scratch), progress=bool(progress))
+        collect = described.data.model_copy(update={"on_error": "collect"})
+        prepared = prepare_data(described.model_copy(update={"data": collect}), progress=progress)
     splits = {"train": prepared.train, "valid": prepared.valid, "test": prepared.test}
     rows = {name: len(dataset) for name, dataset in splits.items() if dataset is not None}
     problems = sorted(prepared.problems, key=lambda p: (p.file, p.row))  # stable: columns stay
@@ -460,7 +472,6 @@ def robustness(
 ) -> pd.DataFrame:
     """Metrics with each modality missing and noisy (`plait.evaluation.robustness`);
     writes robustness.csv / .json and a report folder when `out` is set."""
-    from plait.data import prepare_inference
     from plait.evaluation import (
         default_conditions,
         evaluate_robustness,
@@ -470,9 +481,7 @@ def robustness(
     )
 
     predictor = _as_predictor(model)
-    dataset, _ = prepare_inference(
-        data, predictor.config, predictor.processors, predictor.labels, require_labels=True
-    )
+    dataset = predictor.prepare(data, require_labels=True)  # as predict reads rows
     conditions = default_conditions(predictor.model.modalities, noise_levels=noise_levels)
     frame = evaluate_robustness(predictor, dataset, conditions)
     if out is not None:

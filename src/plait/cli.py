@@ -1102,12 +1102,15 @@ from plait.caption_cli import caption_command  # noqa: E402
 from plait.compress.cli import prune_command, quantize_command  # noqa: E402
 from plait.export.cli import export_command  # noqa: E402
 from plait.serve.cli import serve_command  # noqa: E402
+from plait.vlm_cli import describe_command, label_command  # noqa: E402
 
 app.command("caption")(caption_command)
 app.command("export")(export_command)
 app.command("prune")(prune_command)
 app.command("quantize")(quantize_command)
 app.command("serve")(serve_command)
+app.command("describe")(describe_command)
+app.command("label")(label_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

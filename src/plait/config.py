@@ -345,6 +345,53 @@ def _check_encoder_kind(encoder: EncoderConfig, kind: str, data: str) -> None:
         )
 
 
+class VlmConfig(_Strict):
+    """Which large vision-language model answers (`plait.vlm.backends.make_backend`).
+
+    `provider: hub` runs `model` (a hub name or a local folder) on this machine;
+    `provider: openai` sends requests to the OpenAI-compatible server at `base_url`
+    (required: there is no default host, since it sends your pictures off the machine)
+    with the key from the environment variable `api_key_env` (null: no key). Answers are
+    cached on disk by content, prompt and model (`cache_dir`, default ~/.cache/plait/vlm).
+    """
+
+    provider: Literal["hub", "openai"] = "hub"
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = "OPENAI_API_KEY"
+    device: str = "cpu"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_size: int = Field(8, ge=1)
+    concurrency: int = Field(4, ge=1)
+    requests_per_minute: float | None = Field(None, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    cache: bool = True
+    cache_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> VlmConfig:
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError(
+                "provider `openai` needs `base_url` (e.g. https://api.openai.com/v1 or "
+                "http://localhost:8000/v1): there is no default, it sends your data there"
+            )
+        if self.provider == "hub" and self.base_url:
+            raise ValueError("`base_url` is for provider `openai`; a hub model runs here")
+        return self
+
+
+class DescribeConfig(VlmConfig):
+    """A text modality written by a large model: its description of each row's picture
+    in column `image` (paths relative to the table, as for an image modality), asked with
+    the named `template` or your own `prompt` (`plait.vlm.prompts`)."""
+
+    image: str
+    template: str = "brief"
+    prompt: str | None = None
+    max_new_tokens: int = Field(64, ge=1)
+
+
 class TextModality(_Strict):
     """A text column. Scratch encoders use Plait's own vocabulary, hub encoders their tokenizer."""
 
@@ -356,6 +403,8 @@ class TextModality(_Strict):
     strip_html: bool = False
     vocab_size: int = Field(20000, ge=16, description="scratch encoders: most frequent words kept")
     min_freq: int = Field(1, ge=1)
+    #: the column is written by a large model describing a picture (see DescribeConfig)
+    describe: DescribeConfig | None = None
 
     @model_validator(mode="after")
     def _text_encoder(self) -> TextModality:

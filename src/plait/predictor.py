@@ -26,13 +26,14 @@ def load(path: str | Path, device: str = "cpu") -> Predictor | AlignedPredictor:
     missing, half-saved or corrupt folder raises one `PlaitError` naming the file.
 
     An ONNX export folder (`plait export`, it holds `export.json`) loads as an
-    `OnnxPredictor` / `OnnxAlignedPredictor` with the same calls, run by ONNX Runtime
-    (needs the `ship` extra).
+    `OnnxPredictor` / `OnnxAlignedPredictor` / `OnnxCaptioningPredictor` with the same
+    calls, run by ONNX Runtime (needs the `ship` extra).
     """
     if (Path(path) / "export.json").is_file():
         from plait.export.onnx_predictor import load_export
 
-        return load_export(path)
+        # a captioner's export loads too, as a saved captioner does through `_load`
+        return cast("Predictor | AlignedPredictor", load_export(path))
     return cast("Predictor | AlignedPredictor", _load(path, device=device))
 
 

@@ -82,15 +82,19 @@ def test_evaluate_prints_caption_metrics_and_writes_the_report(
     assert "Caption metrics" in html and "CIDEr-D" in html and "data:image/png;base64" in html
 
 
-def test_export_refuses_a_captioner_with_a_clear_error(saved: tuple[Path, Path], tmp_path: Path):
+def test_export_cli_writes_a_captioner_and_says_what_it_exported(
+    saved: tuple[Path, Path], tmp_path: Path
+):
+    """The export itself is tested in tests/export/test_captioning_export.py; here the
+    command line: both graphs exported, the parity table printed, a bad format refused."""
     _, model = saved
-    result = CliRunner().invoke(app, ["export", str(model), "--out", str(tmp_path / "onnx")])
-    assert result.exit_code == 2 and "not built yet" in result.output
-
-
-def test_serve_refuses_a_captioner_with_a_clear_error(saved: tuple[Path, Path]):
-    from plait.serve.app import create_app
-
-    _, model = saved
-    with pytest.raises(PlaitError, match="not built yet"):
-        create_app(plait.load(model))
+    args = ["export", str(model), "--out", str(tmp_path / "onnx")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "caption encoder: legacy" in result.output and "caption step: legacy" in result.output
+    assert "captions through ONNX Runtime equal PyTorch's: 4/4 rows with 1 beam(s)" in (
+        result.output
+    )
+    assert (tmp_path / "onnx" / "caption_step.onnx").is_file()
+    wrong = CliRunner().invoke(app, [*args, "--format", "tflite"])
+    assert wrong.exit_code == 2 and "unknown export format" in wrong.output

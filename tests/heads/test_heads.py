@@ -23,6 +23,7 @@ from plait.heads import HEADS, build_head
 from plait.heads.masked_lm import MaskedLMHead, attention_heads
 from plait.heads.matching import MatchingHead
 from plait.heads.projection import Projection
+from plait.objectives.masked_lm import IGNORE, masked_lm_loss
 
 B, D, K = 4, 12, 5
 TASKS = sorted(HEADS)
@@ -214,6 +215,24 @@ def test_masked_lm_head_ignores_padded_context_and_text():
         after = decoder(text, text_mask, context, context_mask)
     # every real token's prediction is unchanged by what sits under either padding mask
     torch.testing.assert_close(after[text_mask], before[text_mask])
+
+
+def test_masked_lm_head_scores_only_the_chosen_positions_and_the_loss_is_the_same():
+    """`positions` projects just the masked tokens onto the vocabulary: the same logits
+    there, the same loss, a fraction of the cost."""
+    decoder = make_decoder(0).eval()
+    inputs = lm_inputs()
+    targets = torch.full((B, T), IGNORE)
+    targets[0, 1], targets[1, 3], targets[2, 0] = 4, 7, 1
+    chosen = targets != IGNORE
+    with torch.no_grad():
+        every = decoder(*inputs)
+        some = decoder(*inputs, chosen)
+    assert some.shape == (3, VOCAB)
+    torch.testing.assert_close(some, every[chosen])
+    torch.testing.assert_close(
+        masked_lm_loss(some, targets[chosen]), masked_lm_loss(every, targets)
+    )
 
 
 def test_masked_lm_head_reads_the_context():

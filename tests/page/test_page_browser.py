@@ -485,3 +485,26 @@ def test_multilabel_and_regression_results_read_as_such(
         else:  # a value in the label's units, no chart
             assert bars == {}
             assert shown == f"score: {float(expected['score'].iloc[0]):.3f}"
+
+
+def test_captioner_page_captions_several_pictures(browser: Any, tiny_captioner: Path):
+    import plait
+    from plait.serve import ServeSettings, create_app
+
+    predictor = plait.load(tiny_captioner)
+    table = Path(predictor.config.data.test)
+    pictures = [table.parent / p for p in pd.read_csv(table)["image"].head(2)]
+    with Served(create_app(predictor, ServeSettings(max_wait_ms=0))) as served:
+        driver = browser
+        _open(driver, served.url)
+        assert _css(driver, "#predict")[0].get_attribute("hidden") is not None
+        assert "captioning model" in _css(driver, "#model-summary")[0].text
+        _file_input(driver, "caption", "image").send_keys("\n".join(map(str, pictures)))
+        beams = _css(driver, "#caption-beams")[0]
+        beams.clear()
+        beams.send_keys("2")
+        _css(driver, "#caption-submit")[0].click()
+        rows = _wait(driver, lambda d: _css(d, "#caption-results .caption-text"), "captions")
+        shown = [r.text for r in rows]
+    frame = pd.DataFrame({"id": ["a", "b"], "image": [str(p) for p in pictures]})
+    assert shown == predictor.caption(frame, num_beams=2, progress=False)["caption"].tolist()

@@ -98,6 +98,11 @@ def quantize(
     with tempfile.TemporaryDirectory(prefix="plait-quantize-") as scratch:
         export_dir, torch_folder = _export_of(source, Path(scratch), test)
         record = read_export_json(export_dir)
+        if "captioning" in record:
+            raise PlaitError(
+                "quantizing a captioner is not built yet (its quality check would compare "
+                "captions, not outputs); serve its FP32 export (`plait export`) instead"
+            )
         if "quantization" in record:
             raise PlaitError(
                 f"{export_dir} is already quantized ({record['quantization']['method']}); "

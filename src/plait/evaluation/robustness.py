@@ -189,7 +189,7 @@ def evaluate_robustness(
         metric (`HEADLINE[task]`), so positive means worse than clean. `frame.attrs`
         holds `task`, `headline` and `n` (samples evaluated).
     """
-    from plait.data import MultimodalDataset, prepare_inference
+    from plait.data import MultimodalDataset
 
     task = predictor.task
     modalities = list(predictor.model.modalities)
@@ -206,9 +206,7 @@ def evaluate_robustness(
     if isinstance(data, MultimodalDataset):
         dataset = data
     else:
-        dataset, predictor.last_problems = prepare_inference(
-            data, predictor.config, predictor.processors, predictor.labels, require_labels=True
-        )
+        dataset = predictor.prepare(data, require_labels=True)  # as predict reads rows
     ids = text_ids_of(predictor.processors)
 
     columns = METRICS[task]

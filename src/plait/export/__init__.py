@@ -3,8 +3,9 @@
 One of the ship packages: it may import the `ship` extra (onnx, onnxruntime, onnxscript),
 and nothing outside the ship packages imports it at import time; its own names load
 lazily too, so `plait --help` (which registers `plait export`) imports none of it.
-Modules: `graphs` (flat named inputs around the models), `exporters` (torch.onnx, per
-graph), `parity` (the check on real rows), `folder` (the export folder), `runtime` (ONNX
+Modules: `graphs` (flat named inputs around the models), `caption_graphs` and
+`caption_runtime` (a captioner's two graphs and its decoding over them), `exporters`
+(torch.onnx, per graph), `parity` (the check on real rows), `folder` (the export folder), `runtime` (ONNX
 Runtime sessions and providers), `onnx_predictor` (the predictors over them), `api`
 (`export`), `report` (the parity table), `cli` (`plait export`).
 """
@@ -22,6 +23,7 @@ _EXPORTS = {
     "Tolerance": "plait.export.parity",
     "OnnxPredictor": "plait.export.onnx_predictor",
     "OnnxAlignedPredictor": "plait.export.onnx_predictor",
+    "OnnxCaptioningPredictor": "plait.export.onnx_predictor",
     "load_export": "plait.export.onnx_predictor",
 }
 

@@ -3,7 +3,9 @@
 Supervised models become one graph (`model.onnx`: every modality's preprocessed tensors
 and presence masks -> raw outputs [B, K]); aligned models one graph per tower
 (`tower_<modality>.onnx`: that modality's tensors -> unit vectors [B, D]), so a text
-query and an image embed separately. Each graph is exported by the first exporter that
+query and an image embed separately; captioners two (`caption_encoder.onnx`,
+`caption_step.onnx`: `plait.export.caption_graphs`), whose captions must also equal
+PyTorch's end to end. Each graph is exported by the first exporter that
 succeeds and passes parity on real rows (`plait.export.exporters`, `.parity`); the
 folder layout is `plait.export.folder`'s.
 """
@@ -14,7 +16,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,15 @@ from torch import Tensor, nn
 from plait.data import MultimodalDataset
 from plait.data.manifest import read_table
 from plait.errors import PlaitError
+from plait.export.caption_graphs import (
+    CaptionEncoderGraph,
+    CaptionStepGraph,
+    context_names,
+    encoder_spec,
+    step_cases,
+    step_spec,
+)
+from plait.export.caption_runtime import OrtCaptioningModel, caption_agreement
 from plait.export.exporters import EXPORTERS, exporter_order
 from plait.export.folder import write_export_folder
 from plait.export.graphs import (
@@ -41,6 +52,7 @@ from plait.export.parity import CaseResult, ParityCase, Tolerance, compare, mask
 from plait.export.runtime import open_session
 from plait.tasks import BasePredictor, load
 from plait.tasks.aligned_predictor import AlignedPredictor
+from plait.tasks.captioning_predictor import CaptioningPredictor
 from plait.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -65,6 +77,8 @@ class GraphResult:
 class ExportResult:
     folder: Path
     graphs: list[GraphResult]
+    #: a captioner's `captioning` record of export.json (what is exported, caption agreement)
+    captioning: dict[str, Any] | None = None
 
     @property
     def parity(self) -> list[CaseResult]:
@@ -101,19 +115,20 @@ def export(
     order = exporter_order(exporter)
     tolerance = tolerance or Tolerance()
     with _saved_folder(model) as (source, predictor):
-        if predictor.task == "captioning":
-            raise PlaitError(
-                "ONNX export of captioning models is not built yet; use the model folder "
-                "with `plait caption` / `plait.load`"
-            )
         table = _parity_table(predictor, data)
         out = Path(out_dir)
         graphs: list[GraphResult] = []
+        captioning: dict[str, Any] = {}
 
         def write_graphs(staging: Path) -> dict[str, Any]:
             if isinstance(predictor, AlignedPredictor):
                 for name in predictor.pair:
                     graphs.append(_export_tower(predictor, name, table, staging, order, tolerance))
+            elif isinstance(predictor, CaptioningPredictor):
+                found, record = _export_captioner(predictor, table, staging, order, tolerance)
+                graphs.extend(found)
+                captioning.update(record["captioning"])
+                return record
             else:
                 graphs.append(_export_supervised(predictor, table, staging, order, tolerance))
             return _extra_fields(predictor)
@@ -121,7 +136,7 @@ def export(
         write_export_folder(
             out, source, write_graphs, graphs, tolerance=tolerance, data=_describe(data, table)
         )
-    return ExportResult(out, graphs)
+    return ExportResult(out, graphs, captioning or None)
 
 
 @contextmanager
@@ -266,6 +281,79 @@ def _export_tower(
     )
 
 
+# ------------------------------------------------------------------------ captioner
+CAPTION_CHECK_BEAMS = 3  # the beam width of the end-to-end caption check
+
+
+def _export_captioner(
+    predictor: CaptioningPredictor,
+    table: Any,
+    folder: Path,
+    order: Sequence[str],
+    tolerance: Tolerance,
+) -> tuple[list[GraphResult], dict[str, Any]]:
+    """The encoder graph and the step graph, each parity-checked; then the captions of
+    the parity rows decoded through both graphs (greedy and beams) must equal PyTorch's
+    token for token, else the export is refused."""
+    model, source = predictor.model, predictor.source
+    dataset = predictor.prepare(table, modalities=[source], labels=False, on_error="skip")
+    items = [item for item in _items(dataset) if item["presence"][source]]
+    if not items:
+        raise PlaitError(f"no row of the parity table has a `{source}` value to caption")
+    sample = dataset.collate(items[:SAMPLE_ROWS])
+    spec = encoder_spec(model, sample.inputs, predictor.config.modalities[source].kind)
+    encoder = CaptionEncoderGraph(model, spec).eval()
+    cases = _length_cases(predictor, dataset, items, [source])
+    flat = spec.flatten(sample.inputs, sample.presence)
+    graphs = [_export_graph("caption encoder", encoder, spec, flat, cases, folder, order,
+                            tolerance)]  # fmt: skip
+    full = dataset.collate(items)
+    with torch.inference_mode():
+        out = encoder(*spec.flatten(full.inputs, full.presence))
+    context = list(out) if isinstance(out, tuple) else [out]
+    options = predictor.options()
+    tokens = model.tokens
+    steps = step_cases(context, tokens.bos, tokens.vocab_size, options.max_length)
+    step = step_spec(model)
+    step_graph = CaptionStepGraph(model).eval()
+    flat = step.flatten(steps[1].inputs, steps[1].presence)
+    graphs.append(
+        _export_graph("caption step", step_graph, step, flat, steps, folder, order, tolerance)
+    )
+    onnx = OrtCaptioningModel(
+        source,
+        tokens,
+        (open_session(folder / spec.file, threads=1, quiet=True), spec),
+        (open_session(folder / step.file, threads=1, quiet=True), step),
+    )
+    beams = replace(options, num_beams=CAPTION_CHECK_BEAMS, do_sample=False)
+    checks = [caption_agreement(model, onnx, full.inputs, o) for o in (options, beams)]
+    bad = [c for c in checks if c["differing_rows"]]
+    if bad:
+        worst = bad[0]
+        raise PlaitError(
+            f"the ONNX captioner's captions differ from PyTorch's on {len(worst['differing_rows'])}"
+            f" of {worst['rows']} parity rows (decoding {worst['decoding']}, rows "
+            f"{worst['differing_rows'][:5]}): the export is refused; try --exporter dynamo"
+        )
+    record = {
+        "captioning": {
+            "source": source,
+            "decoder": model.kind,
+            "exported": (
+                f"{spec.file}: the {source} encoder up to what the decoder reads "
+                f"({', '.join(context_names(model))}); {step.file}: one decoding step "
+                "(tokens so far + that context -> next-token logits). The decoding loop "
+                "(greedy, beams, sampling) runs in Python (plait.heads.decoding) over ONNX "
+                "Runtime, recomputing every position each step (no key/value cache)."
+            ),
+            "decoding": options.as_dict(),
+            "caption_agreement": checks,
+        }
+    }
+    return graphs, record
+
+
 # ----------------------------------------------------------------------- the export
 def _export_graph(
     name: str,
@@ -325,16 +413,22 @@ def run_parity(
     cases: list[ParityCase],
     tolerance: Tolerance,
 ) -> list[CaseResult]:
-    """Every case through PyTorch and through ONNX Runtime (CPU), compared."""
+    """Every case through PyTorch and through ONNX Runtime (CPU), compared (each output
+    of a graph with several, named in the case)."""
     session = open_session(path, threads=1, quiet=True)
+    names = spec.output_names
     results = []
     with progress_bar(True, f"parity of {name}", len(cases), min_total=8) as advance:
         for case in cases:
             tensors = spec.flatten(case.inputs, case.presence)
             with torch.inference_mode():
-                expected = graph(*tensors).float().numpy()  # [B, K] or [B, D]
-            got = np.asarray(session.run([spec.output], as_numpy_feed(spec, tensors))[0])
-            results.append(compare(name, case.name, expected, got, tolerance))
+                out = graph(*tensors)  # [B, K] or [B, D]; a tuple for several outputs
+            expected = out if isinstance(out, tuple) else (out,)
+            got = session.run(names, as_numpy_feed(spec, tensors))
+            for output, want, have in zip(names, expected, got, strict=True):
+                label = case.name if len(names) == 1 else f"{case.name}: {output}"
+                want_np = want.float().numpy()
+                results.append(compare(name, label, want_np, np.asarray(have), tolerance))
             advance()
     return results
 

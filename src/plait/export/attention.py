@@ -32,14 +32,15 @@ def _forward(
     average_attn_weights: bool = True,
     is_causal: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
-    """The batch-first, packed-projection case Plait builds; anything else: the original."""
+    """The batch-first, packed-projection case Plait builds (a 2-D attention mask
+    allowed: the caption decoder's causal one); anything else: the original."""
     plain = (
         self.batch_first
         and self._qkv_same_embed_dim
         and self.in_proj_bias is not None
         and self.bias_k is None
-        and attn_mask is None
-        and not is_causal
+        and (attn_mask is None or attn_mask.dim() == 2)
+        and (attn_mask is not None or not is_causal)
     )
     if not plain:
         return _ORIGINAL(
@@ -60,6 +61,12 @@ def _forward(
         else:
             additive = key_padding_mask.to(q.dtype)  # already additive (0 / -inf)
         mask = additive[:, None, None, :]  # [B, 1, 1, S]
+    if attn_mask is not None:  # [T, S]: a decoder's causal mask (is_causal is only a hint)
+        if attn_mask.dtype == torch.bool:  # True = not attended to
+            extra = torch.zeros_like(attn_mask, dtype=q.dtype).masked_fill(attn_mask, float("-inf"))
+        else:
+            extra = attn_mask.to(q.dtype)
+        mask = extra if mask is None else mask + extra  # [T, S] or [B, 1, T, S]
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, T, d]
     out = out.transpose(1, 2).flatten(2)  # [B, T, E]
     return self.out_proj(out), None

@@ -46,8 +46,9 @@ def export_command(
     """Export a model to ONNX, checked against PyTorch on real rows.
 
     Writes DIR with the graph(s) (one for a supervised model, one per tower for an aligned
-    model), export.json (versions, exporter per graph, parity results, the source
-    folder's checksums) and what preprocessing needs; [bold]plait.load(DIR)[/] predicts
+    model, the encoder side and one decoding step for a captioner), export.json
+    (versions, exporter per graph, parity results, the source folder's checksums) and
+    what preprocessing needs; [bold]plait.load(DIR)[/] predicts
     from raw rows with ONNX Runtime. Prints the parity table; refuses (exit 2, nothing
     written) when ONNX and PyTorch disagree beyond the tolerance.
 
@@ -76,4 +77,10 @@ def export_command(
 
     print_table(parity_table(result))
     used = ", ".join(f"{g.name}: {g.exporter}" for g in result.graphs)
+    if result.captioning:
+        checks = ", ".join(
+            f"{c['same']}/{c['rows']} rows with {c['decoding']['num_beams']} beam(s)"
+            for c in result.captioning["caption_agreement"]
+        )
+        console.print(f"captions through ONNX Runtime equal PyTorch's: {checks}")
     console.print(f"wrote {result.folder} (exporter {used})")

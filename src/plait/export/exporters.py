@@ -44,7 +44,7 @@ def export_legacy(
             sample,
             str(path),
             input_names=spec.input_names,
-            output_names=[spec.output],
+            output_names=spec.output_names,
             dynamic_axes=spec.dynamic_axes(),
             dynamo=False,
         )
@@ -68,7 +68,7 @@ def export_dynamo(
             graph,
             sample,
             input_names=spec.input_names,
-            output_names=[spec.output],
+            output_names=spec.output_names,
             dynamic_shapes=(shapes,),
             dynamo=True,
             external_data=False,

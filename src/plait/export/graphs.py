@@ -46,18 +46,25 @@ class GraphSpec:
     inputs: list[GraphInput]
     output: str
     output_axes: dict[int, str] = field(default_factory=lambda: {0: BATCH})
+    #: outputs after the first (a captioner's encoder: memory and its mask), name -> axes
+    more_outputs: dict[str, dict[int, str]] = field(default_factory=dict)
 
     @property
     def input_names(self) -> list[str]:
         return [i.name for i in self.inputs]
 
+    @property
+    def output_names(self) -> list[str]:
+        return [self.output, *self.more_outputs]
+
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         axes = {i.name: dict(i.axes) for i in self.inputs}
         axes[self.output] = dict(self.output_axes)
+        axes.update({name: dict(a) for name, a in self.more_outputs.items()})
         return axes
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "file": self.file,
             "inputs": [
                 {"name": i.name, "modality": i.modality, "key": i.key, "dynamic_axes": i.axes}
@@ -65,6 +72,11 @@ class GraphSpec:
             ],
             "output": {"name": self.output, "dynamic_axes": self.output_axes},
         }
+        if self.more_outputs:
+            out["more_outputs"] = [
+                {"name": n, "dynamic_axes": a} for n, a in self.more_outputs.items()
+            ]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GraphSpec:
@@ -74,7 +86,11 @@ class GraphSpec:
         ]
         output = data["output"]
         axes = {int(a): n for a, n in output["dynamic_axes"].items()}
-        return cls(data["file"], inputs, output["name"], axes)
+        more = {
+            o["name"]: {int(a): n for a, n in o["dynamic_axes"].items()}
+            for o in data.get("more_outputs", [])
+        }
+        return cls(data["file"], inputs, output["name"], axes, more)
 
     def flatten(
         self, inputs: Mapping[str, Mapping[str, Tensor]], presence: Mapping[str, Tensor]

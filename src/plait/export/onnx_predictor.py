@@ -1,10 +1,12 @@
 """`plait.load(EXPORT_DIR)`: an export folder as a predictor that runs ONNX Runtime.
 
-The predictors are the PyTorch ones (`Predictor`, `AlignedPredictor`) with their model
+The predictors are the PyTorch ones (`Predictor`, `AlignedPredictor`,
+`CaptioningPredictor`) with their model
 swapped for a module that feeds the processors' tensors to ONNX Runtime sessions: rows
 are read, validated, preprocessed and batched by the same code, and predict /
 predict_proba / evaluate (supervised) or embed / embed_values / similarity / zeroshot /
-evaluate (aligned) return the same columns. Only the graph run differs.
+evaluate (aligned), caption / evaluate (captioning: `caption_runtime`) return the same
+columns. Only the graph run differs.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from torch import Tensor, nn
 
 from plait.config import PlaitConfig
 from plait.errors import PlaitError
+from plait.export.caption_runtime import OrtCaptioningModel
 from plait.export.folder import read_export_json
 from plait.export.graphs import GraphSpec
 from plait.export.runtime import open_session
 from plait.model_folder import raw_config, read_folder
 from plait.tasks.aligned_predictor import AlignedPredictor
+from plait.tasks.captioning_model import CaptionTokens
+from plait.tasks.captioning_predictor import CaptioningPredictor
 from plait.tasks.supervised_predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -123,7 +128,20 @@ class OnnxAlignedPredictor(_OnnxMixin, AlignedPredictor):
     evaluate as `AlignedPredictor`."""
 
 
+class OnnxCaptioningPredictor(_OnnxMixin, CaptioningPredictor):
+    """A captioner's ONNX encoder and decoding step: caption and evaluate as
+    `CaptioningPredictor` (the decoding loop in Python over ONNX Runtime)."""
+
+    def card_summary(self) -> str:
+        return (
+            "ONNX export of a " + super().card_summary() + " Exported: the encoder side and "
+            "one decoding step; the decoding loop runs in Python over ONNX Runtime."
+        )
+
+
 def _providers_of(model: nn.Module) -> list[str]:
+    if isinstance(model, OrtCaptioningModel):
+        return model.providers
     if isinstance(model, OrtMultimodalModel):
         return model.graph.providers
     if isinstance(model, OrtAlignedModel):
@@ -136,7 +154,7 @@ def load_export(
     providers: Sequence[str] | None = None,
     *,
     threads: int | None = None,
-) -> OnnxPredictor | OnnxAlignedPredictor:
+) -> OnnxPredictor | OnnxAlignedPredictor | OnnxCaptioningPredictor:
     """Load an export folder (checksums checked) as a predictor over ONNX Runtime.
 
     Args:
@@ -155,8 +173,19 @@ def load_export(
         )
         for name, entry in record["graphs"].items()
     }
-    predictor: OnnxPredictor | OnnxAlignedPredictor
-    if "pair" in record:
+    predictor: OnnxPredictor | OnnxAlignedPredictor | OnnxCaptioningPredictor
+    if "captioning" in record:
+        config = CaptioningPredictor.loaded_config(config, folder)  # hub LM config: hub/
+        source, caption = config.captioning_pair
+        tokens = CaptionTokens.of(found.processors[caption])
+        encoder, step = graphs["caption encoder"], graphs["caption step"]
+        captioner: Any = OrtCaptioningModel(
+            source, tokens, (encoder.session, encoder.spec), (step.session, step.spec)
+        )  # stands in for CaptioningModel (source, tokens, generate)
+        predictor = OnnxCaptioningPredictor(
+            captioner, config, found.processors, found.labels, found.metrics
+        )
+    elif "pair" in record:
         towers = {m: graphs[f"tower {m}"] for m in record["pair"]}
         model = OrtAlignedModel(towers, record["logit_scale"], record["logit_bias"])
         # the ONNX module stands in for AlignedModel (pair, embed, forward)

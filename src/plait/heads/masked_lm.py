@@ -41,8 +41,16 @@ class MaskedLMHead(nn.Module):
         self.vocab = nn.Linear(text_dim, vocab_size)
 
     def forward(
-        self, text: Tensor, text_mask: Tensor, context: Tensor, context_mask: Tensor
+        self,
+        text: Tensor,
+        text_mask: Tensor,
+        context: Tensor,
+        context_mask: Tensor,
+        positions: Tensor | None = None,
     ) -> Tensor:
+        """Logits [B, T, vocab], or [N, vocab] at the N true cells of `positions` [B, T]
+        only: a loss needs just the masked tokens, and the vocabulary projection of every
+        position (30k words for BERT's) was most of a training step's cost."""
         memory = self.context(context)  # [B, S, Dt]
         hidden = self.decoder(
             text,
@@ -50,4 +58,6 @@ class MaskedLMHead(nn.Module):
             tgt_key_padding_mask=~text_mask.bool(),
             memory_key_padding_mask=~context_mask.bool(),
         )  # [B, T, Dt]
-        return self.vocab(self.norm(hidden))  # [B, T, vocab]
+        if positions is not None:
+            hidden = hidden[positions]  # [N, Dt]
+        return self.vocab(self.norm(hidden))

@@ -24,7 +24,8 @@ class PrefixMapper(nn.Module):
         )
 
     def forward(self, pooled: Tensor) -> Tensor:
-        return self.net(pooled).view(len(pooled), self.prefix_length, self.embed_dim)
+        # unflatten, not view(len(pooled), ...): an ONNX trace keeps the batch size dynamic
+        return self.net(pooled).unflatten(-1, (self.prefix_length, self.embed_dim))
 
 
 class PrefixLMDecoder(nn.Module):

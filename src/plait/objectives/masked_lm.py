@@ -42,7 +42,9 @@ def mask_tokens(
 
 
 def masked_lm_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Cross-entropy over the chosen positions: logits [B, T, V], targets [B, T]."""
+    """Cross-entropy over the chosen positions: logits [B, T, V] and targets [B, T], or
+    logits [N, V] and targets [N] of the chosen positions alone."""
     if not (targets != IGNORE).any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+    flat = logits.reshape(-1, logits.shape[-1])
+    return F.cross_entropy(flat, targets.reshape(-1), ignore_index=IGNORE)

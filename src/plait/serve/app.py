@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plait.errors import PlaitError
 from plait.serve import runner
+from plait.serve.captions import caption_routes
 from plait.serve.errors import ApiError, envelope
 from plait.serve.inputs import similarity_input, zeroshot_input
 from plait.serve.middleware import ServiceMiddleware, arrived
@@ -65,9 +66,10 @@ def _rows_response(
 
 
 def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any = None) -> FastAPI:
-    """A FastAPI app serving `predictor` (a loaded `Predictor` or `AlignedPredictor`, or
-    an ONNX predictor with the same calls); `index` (an `EmbeddingIndex` built with this
-    model) enables /v1/search. Start it with uvicorn (`plait serve` does)."""
+    """A FastAPI app serving `predictor` (a loaded `Predictor`, `AlignedPredictor` or
+    `CaptioningPredictor`, or an ONNX predictor with the same calls); `index` (an
+    `EmbeddingIndex` built with this model) enables /v1/search. Start it with uvicorn
+    (`plait serve` does)."""
     settings = settings or ServeSettings()
     service = Service(predictor, settings, index)
     if index is not None and not service.aligned:
@@ -155,7 +157,9 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
         return _rows_response(request, outcomes, checker, empty)
 
     body_doc = _rows_openapi()
-    if not service.aligned:
+    if service.captioning:
+        caption_routes(api, service)
+    elif not service.aligned:
 
         @api.post("/predict", openapi_extra=body_doc)
         async def predict(request: Request) -> JSONResponse:
@@ -248,7 +252,10 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
     # FastAPI may include routers lazily: read the paths from the routers themselves
     known = {str(getattr(r, "path", "")) for r in [*health.routes, *api.routes]}
     known |= {"/metrics", "/", "/docs", "/openapi.json"}
-    endpoints.extend(sorted(p for p in known if p.startswith(PREFIX)))
+    hidden = {
+        str(getattr(r, "path", "")) for r in api.routes if not getattr(r, "include_in_schema", True)
+    }
+    endpoints.extend(sorted(p for p in known if p.startswith(PREFIX) and p not in hidden))
     app.add_middleware(
         ServiceMiddleware,
         settings=settings,

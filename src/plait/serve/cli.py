@@ -58,7 +58,7 @@ def serve_command(
         int, typer.Option(help="Torch threads for the model (0: Plait's default).")
     ] = 0,
 ) -> None:
-    """Serve a trained model over HTTP: predict, explain, embed, search, a web page at /.
+    """Serve a trained model over HTTP: predict, explain, embed, search, caption, a web page at /.
 
     The API key (needed off-loopback) is read from PLAIT_API_KEY only, never from the
     command line, so it does not land in shell history or `ps` output.

@@ -2,7 +2,7 @@
 
 Each function takes checked rows (`CheckedRow`: cells pointing at checked uploads) and
 returns one `Outcome` per row, through the predictor's public calls (`predict`,
-`plait.evaluation.attribution`, `embed_rows`, `zeroshot`), so a served prediction is the
+`plait.evaluation.attribution`, `embed_rows`, `zeroshot`, `caption`), so a served answer is the
 same as `plait.load(folder).predict(table)`. Rows refused by the upload checks pass
 through with their error; rows the processors cannot read get theirs from the
 predictor's bad-rows report.
@@ -43,6 +43,8 @@ def table_of(predictor: Any, rows: list[CheckedRow]) -> pd.DataFrame:
     """A table with one row per `rows` item, in the columns the model was trained on."""
     config = predictor.config
     names = list(predictor.pair) if hasattr(predictor, "pair") else list(config.modalities)
+    if getattr(predictor, "task", None) == "captioning":
+        names = [predictor.source]
     columns: dict[str, list[Any]] = {
         config.modalities[n].column: [r.values.get(n) for r in rows] for n in names
     }
@@ -195,3 +197,25 @@ def zeroshot(predictor: AlignedPredictor, row: CheckedRow, classes: list[str]) -
         "probabilities": {c: float(p) for c, p in zip(classes, probs, strict=True)},
         "scores": {c: float(s) for c, s in zip(classes, scores, strict=True)},
     }
+
+
+# ---------------------------------------------------------------------- captioning
+def caption_rows(predictor: Any, rows: list[CheckedRow], options: Any) -> list[Outcome]:
+    """Each row's caption (`CaptioningPredictor.caption`, the request's decoding
+    `options`: a `DecodingOptions`)."""
+    return _run_good(rows, lambda good: _caption(predictor, good, options))
+
+
+def _caption(predictor: Any, rows: list[CheckedRow], options: Any) -> list[Outcome]:
+    frame = predictor.caption(
+        table_of(predictor, rows), batch_size=max(1, len(rows)), progress=False,
+        **options.as_dict(),
+    )  # fmt: skip
+    errors = frame["error"] if "error" in frame.columns else pd.Series([None] * len(frame))
+    outcomes = []
+    for caption, reason in zip(frame["caption"], errors, strict=True):
+        if isinstance(reason, str) and reason:
+            outcomes.append(Outcome(error=unreadable(reason)))
+        else:
+            outcomes.append(Outcome({"caption": str(caption)}))
+    return outcomes

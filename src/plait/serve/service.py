@@ -25,27 +25,28 @@ class Service:
     """The model, its batchers and worker thread, and the optional search index."""
 
     def __init__(self, predictor: Any, settings: ServeSettings, index: Any = None) -> None:
-        from plait.errors import PlaitError
         from plait.tasks.aligned_predictor import AlignedPredictor
 
-        if getattr(predictor, "task", None) == "captioning":
-            raise PlaitError(
-                "serving captioning models is not built yet; caption with `plait caption`"
-            )
         self.predictor = predictor
         self.settings = settings
         self.index = index
         self.aligned = isinstance(predictor, AlignedPredictor) or hasattr(predictor, "pair")
+        self.captioning = getattr(predictor, "task", None) == "captioning"
+        self.caption_limits: dict[str, int] = {}  # set by `captions.caption_routes`
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="plait-model")
         self.ready = False
         # exact Shapley attribution reads the model's modality list (an ONNX stand-in
         # may not have one: then /v1/explain is not offered)
-        self.explainable = not self.aligned and hasattr(predictor.model, "modalities")
+        self.explainable = (
+            not self.aligned and not self.captioning and hasattr(predictor.model, "modalities")
+        )
         self.batchers: dict[str, MicroBatcher[CheckedRow, list[Outcome]]] = {}
         self.arriving: Counter[str] = Counter()  # see middleware.ServiceMiddleware
         work: dict[str, Callable[[list[list[CheckedRow]]], list[list[Outcome]]]]
-        if self.aligned:
+        if self.captioning:
+            work = {}  # /v1/caption calls the model per request (`captions.py`)
+        elif self.aligned:
             work = {"embed": lambda reqs: runner.embed_batch(predictor, reqs)}
         else:
             work = {
@@ -71,6 +72,8 @@ class Service:
         """The modalities a request may fill, by name."""
         if self.aligned:
             return list(self.predictor.pair)
+        if self.captioning:
+            return [self.predictor.source]  # the caption modality is the answer
         return list(self.predictor.config.modalities)
 
     async def start(self) -> None:
@@ -124,6 +127,7 @@ def card_of(service: Service, endpoints: list[str]) -> dict[str, Any]:
         ],
         "labels": labels,
         "pair": list(predictor.pair) if service.aligned else None,
+        "captioning": _captioning_card(service) if service.captioning else None,
         "index": service.index is not None,
         "endpoints": endpoints,
         "limits": {
@@ -139,4 +143,18 @@ def card_of(service: Service, endpoints: list[str]) -> dict[str, Any]:
             "max_wait_ms": settings.max_wait_ms,
         },
         "card_markdown": predictor.model_card(),
+    }
+
+
+def _captioning_card(service: Service) -> dict[str, Any]:
+    """What a captioner's card adds: source and caption modalities, decoder, defaults."""
+    predictor = service.predictor
+    settings = predictor.config.captioning
+    return {
+        "source": predictor.source,
+        "caption": predictor.caption_modality,
+        "decoder": settings.decoder,
+        "decoder_model": settings.model,
+        "defaults": predictor.options().as_dict(),
+        "max_length": service.caption_limits.get("max_length"),
     }

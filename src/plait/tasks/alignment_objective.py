@@ -24,7 +24,7 @@ from plait.encoders.base import EncoderOutput
 from plait.heads.masked_region import MaskedRegionHead
 from plait.objectives.alignment import TextTokens, gather, gather_with_grad, select
 from plait.objectives.contrastive import clip_loss, fingerprints, positive_pairs, siglip_loss
-from plait.objectives.masked_lm import mask_tokens, masked_lm_loss
+from plait.objectives.masked_lm import IGNORE, mask_tokens, masked_lm_loss
 from plait.objectives.masked_region import mask_regions, masked_region_loss
 from plait.objectives.matching import hard_negatives, matching_loss, matching_pairs
 
@@ -126,10 +126,11 @@ class AlignmentObjective(nn.Module):
             probability=self.mlm_probability,
         )
         hidden = model.encode(text, {**tokens, "input_ids": masked})
+        chosen = targets != IGNORE  # [n, T]: only these tokens are scored
         logits = model.decoder(
-            hidden.sequence, hidden.mask, out[other].sequence, out[other].mask
-        )  # [n, T, V]
-        return masked_lm_loss(logits, targets)
+            hidden.sequence, hidden.mask, out[other].sequence, out[other].mask, chosen
+        )  # [N, V]
+        return masked_lm_loss(logits, targets[chosen])
 
     def _masked_regions(
         self,

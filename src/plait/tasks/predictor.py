@@ -21,6 +21,7 @@ from plait.config import PlaitConfig
 from plait.data import LabelSpace, MultimodalDataset, prepare_inference
 from plait.data.bad_rows import BadRows, OnError
 from plait.data.batch import Batch
+from plait.data.manifest import read_table
 from plait.data.prepare import bad_rows_of
 from plait.errors import PlaitError, RowProblem
 from plait.model_folder import (
@@ -32,6 +33,13 @@ from plait.model_folder import (
 )
 from plait.pruned_shapes import PRUNED_SHAPES, apply_pruned_shapes, shapes_document
 from plait.utils.io import atomic_write_json
+from plait.vlm.feature import (
+    Describer,
+    Description,
+    descriptions_of,
+    read_descriptions,
+    write_descriptions,
+)
 
 P = TypeVar("P", bound="BasePredictor")
 
@@ -63,6 +71,9 @@ class BasePredictor:
         self.last_bad_rows: BadRows | None = None  # the same, with each bad row's id
         # modules that structured pruning resized (`plait.pruned_shapes`); saved with the model
         self.pruned_shapes: dict[str, Any] = {}
+        # text modalities a large model writes (`plait.vlm.feature`); saved with the model
+        self.descriptions: dict[str, Description] = descriptions_of(config)
+        self._describer: Describer | None = None
 
     @property
     def task(self) -> str:
@@ -99,6 +110,7 @@ class BasePredictor:
                 update={"modalities": {n: config.modalities[n] for n in modalities}}
             )
             processors = {n: processors[n] for n in modalities}
+        data = self._described(data, [n for n in config.modalities if n in self.descriptions])
         dataset, self.last_problems = prepare_inference(
             data,
             config,
@@ -109,6 +121,15 @@ class BasePredictor:
         )
         self.last_bad_rows = bad_rows_of(dataset, config, self.last_problems)
         return dataset
+
+    def _described(self, data: Any, names: list[str]) -> Any:
+        """`data` with the columns a large model writes for `names` (the same backend and
+        prompt as in training, through its answer cache)."""
+        if not names:
+            return data
+        if self._describer is None:
+            self._describer = Describer(self.descriptions)
+        return self._describer.subset(names).add(read_table(data), progress=False)
 
     def loader(self, dataset: MultimodalDataset, batch_size: int) -> Iterator[Batch]:
         """Collated batches of `dataset` in order, on the CPU."""
@@ -140,6 +161,8 @@ class BasePredictor:
     def _save_own_files(self, staging: Path) -> None:
         if self.pruned_shapes:
             atomic_write_json(staging / PRUNED_SHAPES, shapes_document(self.pruned_shapes))
+        if self.descriptions:
+            write_descriptions(staging, self.descriptions)
         self.save_extra(staging)
 
     def save_extra(self, staging: Path) -> None:
@@ -154,6 +177,9 @@ class BasePredictor:
         load_weights_into(model, folder, device)
         predictor = cls(model, config, found.processors, found.labels, found.metrics)
         predictor.pruned_shapes = pruned
+        recorded = read_descriptions(Path(folder))
+        if recorded is not None:  # the exact prompts and backend, as trained
+            predictor.descriptions = recorded
         return predictor
 
     @classmethod

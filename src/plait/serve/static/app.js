@@ -1,5 +1,6 @@
 // The Plait model page: reads GET v1/card, then builds the forms the model can answer
-// (predict + explain for a supervised model; search and similarity for an aligned one).
+// (predict + explain for a supervised model; search and similarity for an aligned one;
+// caption for a captioner).
 // Plain DOM, no framework, no build step. The API key lives in `state.apiKey` only: never
 // in localStorage, sessionStorage or a cookie, so it is gone when the page is reloaded.
 "use strict";
@@ -686,6 +687,64 @@
     $("similarity").hidden = false;
   }
 
+  // ---------------------------------------------------------------- caption (captioner)
+
+  function renderCaptions(rows, files) {
+    const list = $("caption-results");
+    list.replaceChildren();
+    rows.forEach((row, i) => {
+      const item = document.createElement("li");
+      item.className = row.error ? "caption error-row" : "caption";
+      const name = document.createElement("span");
+      name.className = "caption-file";
+      name.textContent = files[i] instanceof File ? files[i].name : `input ${i + 1}`;
+      const text = document.createElement("span");
+      text.className = "caption-text";
+      text.textContent = row.error ? `could not be captioned: ${row.error}` : row.caption;
+      item.append(name, text);
+      list.append(item);
+    });
+  }
+
+  // One or several files of the source modality -> a caption each (/v1/caption).
+  function setUpCaption(card) {
+    const info = card.captioning || {};
+    const source = card.modalities.find((m) => m.name === info.source) || card.modalities[0];
+    const entry = inputFor(source);
+    if (entry.input) entry.input.multiple = true;
+    const length = $("caption-length");
+    if (info.max_length) length.max = String(info.max_length);
+    if (info.defaults) {
+      length.value = String(info.defaults.max_length);
+      $("caption-beams").value = String(info.defaults.num_beams);
+    }
+    $("caption-inputs").replaceChildren(entry.element);
+    $("caption-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors($("caption-error"));
+      $("caption-results").replaceChildren();
+      await busy($("caption-submit"), async () => {
+        try {
+          const chosen = entry.input && entry.input.files.length ? [...entry.input.files] : [];
+          const files = chosen.length ? chosen : entry.recording ? [entry.recording] : [];
+          if (!files.length) {
+            const what = source.kind === "audio" ? "a sound" : "a picture";
+            throw new RequestError(`Give ${what} to caption.`);
+          }
+          const form = new FormData();
+          for (const file of files) form.append(source.name, file, filename(file, source));
+          if ($("caption-beams").value) form.append("num_beams", $("caption-beams").value);
+          if (length.value) form.append("max_length", length.value);
+          const answer = await call("v1/caption", { method: "POST", body: form });
+          renderCaptions(answer.rows || [], files);
+        } catch (error) {
+          showError($("caption-error"), error.message);
+        }
+      });
+    });
+    $("caption").hidden = false;
+  }
+
   // ---------------------------------------------------------------- the card
 
   function renderCard(card) {
@@ -693,7 +752,9 @@
     $("model-name").textContent = card.name;
     const kinds = card.modalities.map((m) => `${m.name} (${m.kind})`).join(", ");
     const labels =
-      card.task !== "alignment" && Array.isArray(card.labels) && card.labels.length
+      !["alignment", "captioning"].includes(card.task) &&
+      Array.isArray(card.labels) &&
+      card.labels.length
         ? `; ${card.labels.length} labels`
         : "";
     const article = /^[aeiou]/i.test(card.task) ? "An" : "A";
@@ -701,7 +762,9 @@
       `${article} ${card.task} model on ${kinds}${labels}; runtime ${card.runtime}.`;
     if (card.auth) $("auth").hidden = false;
 
-    if (card.task === "alignment") {
+    if (card.task === "captioning") {
+      setUpCaption(card);
+    } else if (card.task === "alignment") {
       const byName = Object.fromEntries(card.modalities.map((m) => [m.name, m]));
       const pair = (card.pair || card.modalities.map((m) => m.name)).map((n) => byName[n]);
       if (card.index && hasEndpoint("search")) setUpSearch(card, pair.filter(Boolean));
