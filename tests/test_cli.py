@@ -29,7 +29,8 @@ def runner() -> CliRunner:
 
 
 def invoke(runner: CliRunner, *args: str):
-    result = runner.invoke(app, [str(a) for a in args], terminal_width=200)
+    # wide enough that a long tmp path (pytest-xdist adds popen-gwN/) stays on one line
+    result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "1000"}, terminal_width=200)
     # every message as one line (rich may still wrap tables)
     result.flat = " ".join(result.output.split())
     return result
