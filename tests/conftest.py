@@ -19,6 +19,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # `pytest -n 2` on two cores: one thread per worker, and for the processes it starts
     for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_name, "1")
+    # a worker starts with COLUMNS=80, which would pin Rich's console (plait.cli) to 80
+    # columns when it is created; without it, each CliRunner call's COLUMNS applies
+    os.environ.pop("COLUMNS", None)
 
 
 @pytest.fixture(scope="session")
