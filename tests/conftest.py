@@ -15,6 +15,13 @@ from plait.datasets.demo import generate_demo
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` on two cores: one thread per worker, and for the processes it starts
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+    # a worker starts with COLUMNS=80, which would pin Rich's console (plait.cli) to 80
+    # columns when it is created; without it, each CliRunner call's COLUMNS applies
+    os.environ.pop("COLUMNS", None)
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +39,9 @@ def build_tiny_config(data_dir: Path, out_dir: Path, name: str = "tiny", **secti
     """A raw config dict for the demo data that trains in about a second on one CPU core.
 
     `sections` are merged one level deep, e.g. `training={"epochs": 3}`; a value that is
-    not a dict replaces the key.
+    not a dict replaces the key. The run's HTML report is off (`metrics.json` is still
+    written): its figures take most of a tiny run's time, so the tests that read it ask
+    for it with `evaluation={"report": True}`.
     """
     raw: dict[str, Any] = {
         "name": name,
@@ -81,6 +90,7 @@ def build_tiny_config(data_dir: Path, out_dir: Path, name: str = "tiny", **secti
             "accelerator": "cpu",
             "seed": 0,
         },
+        "evaluation": {"report": False},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):

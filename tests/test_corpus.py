@@ -108,6 +108,8 @@ def corpus_config(
             "accelerator": "cpu",
             "seed": 0,
         },
+        # no test here opens the run's report.html; its figures are most of a tiny run's time
+        "evaluation": {"report": False},
     }
     for key, value in sections.items():
         raw[key] = {**raw[key], **value} if isinstance(raw.get(key), dict) else value

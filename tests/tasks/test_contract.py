@@ -114,7 +114,8 @@ def contract_data(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _config(name: str, tiny_config, data: Path, out: Path) -> PlaitConfig:
-    raw = tiny_config(out, f"contract-{name}")
+    # the report on: every task's report sections rendered from a real run
+    raw = tiny_config(out, f"contract-{name}", evaluation={"report": True})
     raw["data"]["train"] = str(data / "train.csv")
     raw["data"]["test"] = str(data / "test.csv")
     for modality in raw["modalities"].values():

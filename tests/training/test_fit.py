@@ -34,7 +34,8 @@ def config_of(raw: dict) -> PlaitConfig:
 @pytest.fixture(scope="module")
 def trained(tiny_config, tmp_path_factory):
     """One finished 2-epoch classification run, shared by the read-only tests below."""
-    config = config_of(tiny_config(tmp_path_factory.mktemp("runs"), "base"))
+    raw = tiny_config(tmp_path_factory.mktemp("runs"), "base", evaluation={"report": True})
+    config = config_of(raw)
     return fit(config)
 
 
@@ -298,7 +299,14 @@ def test_skipped_bad_rows_are_listed_in_bad_rows_csv(tiny_config, demo_data, tmp
         return frame
 
     data = _relabelled(demo_data, tmp_path / "data", break_images_number_ids)
-    raw = _config_on(tiny_config, data, tmp_path / "runs", name="skip", training={"epochs": 1})
+    raw = _config_on(
+        tiny_config,
+        data,
+        tmp_path / "runs",
+        name="skip",
+        training={"epochs": 1},
+        evaluation={"report": True},
+    )
     raw["data"]["on_error"] = "skip"
     run = fit(config_of(raw))
 

@@ -293,7 +293,12 @@ _NAN_ON_RANK_1 = """
 @pytest.mark.parametrize("policy", ["skip", "raise"])
 def test_ddp_processes_decide_together(tiny_config, tmp_path, policy):
     """Only rank 1 sees a NaN loss; without a shared decision rank 0 would wait forever
-    in the gradient all-reduce (the timeout would fail the test)."""
+    in the gradient all-reduce (the timeout would fail the test).
+
+    The "skip" run is also the DDP smoke test (`plait train` with two CPU processes over
+    gloo; each launch costs two interpreter starts, so one run checks both): it goes
+    through the real command line, because Lightning's DDP launcher re-runs that command
+    line for the second process."""
     raw = tiny_config(
         tmp_path / "runs",
         "ddp",
@@ -304,6 +309,7 @@ def test_ddp_processes_decide_together(tiny_config, tmp_path, policy):
             "accelerator": "cpu",
             "on_nonfinite": policy,
         },
+        evaluation={"report": True},
     )
     config_path = tmp_path / "ddp.yaml"
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -333,6 +339,18 @@ def test_ddp_processes_decide_together(tiny_config, tmp_path, policy):
         metrics = json.loads((run / "report" / "metrics.json").read_text())
         assert metrics["nonfinite_batches_skipped"] == 1
         assert _all_finite(run / "model")
+        assert (run / "report" / "report.html").is_file()
+        assert metrics["epochs"] == 1 and metrics["n"] == 16
+        # rank 1 trained too, but only rank 0 reports and saves
+        assert output.count("model:  ") == 1, output[-4000:]
+        checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+        assert checkpoints == ["best.ckpt", "last.ckpt"]
+        last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        # the 36 training rows are sharded: 18 per process, batch 16 -> 2 steps (3 on one
+        # process); a skipped batch still counts as a step, without changing the weights
+        assert last["global_step"] == 2
+        frame = plait.load(run / "model").predict(Path(raw["data"]["test"]))
+        assert len(frame) == 16
 
 
 def test_aligned_run_stops_on_a_nan_loss_naming_the_batch(tiny_config, tmp_path, monkeypatch):

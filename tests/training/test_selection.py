@@ -34,7 +34,8 @@ def _spy_on_evaluate(monkeypatch, cls) -> Counter:
 
 def test_validation_scores_beside_a_test_split_scored_once(tiny_config, tmp_path, monkeypatch):
     scored = _spy_on_evaluate(monkeypatch, Predictor)
-    run = fit(PlaitConfig.from_dict(tiny_config(tmp_path, "sel")))
+    raw = tiny_config(tmp_path, "sel", evaluation={"report": True})
+    run = fit(PlaitConfig.from_dict(raw))
     assert scored["test.csv"] == 1  # once, after training
     metrics = json.loads((run.run_dir / "report" / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["n"] == 16
