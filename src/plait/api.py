@@ -15,6 +15,9 @@ plait.search("photos-index", text="a dog", k=5)                    # plait searc
 
 Captioners (trained with a `captioning:` block):
 plait.caption(model, ["a.png", "b.png"], num_beams=3)              # plait caption
+
+Question answerers (trained with a `vqa:` block):
+plait.ask(model, "a.png", "what shape is the red object?", top_k=3)  # plait ask
 """
 
 from __future__ import annotations
@@ -639,6 +642,65 @@ def caption(
     )  # fmt: skip
     if files is not None:
         frame["id"] = [str(f) for f in files]
+    if output is not None:
+        _write_frame(frame, output)
+        write_bad_rows(predictor.last_bad_rows, bad_rows_path(output))
+    return frame
+
+
+def ask(
+    model: BasePredictor | str | Path,
+    files: Sequence[str | Path] | str | Path | None = None,
+    questions: Sequence[str] | str | None = None,
+    *,
+    data: Any = None,
+    output: str | Path | None = None,
+    top_k: int = 1,
+    batch_size: int = 64,
+    progress: bool = True,
+    on_error: OnError = "skip",
+) -> pd.DataFrame:
+    """Answers (`id, answer, probability`, and the next `top_k - 1` answers) of a question
+    answering model (trained with a `vqa:` block) to `questions` about image / audio
+    `files` (one question for every file, or one per file), or to the rows of a table
+    `data` (with the model's context and question columns); also written to `output`
+    (CSV or Parquet). With files, the id is the path as given. A file that cannot be read
+    keeps its row with an empty answer and an `error` (`on_error="skip"`, default) or
+    refuses the call (`raise`).
+    """
+    from plait.data.bad_rows import bad_rows_path, check_on_error, write_bad_rows
+    from plait.tasks.vqa_predictor import VqaPredictor
+
+    predictor = load(model) if isinstance(model, str | Path) else model
+    if not isinstance(predictor, VqaPredictor):
+        raise PlaitError(
+            f"this is a {predictor.task} model; answers come from a model trained with a "
+            "`vqa:` block"
+        )
+    if (files is None) == (data is None):
+        raise PlaitError("ask needs files and questions or a table (`data`), one of the two")
+    table = data
+    if files is not None:
+        paths = [files] if isinstance(files, str | Path) else list(files)
+        asked = [questions] * len(paths) if isinstance(questions, str) else list(questions or [])
+        if len(asked) != len(paths):
+            raise PlaitError(
+                f"{len(paths)} file(s) and {len(asked)} question(s): give one question for "
+                "every file, or one per file"
+            )
+        modalities = predictor.config.modalities
+        table = pd.DataFrame({
+            modalities[predictor.context].column: [str(Path(f).resolve()) for f in paths],
+            modalities[predictor.question].column: [str(q) for q in asked],
+        })  # fmt: skip
+        if predictor.config.data.id:
+            table[predictor.config.data.id] = [str(f) for f in paths]
+    frame = predictor.ask(
+        table, top_k=top_k, batch_size=batch_size, progress=progress,
+        on_error=check_on_error(on_error),
+    )  # fmt: skip
+    if files is not None:
+        frame["id"] = [str(f) for f in ([files] if isinstance(files, str | Path) else files)]
     if output is not None:
         _write_frame(frame, output)
         write_bad_rows(predictor.last_bad_rows, bad_rows_path(output))

@@ -1109,6 +1109,11 @@ app.command("prune")(prune_command)
 app.command("quantize")(quantize_command)
 app.command("serve")(serve_command)
 
+from plait.vqa_cli import ask_command, data_vqa_command  # noqa: E402
+
+app.command("ask")(ask_command)
+data_app.command("vqa")(data_vqa_command)
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -798,6 +798,76 @@ def check_captioning(config: PlaitConfig, captioning: CaptioningConfig) -> tuple
     return source, caption
 
 
+# --------------------------------------------------------------------------------- vqa
+
+
+class VqaConfig(_Strict):
+    """Answer a question (a text modality) about a picture or a sound (the context).
+
+    With this block present a run trains a question answerer: the answer column is
+    `data.label` (its values, as found in the training split, are the answer vocabulary),
+    `fusion` and `head` are not used (except `head.label_smoothing`); the answer head is
+    `head`, with its own `head_options`.
+
+    Args:
+        context: the image or audio modality asked about (default: the one that is not
+            text). Its encoder must be a scratch `image_cnn`, `image_lenet`, `audio_cnn`
+            or `audio_lenet` (their feature map is what the head sees) or a hub tower
+            (its token states, as a one-row map).
+        question: the text modality holding the question (default: the text modality).
+        head: the answer head, a row of `plait.heads.vqa.VQA_HEADS` (`fusion`, the
+            CNN+MLP baseline; `film`, `relation`, `transformer`); checked when the model
+            is built.
+        head_options: the head's own settings (its `Options` model; unknown keys are
+            refused naming the closest one).
+        type_columns: columns of the question type (e.g. `question_type`, `relation`);
+            accuracy is reported per value of each, beside the overall accuracy.
+    """
+
+    context: str | None = None
+    question: str | None = None
+    head: str = "fusion"
+    head_options: dict[str, Any] = Field(default_factory=dict)
+    type_columns: list[str] = Field(default_factory=list)
+
+    @field_validator("type_columns", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+def check_vqa(config: PlaitConfig, vqa: VqaConfig) -> tuple[str, str]:
+    """(context, question) modality names of a VQA config, or a ValueError saying which to
+    name."""
+    kinds = {name: m.kind for name, m in config.modalities.items()}
+    texts = [n for n, k in kinds.items() if k == "text"]
+    others = [n for n, k in kinds.items() if k != "text"]
+    question = vqa.question or (texts[0] if len(texts) == 1 else None)
+    context = vqa.context or (others[0] if len(others) == 1 else None)
+    for key, name, choices in (("question", question, texts), ("context", context, others)):
+        if name is None:
+            raise ValueError(f"`vqa.{key}` is needed: name one of {sorted(choices)}")
+        if name not in kinds:
+            close = difflib.get_close_matches(name, list(kinds), n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise ValueError(f"`vqa.{key}` names `{name}`, not a modality.{hint}")
+    assert question is not None and context is not None
+    if kinds[question] != "text":
+        raise ValueError(
+            f"`vqa.question` must be a text modality; `{question}` is {kinds[question]}"
+        )
+    if kinds[context] == "text":
+        raise ValueError(f"`vqa.context` must be an image or audio modality; `{context}` is text")
+    if len(config.modalities) != 2:
+        raise ValueError(
+            f"a `vqa:` run reads two modalities (context and question), not "
+            f"{len(config.modalities)}: {sorted(kinds)}"
+        )
+    if config.head.task != "classification":
+        raise ValueError("a `vqa:` run classifies answers: leave `head.task` as classification")
+    return context, question
+
+
 # --------------------------------------------------------------------------------- data
 
 
@@ -965,11 +1035,20 @@ class PlaitConfig(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     alignment: AlignmentConfig | None = None
     captioning: CaptioningConfig | None = None
+    vqa: VqaConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> PlaitConfig:
         if not self.modalities:
             raise ValueError("`modalities` is empty: declare at least one text/image/audio column")
+        if self.vqa is not None:
+            if self.alignment is not None or self.captioning is not None:
+                raise ValueError("a run has one of `alignment:`, `captioning:` or `vqa:`")
+            if self.data.label is None:
+                raise ValueError(
+                    "`data.label` is required: name the answer column of the `vqa:` run"
+                )
+            check_vqa(self, self.vqa)
         if self.alignment is not None:
             self._check_alignment(self.alignment)
         if self.captioning is not None:
@@ -1041,6 +1120,13 @@ class PlaitConfig(_Strict):
         if self.captioning is None:
             raise ValueError("not a captioning config")
         return check_captioning(self, self.captioning)
+
+    @property
+    def vqa_pair(self) -> tuple[str, str]:
+        """(context, question) modality names (VQA runs only)."""
+        if self.vqa is None:
+            raise ValueError("not a VQA config")
+        return check_vqa(self, self.vqa)
 
     @property
     def label_columns(self) -> list[str]:

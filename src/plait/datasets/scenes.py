@@ -25,6 +25,7 @@ __all__ = [
     "SIZES",
     "Scene",
     "SceneObject",
+    "place_box",
     "render_scene",
     "sample_scene",
     "shape_outline",
@@ -100,7 +101,7 @@ def sample_scene(
             colour, shape = pairs[int(index)]
             size = SIZES[int(rng.integers(len(SIZES)))]
             extent = float(rng.uniform(*_EXTENT[size]))
-            placed = _place(rng, extent, objects)
+            placed = place_box(rng, extent, objects)
             if placed is None:
                 break
             objects.append(SceneObject(colour, shape, size, placed[0], placed[1], extent))
@@ -109,9 +110,11 @@ def sample_scene(
     raise ValueError(f"could not place {count} objects without overlap in {tries} tries")
 
 
-def _place(
+def place_box(
     rng: np.random.Generator, extent: float, others: list[SceneObject], attempts: int = 50
 ) -> tuple[float, float] | None:
+    """The top-left corner of a free `extent`-sized box (a margin from the border and from
+    `others`), or None after `attempts` draws."""
     margin = 0.04
     for _ in range(attempts):
         x, y = rng.uniform(margin, 1.0 - margin - extent, size=2)

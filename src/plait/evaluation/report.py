@@ -50,6 +50,7 @@ from plait.evaluation.report_alignment import (
     render_retrieval_table,
 )
 from plait.evaluation.report_captioning import captioning_sections
+from plait.evaluation.report_vqa import vqa_sections
 from plait.utils.io import atomic_write_json, atomic_write_text
 
 #: Re-exported so `from plait.evaluation.report import ...` keeps working.
@@ -86,7 +87,8 @@ def write_report(
 
     `task` is "classification", "multilabel", "regression", "alignment" (a retrieval
     block, optional zero-shot blocks; see `alignment_sections`) or "captioning" (caption
-    metrics and a sheet of examples; see `captioning_sections`). `history` is a Lightning
+    metrics and a sheet of examples; see `captioning_sections`) or "vqa" (accuracy per
+    question type; see `vqa_sections`). `history` is a Lightning
     CSVLogger table (see `load_history`); `extra_sections` are (heading, html) pairs
     inserted verbatim, so callers must escape their own content. A `warnings` list in
     `metrics` is shown in a box above everything else, and `skipped_rows` (how many bad
@@ -122,6 +124,8 @@ def write_report(
         sections += alignment_sections(clean)
     elif task == "captioning":
         sections += captioning_sections(clean)
+    elif task == "vqa":
+        sections += vqa_sections(clean)
     for heading, body in extra_sections or []:
         sections.append(Section(heading, [Raw(Markup(body))]))  # the caller's own HTML
     if config_yaml:

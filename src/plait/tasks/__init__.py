@@ -1,7 +1,7 @@
 """Tasks: what a model is for, one module per task and one explicit table.
 
     TASKS = {"classification": ..., "multilabel": ..., "regression": ..., "alignment": ...,
-             "captioning": ...}
+             "captioning": ..., "vqa": ...}
 
 Each row builds its model from the config, trains it one batch at a time (its step),
 computes and reports its metrics and returns its predictor (see `plait.tasks.base`).
@@ -23,6 +23,7 @@ from plait.tasks.classification import ClassificationTask
 from plait.tasks.multilabel import MultilabelTask
 from plait.tasks.predictor import BasePredictor
 from plait.tasks.regression import RegressionTask
+from plait.tasks.vqa import VqaTask
 
 TASKS: dict[str, Task] = {
     "classification": ClassificationTask(),
@@ -30,13 +31,18 @@ TASKS: dict[str, Task] = {
     "regression": RegressionTask(),
     "alignment": AlignmentTask(),
     "captioning": CaptioningTask(),
+    "vqa": VqaTask(),
 }
 
 
-def task_name(alignment: object, head_task: str | None, captioning: object = None) -> str:
+def task_name(
+    alignment: object, head_task: str | None, captioning: object = None, vqa: object = None
+) -> str:
     """The task a config describes: `alignment` when it has an `alignment:` block,
-    `captioning` with a `captioning:` block, else its head's task (the rule for folders
-    that record no task)."""
+    `captioning` with a `captioning:` block, `vqa` with a `vqa:` block, else its head's
+    task (the rule for folders that record no task)."""
+    if vqa is not None:
+        return "vqa"
     if captioning is not None:
         return "captioning"
     return "alignment" if alignment is not None else head_task or "classification"
@@ -44,7 +50,7 @@ def task_name(alignment: object, head_task: str | None, captioning: object = Non
 
 def task_of(config: PlaitConfig) -> Task:
     """The row of TASKS a config trains."""
-    return TASKS[task_name(config.alignment, config.head.task, config.captioning)]
+    return TASKS[task_name(config.alignment, config.head.task, config.captioning, config.vqa)]
 
 
 def task_of_folder(path: str | Path) -> Task:
@@ -54,7 +60,8 @@ def task_of_folder(path: str | Path) -> Task:
     if name is None:
         raw = raw_config(path)
         head = raw.get("head") if isinstance(raw.get("head"), dict) else {}
-        name = task_name(raw.get("alignment"), head.get("task"), raw.get("captioning"))  # type: ignore[union-attr]
+        blocks = (raw.get("alignment"), head.get("task"), raw.get("captioning"), raw.get("vqa"))  # type: ignore[union-attr]
+        name = task_name(*blocks)
     if name not in TASKS:
         raise PlaitError(
             f"{path} holds a `{name}` model, which this Plait does not know "
