@@ -822,6 +822,10 @@ class VqaConfig(_Strict):
             refused naming the closest one).
         type_columns: columns of the question type (e.g. `question_type`, `relation`);
             accuracy is reported per value of each, beside the overall accuracy.
+        answer: `classify` (the head scores every answer of the vocabulary) or
+            `generate` (the captioning decoder writes the answer word by word, attending
+            to the map's cells and the question's words; `head` is then not used and
+            `head_options` are the decoder's: dim, layers, heads, dropout, max_length).
     """
 
     context: str | None = None
@@ -829,6 +833,7 @@ class VqaConfig(_Strict):
     head: str = "fusion"
     head_options: dict[str, Any] = Field(default_factory=dict)
     type_columns: list[str] = Field(default_factory=list)
+    answer: Literal["classify", "generate"] = "classify"
 
     @field_validator("type_columns", mode="before")
     @classmethod

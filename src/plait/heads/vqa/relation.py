@@ -14,6 +14,7 @@ The cost of an all-pairs network is N^2 passes of `g`. Two things make it cheap 
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 import torch
@@ -80,8 +81,9 @@ class RelationHead(VqaHead):
         objects = objects.flatten(2).transpose(1, 2)  # (B, N, C+2)
         real = mask.flatten(1)  # (B, N)
         pair_real = (real[:, :, None] & real[:, None, :]).to(grid.dtype)  # (B, N, N)
-        device = grid.device.type
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=options.bf16):
+        # `bf16: false` keeps whatever precision the caller runs (no nested autocast)
+        bf16 = torch.autocast(grid.device.type, dtype=torch.bfloat16)
+        with bf16 if options.bf16 else contextlib.nullcontext():
             first = self.left(objects)[:, :, None] + self.right(objects)[:, None, :]  # (B,N,N,G)
             pairs = self.g(torch.relu(first + self.ask(question_vector)[:, None, None]))
         pairs = pairs.float() * pair_real[..., None]  # (B, N, N, G), padding pairs zeroed
