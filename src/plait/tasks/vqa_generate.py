@@ -7,6 +7,9 @@ what it means for a classifier and can be monitored the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import torch
 from torch import Tensor, nn
 
 from plait.data.batch import Batch
@@ -41,3 +44,15 @@ class VqaGenerateStep(TaskStep):
         scores = model(batch.inputs)  # (B, A) log-likelihood of each known answer
         accuracy = (scores.argmax(-1) == batch.labels).float().mean()
         return {"loss": self.loss(model, batch), "accuracy": accuracy}
+
+
+@torch.inference_mode()
+def free_answers(model: VqaModel, batches: Iterable[Batch], device: torch.device) -> list[str]:
+    """What the decoder writes for each row, greedily and unconstrained (it may name an
+    answer that is not in the vocabulary)."""
+    assert isinstance(model.head, GenerativeAnswerHead)
+    written: list[str] = []
+    for batch in batches:
+        grid, grid_mask, words = model.encode(batch.to(device).inputs)
+        written += model.head.generate(grid, grid_mask, words.sequence, words.mask.bool())
+    return written
