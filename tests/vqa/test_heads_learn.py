@@ -19,7 +19,7 @@ TOY: dict[str, tuple[dict[str, object], int, float]] = {
     # head: (tiny options, steps, learning rate)
     "relation": ({"pool": None, "width": 32, "hidden": 32}, 150, 1e-2),
     "film": ({"channels": 16, "blocks": 2, "hidden": 32}, 120, 1e-2),
-    "transformer": ({"dim": 32, "heads": 2, "layers": 1, "grid_layers": 1}, 150, 3e-3),
+    "transformer": ({"dim": 32, "heads": 2, "layers": 1, "grid_layers": 0}, 150, 5e-3),
 }
 
 
