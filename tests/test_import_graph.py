@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("plait.api", "plait.autoconfig", "plait.demo", "plait.demo_retrieval"),
     ("plait.compress",),
     ("plait.serve",),
-    ("plait.cli", "plait.caption_cli", "plait.vlm_cli"),
+    ("plait.cli", "plait.caption_cli", "plait.vlm_cli", "plait.vqa_cli"),
 ]
 PREDICTORS = ("plait.predictor", "plait.alignment.predictor", "plait.tasks")
 

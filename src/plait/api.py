@@ -336,6 +336,8 @@ def _as_any_predictor(
 def _as_predictor(model: Predictor | AlignedPredictor | str | Path) -> Predictor:
     """A supervised predictor; an aligned model is refused with what to use instead."""
     predictor = _as_any_predictor(model)
+    if getattr(predictor, "task", None) == "vqa":
+        raise PlaitError("this is a question-answering model: use plait ask (model.ask(rows))")
     if not isinstance(predictor, Predictor):
         raise PlaitError(
             "this is an aligned model (it embeds, it does not predict classes): use "

@@ -67,12 +67,22 @@ def _captioning(raw: dict) -> dict:
     return raw
 
 
+def _vqa(raw: dict) -> dict:
+    """The demo caption as the question, its label as the answer, the picture as context."""
+    del raw["modalities"]["audio"]
+    del raw["head"]
+    raw["data"]["split"] = {"method": "random", "valid": 0.25, "test": 0.0}
+    raw["vqa"] = {"head": "fusion", "head_options": {"dim": 8, "hidden": 8, "pool_side": 2}}
+    return raw
+
+
 CONFIGS: dict[str, Callable[[dict], dict]] = {
     "classification": _supervised("classification", "label"),
     "multilabel": _supervised("multilabel", "tags"),
     "regression": _supervised("regression", "score"),
     "alignment": _aligned,
     "captioning": _captioning,
+    "vqa": _vqa,
 }
 
 
@@ -90,6 +100,7 @@ OUTPUTS: dict[str, Callable[[Any, Path], pd.DataFrame]] = {
     "regression": lambda predictor, table: predictor.predict(table),
     "alignment": _embeddings,
     "captioning": lambda predictor, table: predictor.caption(table, progress=False),
+    "vqa": lambda predictor, table: predictor.ask(table, top_k=2),
 }
 
 
@@ -170,5 +181,6 @@ def test_metrics_and_report_section_of_every_task():
             "regression",
             "alignment",
             "captioning",
+            "vqa",
         }
         assert task.report == name

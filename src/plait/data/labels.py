@@ -383,6 +383,28 @@ class LabelSpace:
         return f"LabelSpace({self.task}, {self.num_outputs} outputs: {shown})"
 
 
+#: the target of a row whose answer is not in the vocabulary (never a class; scored wrong)
+UNKNOWN_ANSWER = -100
+
+
+class AnswerSpace(LabelSpace):
+    """The answer vocabulary of a question answerer: a classification label space (saved
+    the same way) that accepts answers it does not know in validation and test rows. Such
+    a row encodes as `UNKNOWN_ANSWER`: its loss is not scored and it always counts wrong,
+    since the model cannot give that answer; a missing answer is still a bad row."""
+
+    @classmethod
+    def of(cls, labels: LabelSpace) -> AnswerSpace:
+        return cls.from_dict(labels.to_dict())  # type: ignore[return-value]
+
+    def check_value(self, value: Any, column: str) -> str | None:
+        return "missing label" if label_key(value) is None else None
+
+    def _class_id(self, value: Any) -> int:
+        key = label_key(value)
+        return UNKNOWN_ANSWER if key is None else self.index.get(key, UNKNOWN_ANSWER)
+
+
 def _split(value: Any, separator: str) -> list[str]:
     """A one-column multilabel cell `a|b` -> ["a", "b"]; a missing cell is the empty set."""
     key = label_key(value)

@@ -19,7 +19,7 @@ import pandas as pd
 from plait.config import PlaitConfig, SplitConfig
 from plait.data.bad_rows import BadRows, OnError, check_on_error
 from plait.data.dataset import MultimodalDataset, handle_problems, validate_rows
-from plait.data.labels import LabelSpace, label_key
+from plait.data.labels import AnswerSpace, LabelSpace, label_key
 from plait.data.manifest import ROW_NUMBERING, Table, check_columns, id_text, read_table
 from plait.data.processor import Processor, build_processor
 from plait.data.splits import split_table
@@ -117,6 +117,8 @@ def prepare_data(config: PlaitConfig, progress: bool | None = None) -> PreparedD
         raise DataError(f"{train_table.name}: no valid training rows left", problems)
     if labels is not None:
         labels = _recount_labels(labels, train_table, good["train"])
+        if config.vqa is not None:  # answers unknown to training are scored wrong
+            labels = AnswerSpace.of(labels)
 
     for processor in processors.values():
         processor.fit(train_table.frame[processor.column].iloc[good["train"]].tolist())
@@ -180,7 +182,7 @@ def _fit_labels(config: PlaitConfig, train_rows: pd.DataFrame) -> LabelSpace:
             f"{config.data.train}: the training split needs at least 2 classes / 1 label "
             f"in {config.label_columns}; found: {found_names}"
         )
-    return labels
+    return AnswerSpace.of(labels) if config.vqa is not None else labels
 
 
 def _recount_labels(labels: LabelSpace, table: Table, rows: np.ndarray) -> LabelSpace:

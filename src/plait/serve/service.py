@@ -32,6 +32,8 @@ class Service:
             raise PlaitError(
                 "serving captioning models is not built yet; caption with `plait caption`"
             )
+        if getattr(predictor, "task", None) == "vqa":
+            raise PlaitError("serving question answerers is not built yet; use `plait ask`")
         self.predictor = predictor
         self.settings = settings
         self.index = index

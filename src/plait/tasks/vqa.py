@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from plait.config import PlaitConfig
 from plait.data import LabelSpace, PreparedData
 from plait.data.batch import Batch
+from plait.data.labels import UNKNOWN_ANSWER
 from plait.tasks.base import Task, TaskStep
 from plait.tasks.vqa_generate import VqaGenerateStep
 from plait.tasks.vqa_model import VqaModel, build_vqa_model
@@ -39,8 +40,15 @@ class VqaStep(TaskStep):
         return model(batch.inputs)  # [B, A]
 
     def loss(self, outputs: Tensor, labels: Tensor | None) -> Tensor:
+        """Cross-entropy over the rows whose answer is in the vocabulary (a validation
+        row's answer may be one training never saw: `UNKNOWN_ANSWER`, not scored)."""
         assert labels is not None
-        return F.cross_entropy(outputs.float(), labels, label_smoothing=self.label_smoothing)
+        if not bool((labels != UNKNOWN_ANSWER).any()):
+            return outputs.sum() * 0.0  # no known answer in this batch: no gradient, no NaN
+        return F.cross_entropy(
+            outputs.float(), labels, ignore_index=UNKNOWN_ANSWER,
+            label_smoothing=self.label_smoothing,
+        )  # fmt: skip
 
     def terms(self, model: nn.Module, batch: Batch, outputs: Tensor | None) -> dict[str, Tensor]:
         assert outputs is not None
@@ -48,7 +56,7 @@ class VqaStep(TaskStep):
 
     def validate(self, model: nn.Module, batch: Batch, outputs: Tensor | None) -> dict[str, Tensor]:
         assert outputs is not None and batch.labels is not None
-        accuracy = (outputs.argmax(-1) == batch.labels).float().mean()
+        accuracy = (outputs.argmax(-1) == batch.labels).float().mean()  # unknown: wrong
         return {"loss": self.loss(outputs, batch.labels), "accuracy": accuracy}
 
 
