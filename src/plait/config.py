@@ -840,6 +840,15 @@ class VqaConfig(_Strict):
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _head_or_decoder(self) -> VqaConfig:
+        if self.answer == "generate" and "head" in self.model_fields_set:
+            raise ValueError(
+                f"`vqa.head: {self.head}` is not used with `vqa.answer: generate` (the caption "
+                "decoder writes the answer): remove `vqa.head`, or use `vqa.answer: classify`"
+            )
+        return self
+
 
 def check_vqa(config: PlaitConfig, vqa: VqaConfig) -> tuple[str, str]:
     """(context, question) modality names of a VQA config, or a ValueError saying which to

@@ -170,3 +170,21 @@ def test_generate_trains_saves_reloads_and_answers(tiny_reasoning: Path, tmp_pat
     known_words = set(model.model.head.words.words)
     for text in answers["generated"]:  # free decoding: any words the decoder knows
         assert isinstance(text, str) and set(text.split()) <= known_words
+
+
+def test_a_head_named_beside_generate_is_refused():
+    from plait.config import PlaitConfig
+    from plait.errors import ConfigError
+
+    raw = {
+        "data": {"train": "t.csv", "label": "answer"},
+        "modalities": {
+            "image": {"kind": "image", "column": "image"},
+            "question": {"kind": "text", "column": "question"},
+        },
+        "vqa": {"answer": "generate", "head": "relation"},
+    }
+    with pytest.raises(ConfigError, match=r"vqa.head: relation.*not used.*generate"):
+        PlaitConfig.from_dict(raw)
+    del raw["vqa"]["head"]  # type: ignore[attr-defined]
+    assert PlaitConfig.from_dict(raw).vqa.answer == "generate"  # type: ignore[union-attr]
