@@ -842,7 +842,8 @@ class VqaConfig(_Strict):
 
     @model_validator(mode="after")
     def _head_or_decoder(self) -> VqaConfig:
-        if self.answer == "generate" and "head" in self.model_fields_set:
+        # saved configs carry every key, the default head included: only another is refused
+        if self.answer == "generate" and self.head != "fusion":
             raise ValueError(
                 f"`vqa.head: {self.head}` is not used with `vqa.answer: generate` (the caption "
                 "decoder writes the answer): remove `vqa.head`, or use `vqa.answer: classify`"
