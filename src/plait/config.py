@@ -871,6 +871,10 @@ class VqaConfig(_Strict):
             refused naming the closest one).
         type_columns: columns of the question type (e.g. `question_type`, `relation`);
             accuracy is reported per value of each, beside the overall accuracy.
+        answer: `classify` (the head scores every answer of the vocabulary) or
+            `generate` (the captioning decoder writes the answer word by word, attending
+            to the map's cells and the question's words; `head` is then not used and
+            `head_options` are the decoder's: dim, layers, heads, dropout, max_length).
     """
 
     context: str | None = None
@@ -878,11 +882,22 @@ class VqaConfig(_Strict):
     head: str = "fusion"
     head_options: dict[str, Any] = Field(default_factory=dict)
     type_columns: list[str] = Field(default_factory=list)
+    answer: Literal["classify", "generate"] = "classify"
 
     @field_validator("type_columns", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _head_or_decoder(self) -> VqaConfig:
+        # saved configs carry every key, the default head included: only another is refused
+        if self.answer == "generate" and self.head != "fusion":
+            raise ValueError(
+                f"`vqa.head: {self.head}` is not used with `vqa.answer: generate` (the caption "
+                "decoder writes the answer): remove `vqa.head`, or use `vqa.answer: classify`"
+            )
+        return self
 
 
 def check_vqa(config: PlaitConfig, vqa: VqaConfig) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from plait.data import LabelSpace, PreparedData
 from plait.data.batch import Batch
 from plait.data.labels import UNKNOWN_ANSWER
 from plait.tasks.base import Task, TaskStep
+from plait.tasks.vqa_generate import VqaGenerateStep
 from plait.tasks.vqa_model import VqaModel, build_vqa_model
 from plait.tasks.vqa_predictor import VqaPredictor
 
@@ -73,5 +74,7 @@ class VqaTask(Task):
     ) -> VqaModel:
         return build_vqa_model(config, processors, labels, load_weights=load_weights)
 
-    def step(self, config: PlaitConfig, data: PreparedData) -> VqaStep:
+    def step(self, config: PlaitConfig, data: PreparedData) -> TaskStep:
+        if config.vqa is not None and config.vqa.answer == "generate":
+            return VqaGenerateStep(config.head.label_smoothing)
         return VqaStep(config.head.label_smoothing)

@@ -21,10 +21,12 @@ from plait.config import PlaitConfig
 from plait.data import LabelSpace
 from plait.encoders import build_encoder
 from plait.encoders.audio import AudioCNNEncoder, LeNetAudioEncoder, pad_frames
+from plait.encoders.base import EncoderOutput
 from plait.encoders.image import ImageCNNEncoder, LeNetImageEncoder
 from plait.errors import ConfigError
 from plait.heads.vqa import VQA_HEADS, VqaHead, vqa_head_class
 from plait.heads.vqa.base import VqaHeadOptions
+from plait.heads.vqa.generative import GenerativeAnswerHead, GenerativeOptions
 
 
 def context_map(encoder: nn.Module, tensors: Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]:
@@ -55,9 +57,16 @@ class VqaModel(nn.Module):
         self.encoders = nn.ModuleDict(encoders)  # saved folders and init_from look here
         self.head = head
 
-    def forward(self, inputs: Mapping[str, Mapping[str, Tensor]]) -> Tensor:
+    def encode(
+        self, inputs: Mapping[str, Mapping[str, Tensor]]
+    ) -> tuple[Tensor, Tensor | None, EncoderOutput]:
+        """The context's map (B, C, H, W), its mask (or None) and the question's states."""
         grid, grid_mask = context_map(self.encoders[self.context], inputs[self.context])
-        words = self.encoders[self.question](**inputs[self.question])
+        words: EncoderOutput = self.encoders[self.question](**inputs[self.question])
+        return grid, grid_mask, words
+
+    def forward(self, inputs: Mapping[str, Mapping[str, Tensor]]) -> Tensor:
+        grid, grid_mask, words = self.encode(inputs)
         logits: Tensor = self.head(
             grid, grid_mask, words.sequence, words.mask.bool(), words.pooled
         )  # [B, A]
@@ -109,7 +118,8 @@ def build_vqa_model(
     if labels is None:
         raise ConfigError("a `vqa:` run needs its answers: set `data.label` to the answer column")
     context, question = config.vqa_pair
-    head_class = resolve_head(config.vqa.head)
+    generative = config.vqa.answer == "generate"
+    head_class = GenerativeAnswerHead if generative else resolve_head(config.vqa.head)
     options = head_options(head_class, config.vqa.head_options)
     encoders = {
         name: build_encoder(
@@ -121,5 +131,12 @@ def build_vqa_model(
     }
     channels = int(getattr(encoders[context], "output_dim"))  # noqa: B009
     width = int(getattr(encoders[question], "output_dim"))  # noqa: B009
-    head = head_class(channels, width, labels.num_outputs, options)
+    head: VqaHead
+    if generative:  # the decoder's words are those of the answers (labels.json)
+        assert isinstance(options, GenerativeOptions)
+        head = GenerativeAnswerHead(
+            channels, width, labels.num_outputs, options, answers=labels.names
+        )
+    else:
+        head = head_class(channels, width, labels.num_outputs, options)
     return VqaModel(context, question, encoders, head)

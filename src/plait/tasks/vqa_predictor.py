@@ -23,8 +23,10 @@ from plait.data import MultimodalDataset
 from plait.data.bad_rows import OnError, with_bad_rows
 from plait.data.labels import label_key
 from plait.errors import DataError, PlaitError
+from plait.heads.vqa.generative import GenerativeAnswerHead
 from plait.model_folder import FolderContents
 from plait.tasks.predictor import BasePredictor, check_finite_outputs
+from plait.tasks.vqa_generate import free_answers
 from plait.tasks.vqa_model import VqaModel, build_vqa_model
 from plait.utils.progress import progress_bar
 
@@ -85,6 +87,8 @@ class VqaPredictor(BasePredictor):
     ) -> pd.DataFrame:
         """The answer to each row's question: a DataFrame `id, answer, probability` (and
         `answer_2, probability_2` ... up to `top_k`), one row per input row, in order.
+        With `vqa.answer: generate` the answers are ranked by the decoder's likelihood,
+        and `generated` is what it writes freely (greedy).
 
         `rows`: a table (path or DataFrame) or dicts (one, or a list), each with the
         context file and the question, keyed by their columns or by modality names
@@ -106,6 +110,10 @@ class VqaPredictor(BasePredictor):
             picked = order[:, rank] if len(ids) else np.zeros(0, dtype=np.int64)
             frame[f"answer{suffix}"] = [self.answers[int(i)] for i in picked]
             frame[f"probability{suffix}"] = probs[np.arange(len(ids)), picked].astype(float)
+        if isinstance(self.model.head, GenerativeAnswerHead):  # vqa.answer: generate
+            frame["generated"] = free_answers(
+                self.model, self.loader(dataset, batch_size), self.device
+            )
         if dataset is data:
             return frame
         return with_bad_rows(frame, dataset.rows, self.last_bad_rows)
