@@ -124,14 +124,6 @@ def test_help_shows_an_example(command: list[str]) -> None:
     assert f"plait {' '.join(command)}" in " ".join(result.output.split())
 
 
-def test_serving_a_question_answerer_is_refused_clearly(saved_vqa: Path) -> None:
-    pytest.importorskip("fastapi")
-    from plait.serve.app import create_app
-
-    with pytest.raises(PlaitError, match="plait ask"):
-        create_app(plait.load(saved_vqa))
-
-
 def test_predict_points_to_ask(saved_vqa: Path, reasoning_data: Path) -> None:
     with pytest.raises(PlaitError, match="use plait ask"):
         plait.predict(saved_vqa, reasoning_data / "test.csv")
