@@ -20,6 +20,7 @@ from plait.config import PlaitConfig
 from plait.data import prepare_data
 from plait.data.labels import UNKNOWN_ANSWER, AnswerSpace
 from plait.training.datamodule import PlaitDataModule
+
 from .conftest import vqa_config
 
 
