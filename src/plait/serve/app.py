@@ -35,7 +35,7 @@ from plait.serve.requests import (
     JSON,
     read_rows,
 )
-from plait.serve.runner import Outcome
+from plait.serve.responses import rows_response
 from plait.serve.search import search_routes
 from plait.serve.service import PREFIX, Service, card_of
 from plait.serve.settings import ServeSettings
@@ -44,26 +44,6 @@ from plait.serve.uploads import RowChecker, Upload, Value
 log = logging.getLogger("plait.serve")
 STATIC = Path(__file__).parent / "static"
 INLINE_CHECK_BYTES = 1 << 20  # smaller uploads are checked and written on the event loop
-
-
-def _rows_response(
-    request: Request, outcomes: list[Outcome], checker: RowChecker, empty: dict[str, Any]
-) -> JSONResponse:
-    """`{"rows": [...]}`; when every row failed, the first row's status and error."""
-    rows = []
-    for i, outcome in enumerate(outcomes):
-        row: dict[str, Any] = {"index": i, **empty, **(outcome.fields or {})}
-        row["error"] = checker.readable(outcome.error.message) if outcome.error else None
-        if outcome.error:
-            row["error_code"] = outcome.error.code
-        rows.append(row)
-    request_id = request.state.request_id
-    failed = [o.error for o in outcomes if o.error is not None]
-    if outcomes and len(failed) == len(outcomes):
-        first = failed[0]
-        body = envelope(first.code, checker.readable(first.message), request_id, rows=rows)
-        return JSONResponse(body, status_code=first.status)
-    return JSONResponse({"rows": rows, "request_id": request_id})
 
 
 def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any = None) -> FastAPI:
@@ -155,7 +135,7 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, index: Any
             raise
         future.add_done_callback(lambda _: checker.cleanup())  # once the model is done
         outcomes = await service.bounded(future, batcher)
-        return _rows_response(request, outcomes, checker, empty)
+        return rows_response(request.state.request_id, outcomes, checker, empty)
 
     body_doc = _rows_openapi()
     if service.captioning:

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from plait.serve import runner
-from plait.serve.errors import ApiError, RowError, envelope
+from plait.serve.errors import ApiError, RowError
 from plait.serve.requests import FORM, FORMS, JSON, form_fields, json_body, media_type
+from plait.serve.responses import rows_response, validation_message
 from plait.serve.service import Service
 from plait.serve.uploads import FilePayload, RowChecker, Value, decode_payload
 
@@ -68,7 +69,7 @@ async def ask_input(request: Request, service: Service) -> tuple[list[dict[str, 
         try:
             body = AskRequest.model_validate(await json_body(request))
         except ValidationError as exc:
-            raise ApiError(422, "invalid_request", _message(exc)) from None
+            raise ApiError(422, "invalid_request", validation_message(exc, "ask")) from None
         rows: list[dict[str, Value | None]] = [
             {n: decode_payload(v, n, i) if isinstance(v, FilePayload) else v
              for n, v in row.items()}
@@ -97,7 +98,7 @@ async def ask_input(request: Request, service: Service) -> tuple[list[dict[str, 
         try:
             top_k = AskForm.model_validate(given).top_k
         except ValidationError as exc:
-            raise ApiError(422, "invalid_request", _message(exc)) from None
+            raise ApiError(422, "invalid_request", validation_message(exc, "ask")) from None
     else:
         raise ApiError(
             415, "unsupported_media_type", f"send {FORM} or {JSON}; got '{kind or 'nothing'}'"
@@ -107,12 +108,6 @@ async def ask_input(request: Request, service: Service) -> tuple[list[dict[str, 
             413, "too_many_rows", f"{len(rows)} rows; at most {service.settings.max_rows}"
         )
     return rows, top_k
-
-
-def _message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "body"
-    return f"{where}: {first['msg']} (see /docs for the ask request)"
 
 
 def _missing(service: Service, values: dict[str, str]) -> RowError | None:
@@ -168,21 +163,8 @@ def ask_routes(api: APIRouter, service: Service) -> None:
             outcomes = await service.call(runner.ask_rows, predictor, checked, top_k)
         finally:
             checker.cleanup()
-        answer = []
-        for i, outcome in enumerate(outcomes):
-            row: dict[str, Any] = {"index": i, "answer": None, "probability": None,
-                                   "top_k": None, **(outcome.fields or {})}  # fmt: skip
-            row["error"] = checker.readable(outcome.error.message) if outcome.error else None
-            if outcome.error:
-                row["error_code"] = outcome.error.code
-            answer.append(row)
-        request_id = request.state.request_id
-        failed = [o.error for o in outcomes if o.error is not None]
-        if failed and len(failed) == len(outcomes):
-            body = envelope(failed[0].code, checker.readable(failed[0].message), request_id,
-                            rows=answer)  # fmt: skip
-            return JSONResponse(body, status_code=failed[0].status)
-        return JSONResponse({"rows": answer, "request_id": request_id})
+        empty = {"answer": None, "probability": None, "top_k": None}
+        return rows_response(request.state.request_id, outcomes, checker, empty)
 
     @api.post("/predict", include_in_schema=False)
     async def predict() -> None:

@@ -18,8 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from plait.errors import PlaitError
 from plait.serve import runner
-from plait.serve.errors import ApiError, RowError, envelope
+from plait.serve.errors import ApiError, RowError
 from plait.serve.requests import FORM, FORMS, JSON, form_fields, json_body, media_type
+from plait.serve.responses import rows_response, validation_message
 from plait.serve.service import Service
 from plait.serve.uploads import FilePayload, RowChecker, Value, decode_payload
 
@@ -88,7 +89,7 @@ async def caption_input(
         try:
             body = CaptionRequest.model_validate(await json_body(request))
         except ValidationError as exc:
-            raise ApiError(422, "invalid_request", _message(exc)) from None
+            raise ApiError(422, "invalid_request", validation_message(exc, "caption")) from None
         rows: list[dict[str, Value | None]] = [
             {n: decode_payload(v, n, i) if v is not None else None for n, v in row.items()}
             for i, row in enumerate(body.rows)
@@ -104,7 +105,7 @@ async def caption_input(
         try:
             options = CaptionOptions.model_validate(given)
         except ValidationError as exc:
-            raise ApiError(422, "invalid_request", _message(exc)) from None
+            raise ApiError(422, "invalid_request", validation_message(exc, "caption")) from None
     else:
         raise ApiError(
             415, "unsupported_media_type", f"send {FORM} or {JSON}; got '{kind or 'nothing'}'"
@@ -114,12 +115,6 @@ async def caption_input(
             413, "too_many_rows", f"{len(rows)} rows; at most {service.settings.max_rows}"
         )
     return rows, options
-
-
-def _message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "body"
-    return f"{where}: {first['msg']} (see /docs for the caption request)"
 
 
 def caption_routes(api: APIRouter, service: Service) -> None:
@@ -171,21 +166,13 @@ def caption_routes(api: APIRouter, service: Service) -> None:
             outcomes = await service.call(runner.caption_rows, predictor, checked, options)
         finally:
             checker.cleanup()
-        answer = []
-        for i, outcome in enumerate(outcomes):
-            row: dict[str, Any] = {"index": i, "caption": None, **(outcome.fields or {})}
-            row["error"] = checker.readable(outcome.error.message) if outcome.error else None
-            if outcome.error:
-                row["error_code"] = outcome.error.code
-            answer.append(row)
-        request_id = request.state.request_id
-        failed = [o.error for o in outcomes if o.error is not None]
-        if failed and len(failed) == len(outcomes):
-            body = envelope(failed[0].code, checker.readable(failed[0].message), request_id,
-                            rows=answer)  # fmt: skip
-            return JSONResponse(body, status_code=failed[0].status)
-        decoding = options.as_dict()
-        return JSONResponse({"rows": answer, "decoding": decoding, "request_id": request_id})
+        return rows_response(
+            request.state.request_id,
+            outcomes,
+            checker,
+            {"caption": None},
+            {"decoding": options.as_dict()},
+        )
 
     @api.post("/predict", include_in_schema=False)
     async def predict() -> None:
