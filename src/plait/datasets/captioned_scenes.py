@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from plait.datasets.demo import check_counts, csv_text
+from plait.datasets.demo import check_counts, csv_text, row_rng
 from plait.datasets.scenes import Scene, SceneObject, render_scene, sample_scene
 from plait.utils.io import atomic_write_text
 
@@ -41,7 +41,6 @@ SPLITS: tuple[str, ...] = ("train", "valid", "test", "test_heldout")
 REFERENCES = 5
 IMAGE_SIZE = 64
 
-_SPLIT_CODES = {"train": 1, "valid": 2, "test": 3, "test_heldout": 4}
 _SCENE, _IMAGE, _TEXT = 1, 2, 3
 _NUMBERS = {2: "two", 3: "three"}
 
@@ -81,9 +80,9 @@ def generate_captioned_scenes(
         for i in range(int(n)):
             row_id = f"scene-{first_id + i:05d}"
             scene = _scene(split, i, int(seed))
-            pixels = render_scene(_rng(int(seed), split, i, _IMAGE), scene, IMAGE_SIZE)
+            pixels = render_scene(row_rng(int(seed), split, i, _IMAGE), scene, IMAGE_SIZE)
             Image.fromarray(pixels).save(image_dir / f"{row_id}.png", optimize=False)
-            text_rng = _rng(int(seed), split, i, _TEXT)
+            text_rng = row_rng(int(seed), split, i, _TEXT)
             captions = [caption(text_rng, scene) for _ in range(REFERENCES + 1)]
             rows.append(
                 [
@@ -104,14 +103,8 @@ def generate_captioned_scenes(
     return paths
 
 
-def _rng(seed: int, split: str, index: int, purpose: int) -> np.random.Generator:
-    return np.random.default_rng(
-        np.random.SeedSequence([seed, _SPLIT_CODES[split], index, purpose])
-    )
-
-
 def _scene(split: str, index: int, seed: int) -> Scene:
-    rng = _rng(seed, split, index, _SCENE)
+    rng = row_rng(seed, split, index, _SCENE)
     count = int(rng.integers(2, 4))
     if split != "test_heldout":
         return sample_scene(rng, count, lambda c, s: (c, s) not in HELD_OUT)

@@ -50,11 +50,13 @@ __all__ = [
     "PITCHES",
     "SAMPLE_RATE",
     "SHAPES",
+    "SPLIT_CODES",
     "check_counts",
     "csv_text",
     "generate_demo",
     "label_factors",
     "noisy_pcm16",
+    "row_rng",
 ]
 
 SHAPES: tuple[str, str] = ("circle", "square")
@@ -231,7 +233,20 @@ def generate_demo(
 
 
 def _rng(seed: int, split: str, index: int, purpose: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, _SPLITS[split], index, purpose]))
+    return row_rng(seed, split, index, purpose, codes=_SPLITS)
+
+
+#: the split codes of the built-in sets' random streams (the demo's `_SPLITS` predates them)
+SPLIT_CODES = {"train": 1, "valid": 2, "test": 3, "test_heldout": 4}
+
+
+def row_rng(
+    seed: int, split: str, index: int, purpose: int, codes: dict[str, int] = SPLIT_CODES
+) -> np.random.Generator:
+    """The random stream of one row's one purpose (its picture, its text, ...): the same
+    numbers whatever else is generated, so a row never changes when another split's size,
+    or another purpose's use of randomness, does."""
+    return np.random.default_rng(np.random.SeedSequence([seed, codes[split], index, purpose]))
 
 
 def _generate_split(

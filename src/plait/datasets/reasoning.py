@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from plait.datasets.demo import check_counts, csv_text
+from plait.datasets.demo import check_counts, csv_text, row_rng
 from plait.datasets.scenes import COLOURS, Scene, SceneObject, place_box, render_scene
 from plait.utils.io import atomic_write_text
 from plait.utils.progress import progress_bar
@@ -62,7 +62,6 @@ IMAGE_SIZE = 64
 EXTENT = 0.17  # object side, a fraction of the picture's side (about 11 px at 64 px)
 MIDDLE_GAP = 0.04  # no centre this close to a middle line: left / right is never a guess
 
-_SPLIT_CODES = {"train": 1, "valid": 2, "test": 3}
 _SCENE, _IMAGE, _QUESTIONS = 1, 2, 3
 _TEMPLATES = {
     "shape": "what is the shape of the {} object?",
@@ -108,9 +107,9 @@ def generate_reasoning(
             for i in range(int(n)):
                 scene_id = f"scene-{first + i:05d}"
                 scene = reasoning_scene(int(seed), split, i)
-                pixels = render_scene(_rng(int(seed), split, i, _IMAGE), scene, IMAGE_SIZE)
+                pixels = render_scene(row_rng(int(seed), split, i, _IMAGE), scene, IMAGE_SIZE)
                 Image.fromarray(pixels).save(image_dir / f"{scene_id}.png", optimize=False)
-                asked = _questions(_rng(int(seed), split, i, _QUESTIONS), int(questions))
+                asked = _questions(row_rng(int(seed), split, i, _QUESTIONS), int(questions))
                 for q, (kind, colour) in enumerate(asked):
                     family = "relational" if kind in RELATIONAL else "non-relational"
                     rows.append([
@@ -125,15 +124,9 @@ def generate_reasoning(
     return paths
 
 
-def _rng(seed: int, split: str, index: int, purpose: int) -> np.random.Generator:
-    return np.random.default_rng(
-        np.random.SeedSequence([seed, _SPLIT_CODES[split], index, purpose])
-    )
-
-
 def reasoning_scene(seed: int, split: str, index: int, tries: int = 200) -> Scene:
     """Scene `index` of `split`: one object of each colour, circle or square, one size."""
-    rng = _rng(seed, split, index, _SCENE)
+    rng = row_rng(seed, split, index, _SCENE)
     for _ in range(tries):
         objects: list[SceneObject] = []
         for colour in COLOURS:

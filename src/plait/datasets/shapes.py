@@ -45,7 +45,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw
 
-from plait.datasets.demo import check_counts, csv_text, noisy_pcm16
+from plait.datasets.demo import check_counts, csv_text, noisy_pcm16, row_rng
 from plait.datasets.scenes import shape_outline
 from plait.utils.io import atomic_write_text
 
@@ -126,7 +126,6 @@ _FILLERS: tuple[str, ...] = (
     "a quick sketch.",
 )
 
-_SPLIT_CODES = {"train": 1, "valid": 2, "test": 3}
 # Purpose codes for the random streams.
 _CONCEPTS, _LAYOUT, _IMAGE, _TEXT, _AUDIO = 1, 2, 3, 4, 5
 _SUPERSAMPLE = 4
@@ -186,27 +185,21 @@ def generate_shapes(
     return paths
 
 
-def _rng(seed: int, split: str, index: int, purpose: int) -> np.random.Generator:
-    return np.random.default_rng(
-        np.random.SeedSequence([seed, _SPLIT_CODES[split], index, purpose])
-    )
-
-
 def _generate_split(
     split: str, n: int, first_id: int, seed: int, image_dir: Path, audio_dir: Path
 ) -> list[list[str]]:
-    concepts = _rng(seed, split, 0, _CONCEPTS).permutation(np.arange(n) % len(CONCEPTS))
+    concepts = row_rng(seed, split, 0, _CONCEPTS).permutation(np.arange(n) % len(CONCEPTS))
     rows: list[list[str]] = []
     for i in range(n):
         row_id = f"shapes-{first_id + i:05d}"
         concept = CONCEPTS[int(concepts[i])]
         colour, shape = concept.split()
-        layout = _layout(_rng(seed, split, i, _LAYOUT))
+        layout = _layout(row_rng(seed, split, i, _LAYOUT))
 
-        caption = _caption(_rng(seed, split, i, _TEXT), colour, shape, layout)
-        pixels = _image(_rng(seed, split, i, _IMAGE), colour, shape, layout)
+        caption = _caption(row_rng(seed, split, i, _TEXT), colour, shape, layout)
+        pixels = _image(row_rng(seed, split, i, _IMAGE), colour, shape, layout)
         Image.fromarray(pixels).save(image_dir / f"{row_id}.png", optimize=False)
-        samples = _audio(_rng(seed, split, i, _AUDIO), colour, shape)
+        samples = _audio(row_rng(seed, split, i, _AUDIO), colour, shape)
         # Through memory: soundfile's close() syncs the file to disk, which is slow.
         wav = io.BytesIO()
         sf.write(wav, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from plait.datasets.demo import check_counts, csv_text, noisy_pcm16
+from plait.datasets.demo import check_counts, csv_text, noisy_pcm16, row_rng
 from plait.utils.io import atomic_write_text
 
 __all__ = [
@@ -44,7 +44,6 @@ HELD_OUT: frozenset[tuple[str, str]] = frozenset({("long", "high")})
 COLUMNS: tuple[str, ...] = ("id", "audio", "caption", "tones")
 REFERENCES = 3
 
-_SPLIT_CODES = {"train": 1, "valid": 2, "test": 3, "test_heldout": 4}
 _TONES, _AUDIO, _TEXT = 1, 2, 3
 _NUMBERS = {2: "two", 3: "three", 4: "four"}
 _GAP_S = (0.06, 0.1)
@@ -74,12 +73,12 @@ def generate_tone_captions(
         rows: list[list[str]] = []
         for i in range(int(n)):
             row_id = f"tones-{first_id + i:05d}"
-            tones = _tones(_rng(int(seed), split, i, _TONES), split)
+            tones = _tones(row_rng(int(seed), split, i, _TONES), split)
             wav = io.BytesIO()
-            samples = _audio(_rng(int(seed), split, i, _AUDIO), tones)
+            samples = _audio(row_rng(int(seed), split, i, _AUDIO), tones)
             sf.write(wav, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
             (audio_dir / f"{row_id}.wav").write_bytes(wav.getvalue())
-            text_rng = _rng(int(seed), split, i, _TEXT)
+            text_rng = row_rng(int(seed), split, i, _TEXT)
             captions = [caption(text_rng, tones) for _ in range(REFERENCES + 1)]
             listed = ";".join(f"{length} {pitch}" for length, pitch in tones)
             rows.append([row_id, f"audio/{row_id}.wav", captions[0], listed])
@@ -90,12 +89,6 @@ def generate_tone_captions(
     paths["references"] = out / "references.csv"
     atomic_write_text(paths["references"], csv_text(("id", "caption"), references))
     return paths
-
-
-def _rng(seed: int, split: str, index: int, purpose: int) -> np.random.Generator:
-    return np.random.default_rng(
-        np.random.SeedSequence([seed, _SPLIT_CODES[split], index, purpose])
-    )
 
 
 def _tones(rng: np.random.Generator, split: str) -> list[tuple[str, str]]:
