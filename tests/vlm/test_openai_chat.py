@@ -207,8 +207,15 @@ def test_sounds_go_as_input_audio_wav_or_mp3(fake_chat: FakeChatServer, tmp_path
     flac = write_sound(tmp_path / "tone.flac")
     client = backend(fake_chat)
     assert "audio" in client.modalities
-    client.generate([ask(wav, "what is this"), ask(flac, "what is this")])
-    sent = [body["messages"][0]["content"][0] for body in fake_chat.bodies]
+    client.generate([ask(wav, "what is the wav"), ask(flac, "what is the flac")])
+    # requests run concurrently, so the server may see them in either order: by prompt
+    by_prompt = {
+        part["text"]: body["messages"][0]["content"][0]
+        for body in fake_chat.bodies
+        for part in body["messages"][0]["content"]
+        if part["type"] == "text"
+    }
+    sent = [by_prompt["what is the wav"], by_prompt["what is the flac"]]
     assert [part["type"] for part in sent] == ["input_audio", "input_audio"]
     assert sent[0]["input_audio"] == {
         "data": base64.b64encode(wav.read_bytes()).decode(),
