@@ -69,7 +69,9 @@ SWEEPS: dict[str, dict[str, list[str]]] = {
         "default (recipe)": [],
         "lr x3 (3e-3)": ["training.lr=3e-3"],
         "lr x10 (1e-2)": ["training.lr=1e-2"],
-        "audio tower auto (widths from the input)": ["modalities.audio.encoder={type: audio_cnn}"],
+        "the recipe's old audio tower (dim 128, 3 layers)": [
+            "modalities.audio.encoder={type: audio_cnn, dim: 128, layers: 3}"
+        ],
     },
     "readme": {
         "default (README alignment example as written)": [],
