@@ -875,6 +875,12 @@ class VqaConfig(_Strict):
             `generate` (the captioning decoder writes the answer word by word, attending
             to the map's cells and the question's words; `head` is then not used and
             `head_options` are the decoder's: dim, layers, heads, dropout, max_length).
+        group_questions: training batches are drawn as chunks of this many questions about
+            one context (rows with the same picture or sound file), chunks shuffled; 1 is
+            a plain shuffle of rows. The model encodes each distinct context of a batch
+            once, so k questions a picture cost about one picture pass instead of k. The
+            order still depends only on (seed, epoch). Needs several questions a context
+            in the data (`plait data vqa reasoning` asks 36).
     """
 
     context: str | None = None
@@ -883,6 +889,7 @@ class VqaConfig(_Strict):
     head_options: dict[str, Any] = Field(default_factory=dict)
     type_columns: list[str] = Field(default_factory=list)
     answer: Literal["classify", "generate"] = "classify"
+    group_questions: int = Field(default=1, ge=1)
 
     @field_validator("type_columns", mode="before")
     @classmethod

@@ -110,7 +110,10 @@ def data_vqa_command(
     train: Annotated[int, typer.Option(min=0, help="Training scenes (pictures).")] = 2000,
     valid: Annotated[int, typer.Option(min=0, help="Validation scenes.")] = 200,
     test: Annotated[int, typer.Option(min=0, help="Test scenes.")] = 200,
-    questions: Annotated[int, typer.Option(min=1, help="Questions per scene.")] = 6,
+    questions: Annotated[
+        int,
+        typer.Option(min=1, help="Questions per scene (36: every type about every colour once)."),
+    ] = 36,
     seed: Annotated[int, typer.Option(min=0, help="Same seed, same files.")] = 0,
 ) -> None:
     """Generate the visual-reasoning data: pictures of six coloured shapes with questions

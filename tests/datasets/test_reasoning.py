@@ -17,6 +17,7 @@ from plait.datasets.reasoning import (
     IMAGE_SIZE,
     MIDDLE_GAP,
     QUESTION_TYPES,
+    QUESTIONS,
     RELATIONAL,
     generate_reasoning,
     reasoning_scene,
@@ -56,7 +57,7 @@ def test_files_columns_and_pictures(built) -> None:
     out, paths = built
     for split, n in zip(("train", "valid", "test"), SIZES.values(), strict=True):
         rows = read(paths[split])
-        assert len(rows) == 6 * n and list(rows[0]) == list(COLUMNS)
+        assert len(rows) == QUESTIONS * n and list(rows[0]) == list(COLUMNS)
         assert len({r["scene"] for r in rows}) == n
         with Image.open(out / rows[0]["image"]) as image:
             assert image.size == (IMAGE_SIZE, IMAGE_SIZE) and image.mode == "RGB"
@@ -65,10 +66,13 @@ def test_files_columns_and_pictures(built) -> None:
 def test_every_answer_follows_from_the_scene_geometry(built) -> None:
     _, paths = built
     for split in ("train", "valid", "test"):
+        scenes = {}
         for row in read(paths[split]):
-            index = int(row["scene"].split("-")[1]) - 1
-            index -= {"train": 0, "valid": 12, "test": 15}[split]
-            scene = reasoning_scene(3, split, index)
+            if row["scene"] not in scenes:
+                index = int(row["scene"].split("-")[1]) - 1
+                index -= {"train": 0, "valid": 12, "test": 15}[split]
+                scenes[row["scene"]] = reasoning_scene(3, split, index)
+            scene = scenes[row["scene"]]
             objects = [(o.colour, o.shape, *o.centre) for o in scene.objects]
             colour = next(c for c in COLOURS if f" {c} object" in row["question"])
             assert row["answer"] == expected(objects, row["question_type"], colour), row
@@ -94,6 +98,19 @@ def test_vocabulary_is_fixed_and_types_are_balanced(built) -> None:
     assert {r["answer"] for r in rows} >= {"circle", "square", "left", "right", "top", "bottom"}
     counts = Counter(r["question_type"] for r in rows)
     assert set(counts) == set(QUESTION_TYPES) and len(set(counts.values())) == 1
+
+
+def test_by_default_every_type_is_asked_about_every_colour_once(built) -> None:
+    _, paths = built
+    assert QUESTIONS == len(QUESTION_TYPES) * len(COLOURS) == 36
+    by_scene: dict[str, list[tuple[str, str]]] = {}
+    for row in read(paths["train"]):
+        colour = next(c for c in COLOURS if f" {c} object" in row["question"])
+        by_scene.setdefault(row["scene"], []).append((row["question_type"], colour))
+    for asked in by_scene.values():
+        assert sorted(asked) == sorted((k, c) for k in QUESTION_TYPES for c in COLOURS)
+        # the first six ask each type once: fewer questions stay balanced
+        assert sorted(k for k, _ in asked[:6]) == sorted(QUESTION_TYPES)
 
 
 def test_fewer_questions_still_spread_over_the_types(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from .conftest import b64, png_bytes
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ask-scenes")
-    generate_reasoning(root, n_train=6, n_valid=1, n_test=1, seed=0)
+    generate_reasoning(root, n_train=6, n_valid=1, n_test=1, seed=0, questions=6)
     return root
 
 

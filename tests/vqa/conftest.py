@@ -96,7 +96,7 @@ def table(data: Path, split: str = "test") -> pd.DataFrame:
 def reasoning_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 / 2 / 2 scenes, 6 questions each (read-only: copy before editing)."""
     root = tmp_path_factory.mktemp("reasoning")
-    generate_reasoning(root, n_train=10, n_valid=2, n_test=2, seed=0)
+    generate_reasoning(root, n_train=10, n_valid=2, n_test=2, seed=0, questions=6)
     return root
 
 

@@ -112,7 +112,9 @@ def test_data_vqa_command(tmp_path: Path) -> None:
         app, ["data", "vqa", str(tmp_path), "--train", "2", "--valid", "1", "--test", "1"]
     )
     assert result.exit_code == 0, result.output
-    assert len(pd.read_csv(tmp_path / "train.csv")) == 12
+    rows = pd.read_csv(tmp_path / "train.csv")
+    assert len(rows) == 2 * 36  # by default every question type about every colour, once
+    assert len(set(zip(rows["scene"], rows["question"], strict=True))) == 72
     assert len(list((tmp_path / "images").glob("*.png"))) == 4
     shutil.rmtree(tmp_path / "images")
 

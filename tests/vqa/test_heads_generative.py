@@ -115,7 +115,7 @@ def tiny_reasoning(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from plait.datasets.reasoning import generate_reasoning
 
     out = tmp_path_factory.mktemp("reasoning")
-    generate_reasoning(out, n_train=12, n_valid=3, n_test=3, seed=0)
+    generate_reasoning(out, n_train=12, n_valid=3, n_test=3, seed=0, questions=6)
     return out
 
 

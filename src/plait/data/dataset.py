@@ -88,6 +88,10 @@ class MultimodalDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def cells(self, name: str) -> list[Any]:
+        """The raw cells of modality `name`, one per sample (e.g. a picture's path)."""
+        return list(self._cells[name])
+
     @property
     def row_numbers(self) -> list[int]:
         """1-based file row number of each sample."""

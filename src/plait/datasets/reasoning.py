@@ -3,7 +3,8 @@ questions in plain English and answers from a fixed vocabulary.
 
 Every picture holds one object of each colour (`COLOURS`), each a circle or a square of
 the same size, placed without overlap and never on the picture's middle lines, so
-"left or right" is visible. Each scene gets `questions` questions, cycling through six
+"left or right" is visible. Each scene gets `questions` questions (default `QUESTIONS`,
+36: every type about every colour once; Sort-of-CLEVR asks 20), cycling through six
 types, three non-relational (about one object) and three relational (about an object
 and the others):
 
@@ -39,6 +40,7 @@ __all__ = [
     "COLUMNS",
     "IMAGE_SIZE",
     "NON_RELATIONAL",
+    "QUESTIONS",
     "QUESTION_TYPES",
     "RELATIONAL",
     "SHAPES",
@@ -59,6 +61,7 @@ COLUMNS: tuple[str, ...] = (
     "id", "image", "question", "answer", "question_type", "relation", "scene", "objects",
 )  # fmt: skip
 IMAGE_SIZE = 64
+QUESTIONS = len(QUESTION_TYPES) * len(COLOURS)  # 36: every (type, colour) pair once a scene
 EXTENT = 0.17  # object side, a fraction of the picture's side (about 11 px at 64 px)
 MIDDLE_GAP = 0.04  # no centre this close to a middle line: left / right is never a guess
 
@@ -79,7 +82,7 @@ def generate_reasoning(
     n_valid: int = 200,
     n_test: int = 200,
     seed: int = 0,
-    questions: int = 6,
+    questions: int = QUESTIONS,
     progress: bool = False,
 ) -> dict[str, Path]:
     """Write the data set into `out_dir`; return {split: manifest path}.
@@ -155,11 +158,17 @@ def _off_the_middle(
 
 
 def _questions(rng: np.random.Generator, count: int) -> list[tuple[str, str]]:
-    """(type, colour) of each question: types in turn from a random start, so every type
-    is asked equally often (to within one per scene); colours at random."""
+    """(type, colour) of each question: types in turn from a random start, and each type's
+    colours in a random order of its own, so the first 36 questions ask every (type,
+    colour) pair once (6 types x 6 colours), and fewer spread evenly over the types."""
     start = int(rng.integers(len(QUESTION_TYPES)))
-    kinds = [QUESTION_TYPES[(start + q) % len(QUESTION_TYPES)] for q in range(count)]
-    return [(kind, COLOURS[int(rng.integers(len(COLOURS)))]) for kind in kinds]
+    orders = {kind: rng.permutation(len(COLOURS)) for kind in QUESTION_TYPES}
+    asked = []
+    for q in range(count):
+        kind = QUESTION_TYPES[(start + q) % len(QUESTION_TYPES)]
+        turn = (q // len(QUESTION_TYPES)) % len(COLOURS)  # the how-many-th question of its type
+        asked.append((kind, COLOURS[int(orders[kind][turn])]))
+    return asked
 
 
 def question_text(kind: str, colour: str) -> str:

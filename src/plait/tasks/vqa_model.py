@@ -6,6 +6,14 @@ The context is a picture or a sound. A scratch CNN (`image_cnn`, `image_lenet`,
 pooling, so relational heads can see where things are; any other encoder (a hub tower,
 `audio_transformer`) gives its token states as a one-row map (B, D, 1, T). The question is
 any text encoder's token states and pooled vector.
+
+Each distinct context of a batch is encoded once (`vqa_dedup.distinct_rows`: exact, bit for
+bit) and its map indexed back to every row that asks about it, so k questions about one
+picture cost one CNN pass, not k. In eval mode the logits are those of encoding every row
+(to float rounding). In training, a BatchNorm in the context encoder then takes its batch
+statistics over the distinct contexts only (each picture counted once, not once per
+question), and a dropout mask on the map is shared by the rows of one context. With
+augmentation no two rows are identical and nothing changes.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from pydantic import ValidationError
 from torch import Tensor, nn
 
@@ -27,6 +36,7 @@ from plait.errors import ConfigError
 from plait.heads.vqa import VQA_HEADS, VqaHead, vqa_head_class
 from plait.heads.vqa.base import VqaHeadOptions
 from plait.heads.vqa.generative import GenerativeAnswerHead, GenerativeOptions
+from plait.tasks.vqa_dedup import distinct_rows
 
 
 def context_map(encoder: nn.Module, tensors: Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]:
@@ -61,9 +71,20 @@ class VqaModel(nn.Module):
         self, inputs: Mapping[str, Mapping[str, Tensor]]
     ) -> tuple[Tensor, Tensor | None, EncoderOutput]:
         """The context's map (B, C, H, W), its mask (or None) and the question's states."""
-        grid, grid_mask = context_map(self.encoders[self.context], inputs[self.context])
+        grid, grid_mask = self.context_map(inputs[self.context])
         words: EncoderOutput = self.encoders[self.question](**inputs[self.question])
         return grid, grid_mask, words
+
+    def context_map(self, tensors: Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """`context_map` over the distinct contexts of the batch, indexed back to its rows."""
+        encoder = self.encoders[self.context]
+        exporting = torch.jit.is_tracing() or torch.compiler.is_exporting()  # no data branches
+        found = None if exporting else distinct_rows(tensors)
+        if found is None:
+            return context_map(encoder, tensors)
+        first, inverse = found  # [U], [B]
+        grid, mask = context_map(encoder, {key: t[first] for key, t in tensors.items()})
+        return grid[inverse], None if mask is None else mask[inverse]  # [B, C, H, W], [B, H, W]
 
     def forward(self, inputs: Mapping[str, Mapping[str, Tensor]]) -> Tensor:
         grid, grid_mask, words = self.encode(inputs)

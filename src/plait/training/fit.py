@@ -42,7 +42,7 @@ from plait.data import LabelSpace, PreparedData, prepare_data
 from plait.errors import PlaitError, TrainingInterrupted
 from plait.threads import configure_threads
 from plait.training.checkpoint_io import AtomicCheckpointIO
-from plait.training.datamodule import PlaitDataModule
+from plait.training.datamodule import PlaitDataModule, question_groups
 from plait.training.frozen import restore_frozen
 from plait.training.frozen_cache import frozen_output_caches
 from plait.training.module import PlaitModule, TrainingModule
@@ -172,9 +172,8 @@ def fit(
     start = time.perf_counter()
     try:
         with _expected_warnings_silenced(), frozen_output_caches(model, config):
-            stopped_by = _fit_interruptibly(
-                trainer, module, PlaitDataModule(data, config.training), last, resume
-            )
+            datamodule = PlaitDataModule(data, config.training, *question_groups(config))
+            stopped_by = _fit_interruptibly(trainer, module, datamodule, last, resume)
     finally:
         if history is not None:
             _merge_history(run_dir, history)
