@@ -188,6 +188,8 @@ def main() -> None:
                         help="then this many more seeds for the best head (valid accuracy)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to test the script")
     parser.add_argument("--out", type=Path, default=RESULTS / "vqa.json")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the data and runs (metrics.csv per epoch) in this folder")  # fmt: skip
     args = parser.parse_args()
     heads = args.heads.split(",")
     unknown = sorted(set(heads) - set(HEADS))
@@ -198,11 +200,11 @@ def main() -> None:
 
     from plait.datasets.reasoning import generate_reasoning
 
-    work = Path(tempfile.mkdtemp(prefix="plait-vqabench-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="plait-vqabench-"))
     data = work / "reasoning"
     generate_reasoning(data, n_train=args.train, n_valid=args.valid, n_test=args.test, seed=0,
                        questions=args.questions)  # fmt: skip
-    settings = vars(args) | {"out": str(args.out), "machine": machine()}
+    settings = vars(args) | {"out": str(args.out), "keep": str(args.keep), "machine": machine()}
     rows: list[dict[str, Any]] = []
 
     def record(row: dict[str, Any]) -> None:
@@ -219,7 +221,8 @@ def main() -> None:
         best = max(rows, key=lambda r: r["valid_accuracy"])["head"]
         for seed in range(max(seeds) + 1, max(seeds) + 1 + args.best_seeds):
             record(run_row(data, work / "runs", best, seed, args))
-    shutil.rmtree(work, ignore_errors=True)  # the runs and data (the JSON keeps the numbers)
+    if args.keep is None:  # the runs and data (the JSON keeps the numbers)
+        shutil.rmtree(work, ignore_errors=True)
     print_table(rows)
 
 
