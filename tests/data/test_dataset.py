@@ -223,6 +223,21 @@ def test_samples_depend_only_on_seed_epoch_row(tmp_path, good_rows, make_config)
     assert torch.equal(view[2]["inputs"]["poster"]["pixel_values"], first)
 
 
+def test_rows_of_one_file_in_a_row_decode_it_once(tmp_path, good_rows, make_config):
+    rows = [dict(row, image=good_rows[0]["image"]) for row in good_rows[:4]]
+    config = make_config(_write(tmp_path, rows), data={"split": {"valid": 0.0, "test": 0.0}})
+    train = prepare_data(config).train  # augments: every row its own crop
+    processor = train.processors["poster"]
+    loads = []
+    plain = processor.load
+    processor.load = lambda value, base: loads.append(value) or plain(value, base)
+    samples = [train[i]["inputs"]["poster"]["pixel_values"] for i in range(len(train))]
+    assert len(loads) == 1  # one decode for four rows of the same picture
+    assert not torch.equal(samples[0], samples[1])  # each row still augmented on its own
+    fresh = MultimodalDataset(train.table, train.processors, rows=train.rows[1:2], train=True)
+    assert torch.equal(fresh[0]["inputs"]["poster"]["pixel_values"], samples[1])
+
+
 def test_epoch_sampler_order_and_ddp():
     sampler = EpochSampler(10, seed=3)
     sampler.set_epoch(2)

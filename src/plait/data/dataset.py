@@ -81,6 +81,7 @@ class MultimodalDataset(Dataset):
         self._cells = {
             name: table.frame[p.column].iloc[self.rows].tolist() for name, p in processors.items()
         }
+        self._last_load: dict[str, tuple[str, Any]] = {}  # modality -> (cell, raw load)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -111,7 +112,7 @@ class MultimodalDataset(Dataset):
                 inputs[name], presence[name] = processor.placeholder(), False
                 continue
             try:
-                raw = processor.load(value, self.table.base_dir)
+                raw = self._load(name, processor, value)
                 inputs[name] = processor.transform(raw, self.train, generator)
             except ValueError as exc:  # e.g. a file changed after validation
                 problem = RowProblem(
@@ -121,6 +122,20 @@ class MultimodalDataset(Dataset):
             presence[name] = True
         label = None if self.labels is None else self.labels[index]
         return {"id": self.ids[index], "inputs": inputs, "presence": presence, "label": label}
+
+    def _load(self, name: str, processor: Processor, value: Any) -> Any:
+        """The processor's raw load of a cell; a file cell the same as the previous sample's
+        is decoded once (rows of one picture come in a row under `vqa.group_questions`). The
+        transform, and any randomness of it, still runs for each row; loads do not modify
+        what they return."""
+        if not isinstance(value, str):
+            return processor.load(value, self.table.base_dir)
+        last = self._last_load.get(name)
+        if last is not None and last[0] == value:
+            return last[1]
+        raw = processor.load(value, self.table.base_dir)
+        self._last_load[name] = (value, raw)
+        return raw
 
     def collate(self, samples: list[Sample]) -> Batch:
         """Use as the DataLoader's `collate_fn`."""
