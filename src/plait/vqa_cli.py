@@ -114,7 +114,9 @@ class VqaData(str, Enum):
 
 
 def data_vqa_command(
-    out: Annotated[Path, typer.Argument(help="Output folder (manifests, pictures, README).")],
+    out: Annotated[
+        Path, typer.Argument(help="Output folder (manifests, pictures or sounds, README).")
+    ],
     kind: Annotated[
         VqaData,
         typer.Option(help="`reasoning`: pictures of coloured shapes; `tones`: tone sequences."),

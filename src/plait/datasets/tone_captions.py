@@ -30,6 +30,7 @@ __all__ = [
     "LENGTHS_S",
     "PITCHES_HZ",
     "SAMPLE_RATE",
+    "caption",
     "generate_tone_captions",
     "tone_audio",
     "tone_wav",

@@ -40,9 +40,13 @@ from plait.utils.progress import progress_bar
 __all__ = [
     "ANSWERS",
     "COLUMNS",
+    "MAX_TONES",
+    "MIN_TONES",
     "NON_RELATIONAL",
+    "POSITIONS",
     "QUESTION_TYPES",
     "RELATIONAL",
+    "Tone",
     "answer",
     "clip_tones",
     "generate_tone_questions",
@@ -75,7 +79,7 @@ _TEMPLATES = {
     "compare_length": "which is longer, the {a} tone or the {b} tone?",
     "same_pitch": "how many tones have the same pitch as the {a} tone, itself included?",
 }
-Question = tuple[str, int, int]  # (type, tone a, tone b): indices into the clip's tones
+_Question = tuple[str, int, int]  # (type, tone a, tone b): indices into the clip's tones
 
 
 def generate_tone_questions(
@@ -147,7 +151,7 @@ def position_name(index: int, count: int) -> str:
     return "last" if index == count - 1 else POSITIONS[index]
 
 
-def _questions(rng: np.random.Generator, tones: list[Tone], count: int) -> list[Question]:
+def _questions(rng: np.random.Generator, tones: list[Tone], count: int) -> list[_Question]:
     """(type, a, b) of each question: types in turn from a random start, so every type is
     asked equally often (to within one per clip); the tones asked about at random."""
     start = int(rng.integers(len(QUESTION_TYPES)))
