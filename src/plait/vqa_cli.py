@@ -134,8 +134,8 @@ def data_vqa_command(
     about their relations (higher/lower, which is longer, how many of the same pitch).
 
     Example: [bold]plait data vqa reasoning[/] writes reasoning/train.csv, valid.csv,
-    test.csv and reasoning/images/; [bold]plait data vqa tones --kind tones[/] writes
-    tones/train.csv, ... and tones/audio/.
+    test.csv and reasoning/images/; [bold]plait data vqa tone-questions --kind tones[/]
+    writes tone-questions/train.csv, ... and tone-questions/audio/.
     """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if kind is VqaData.reasoning:
