@@ -345,11 +345,18 @@ def _as_any_predictor(
     return model
 
 
+_USE_INSTEAD = {  # tasks whose models do not predict columns, and what they do instead
+    "vqa": "this is a question-answering model: use plait ask (model.ask(rows))",
+    "captioning": "this is a captioning model: use plait caption (model.caption(rows))",
+}
+
+
 def _as_predictor(model: Predictor | AlignedPredictor | str | Path) -> Predictor:
     """A supervised predictor; an aligned model is refused with what to use instead."""
     predictor = _as_any_predictor(model)
-    if getattr(predictor, "task", None) == "vqa":
-        raise PlaitError("this is a question-answering model: use plait ask (model.ask(rows))")
+    instead = _USE_INSTEAD.get(str(getattr(predictor, "task", "")))
+    if instead:
+        raise PlaitError(instead)
     if not isinstance(predictor, Predictor):
         raise PlaitError(
             "this is an aligned model (it embeds, it does not predict classes): use "

@@ -8,17 +8,13 @@ rows that could not be read exit 3 (their captions are empty, listed beside the 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-EXIT_ERROR = 2  # a PlaitError: nothing was written
-EXIT_SKIPPED = 3  # some rows could not be read: their captions are empty
-console = Console(stderr=True)
+from plait.utils.commands import EXIT_SKIPPED, console, run_command
 
 
 def caption_command(
@@ -61,10 +57,8 @@ def caption_command(
 
     Example: [bold]plait caption runs/captions/model a.png b.png --num-beams 3 -o caps.csv[/]
     """
-    from plait.errors import PlaitError
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+    def action() -> tuple[Any, Any]:
         from plait.api import caption
         from plait.tasks import load
 
@@ -75,9 +69,9 @@ def caption_command(
             do_sample=sample or None, top_k=top_k, top_p=top_p, temperature=temperature,
             no_repeat_ngram_size=no_repeat_ngram_size, seed=seed,
         )  # fmt: skip
-    except PlaitError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=EXIT_ERROR) from None
+        return predictor, frame
+
+    predictor, frame = run_command(action)
     console.print(f"wrote {len(frame)} captions to {escape(str(out))}", soft_wrap=True)
     report = getattr(predictor, "last_bad_rows", None)
     if report:

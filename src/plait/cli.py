@@ -5,7 +5,6 @@ Heavy imports (torch, Lightning) happen inside the commands so `plait --help` is
 
 from __future__ import annotations
 
-import logging
 import sys
 from enum import Enum
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from plait.utils.commands import EXIT_SKIPPED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,10 +45,6 @@ index_app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(index_app, name="index")
-
-
-EXIT_ERROR = 2  # a PlaitError: nothing (or nothing complete) was written
-EXIT_SKIPPED = 3  # the output was written, but some rows were skipped and listed
 
 
 class OnError(str, Enum):
@@ -95,26 +92,12 @@ def _print_table(table: Any) -> None:
     print_table(table)
 
 
-def _fail(exc: Exception) -> None:
-    # the message is plain text: a path like `scans[old]/x.png` must not be read as rich markup,
-    # and long paths must not be broken across lines
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-    raise typer.Exit(code=EXIT_ERROR)
-
-
 def _run(action):
-    """Run a command body; Plait's own errors print as one clear message, no traceback."""
-    from plait.errors import PlaitError
+    """Run a command body; Plait's own errors print as one clear message, no traceback
+    (`plait.utils.commands.run_command`, shared with the commands beside their packages)."""
+    from plait.utils.commands import run_command
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which CPU build it picked
-    try:
-        return action()
-    except PlaitError as exc:
-        _fail(exc)
-    except KeyboardInterrupt as exc:
-        console.print(f"[yellow]interrupted[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
+    return run_command(action)
 
 
 @app.command()

@@ -8,17 +8,13 @@ row with an empty answer and an `error`, and the command exits 3.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-EXIT_ERROR = 2  # a PlaitError: nothing was written
-EXIT_SKIPPED = 3  # some rows could not be sent: their answers are empty
-console = Console(stderr=True)
+from plait.utils.commands import EXIT_SKIPPED, console, run_command
 
 _BACKEND = "Large model"
 Model = Annotated[
@@ -138,7 +134,6 @@ def describe_command(
 
     Example: [bold]plait describe a.png b.png --model llava-hf/llava-interleave-qwen-0.5b-hf[/]
     """
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     def action() -> Any:
         from plait.vlm_api import describe
@@ -152,7 +147,7 @@ def describe_command(
                         max_new_tokens=max_new_tokens, id_column=id_column, out=out,
                         **options)  # fmt: skip
 
-    frame = _guarded(action)
+    frame = run_command(action)
     console.print(f"wrote {len(frame)} description(s) to {escape(str(out))}", soft_wrap=True)
     _exit_on_errors(frame)
 
@@ -200,7 +195,6 @@ def label_command(
 
     Example: [bold]plait label test.csv --classes cat,dog --model MODEL --compare runs/clip/model[/]
     """
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     def action() -> Any:
         from plait.vlm_api import label
@@ -215,7 +209,7 @@ def label_command(
                      template=template, prompt=prompt, id_column=id_column, compare=compare,
                      out=out, **options)  # fmt: skip
 
-    result = _guarded(action)
+    result = run_command(action)
     console.print(f"wrote {len(result.predictions)} label(s) to {escape(str(out))}", soft_wrap=True)
     if result.metrics is not None:
         _print_comparison(result.metrics, result.compare_metrics, compare)
@@ -236,16 +230,6 @@ def _class_names(classes: str | None, classes_file: Path | None) -> list[str]:
     except (OSError, UnicodeDecodeError) as error:
         raise PlaitError(f"--classes-file {classes_file}: cannot be read ({error})") from error
     return [line.strip() for line in lines if line.strip()]
-
-
-def _guarded(action: Any) -> Any:
-    from plait.errors import PlaitError
-
-    try:
-        return action()
-    except PlaitError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=EXIT_ERROR) from None
 
 
 def _exit_on_errors(frame: Any) -> None:

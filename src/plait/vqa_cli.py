@@ -1,4 +1,4 @@
-"""`plait ask MODEL FILE "question"` and `plait data vqa OUT`: the question-answering
+"""`plait ask MODEL FILE "question"` and `plait data vqa OUT [--kind tones]`: the question-answering
 commands, registered by `plait.cli`.
 
 Heavy imports (torch, the model) happen inside the commands so `plait --help` stays
@@ -9,6 +9,7 @@ rows that could not be read exit 3 (their answers are empty, listed beside the o
 from __future__ import annotations
 
 import logging
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -105,9 +106,22 @@ def _print_answers(frame: Any) -> None:
     print_table(table)
 
 
+class VqaData(str, Enum):
+    """What `plait data vqa` generates."""
+
+    reasoning = "reasoning"
+    tones = "tones"
+
+
 def data_vqa_command(
-    out: Annotated[Path, typer.Argument(help="Output folder (manifests, pictures, README).")],
-    train: Annotated[int, typer.Option(min=0, help="Training scenes (pictures).")] = 2000,
+    out: Annotated[
+        Path, typer.Argument(help="Output folder (manifests, pictures or sounds, README).")
+    ],
+    kind: Annotated[
+        VqaData,
+        typer.Option(help="`reasoning`: pictures of coloured shapes; `tones`: tone sequences."),
+    ] = VqaData.reasoning,
+    train: Annotated[int, typer.Option(min=0, help="Training scenes (pictures or sounds).")] = 2000,
     valid: Annotated[int, typer.Option(min=0, help="Validation scenes.")] = 200,
     test: Annotated[int, typer.Option(min=0, help="Test scenes.")] = 200,
     questions: Annotated[
@@ -116,19 +130,24 @@ def data_vqa_command(
     ] = 36,
     seed: Annotated[int, typer.Option(min=0, help="Same seed, same files.")] = 0,
 ) -> None:
-    """Generate the visual-reasoning data: pictures of six coloured shapes with questions
+    """Generate question-answering data: pictures of six coloured shapes with questions
     about one object (shape, left/right, top/bottom) and about its relations (closest,
-    furthest, how many of the same shape), and their answers.
+    furthest, how many of the same shape), and their answers; or, with --kind tones,
+    sounds of 2-4 tones with questions about one tone (pitch, short/long, how many) and
+    about their relations (higher/lower, which is longer, how many of the same pitch).
 
     Example: [bold]plait data vqa reasoning[/] writes reasoning/train.csv, valid.csv,
-    test.csv and reasoning/images/.
+    test.csv and reasoning/images/; [bold]plait data vqa tone-questions --kind tones[/]
+    writes tone-questions/train.csv, ... and tone-questions/audio/.
     """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from plait.datasets.reasoning import generate_reasoning
+    if kind is VqaData.reasoning:
+        from plait.datasets.reasoning import generate_reasoning as build
+    else:
+        from plait.datasets.tone_questions import generate_tone_questions as build
 
     try:
-        paths = generate_reasoning(out, train, valid, test, seed=seed, questions=questions,
-                                   progress=True)  # fmt: skip
+        paths = build(out, train, valid, test, seed=seed, questions=questions, progress=True)
     except (ValueError, OSError) as exc:
         raise _fail(str(exc)) from None
     for split, path in paths.items():

@@ -86,14 +86,7 @@ def test_padded_grid_cells_do_not_change_the_answer(head: VqaHead):
         torch.testing.assert_close(head(**changed), head(**batch))
 
 
-def test_a_padded_map_answers_as_it_would_alone(head: VqaHead, request: pytest.FixtureRequest):
-    if isinstance(head, vqa_head_class("fusion")):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="the fusion head pools the padded map into fixed bins: padding moves them",
-            )
-        )
+def test_a_padded_map_answers_as_it_would_alone(head: VqaHead):
     batch = inputs()
     alone = {
         "grid": batch["grid"][2:3, :, :, :3],  # type: ignore[index]

@@ -6,29 +6,14 @@ Heavy imports (torch, torch-pruning, ONNX Runtime) happen inside the command bod
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-console = Console(stderr=True)
-EXIT_ERROR = 2  # as plait.cli: a PlaitError, nothing (or nothing complete) written
-
-
-def _run(action: Callable[[], Any]) -> Any:
-    """Run a command body; Plait's own errors print as one line and exit 2."""
-    from plait.errors import PlaitError
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return action()
-    except PlaitError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=EXIT_ERROR) from None
+from plait.utils.commands import console
+from plait.utils.commands import run_command as _run
 
 
 def prune_command(

@@ -30,7 +30,10 @@ __all__ = [
     "LENGTHS_S",
     "PITCHES_HZ",
     "SAMPLE_RATE",
+    "caption",
     "generate_tone_captions",
+    "tone_audio",
+    "tone_wav",
 ]
 
 SAMPLE_RATE = 16_000
@@ -74,10 +77,8 @@ def generate_tone_captions(
         for i in range(int(n)):
             row_id = f"tones-{first_id + i:05d}"
             tones = _tones(row_rng(int(seed), split, i, _TONES), split)
-            wav = io.BytesIO()
-            samples = _audio(row_rng(int(seed), split, i, _AUDIO), tones)
-            sf.write(wav, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
-            (audio_dir / f"{row_id}.wav").write_bytes(wav.getvalue())
+            wav = tone_wav(row_rng(int(seed), split, i, _AUDIO), tones)
+            (audio_dir / f"{row_id}.wav").write_bytes(wav)
             text_rng = row_rng(int(seed), split, i, _TEXT)
             captions = [caption(text_rng, tones) for _ in range(REFERENCES + 1)]
             listed = ";".join(f"{length} {pitch}" for length, pitch in tones)
@@ -112,8 +113,18 @@ def caption(rng: np.random.Generator, tones: list[tuple[str, str]]) -> str:
     return f"{_NUMBERS[len(tones)]} tones: {listed}"
 
 
-def _audio(rng: np.random.Generator, tones: list[tuple[str, str]]) -> np.ndarray:
-    """int16 samples: the tones in order with short gaps, a little onset and noise."""
+def tone_wav(rng: np.random.Generator, tones: list[tuple[str, str]]) -> bytes:
+    """A 16 kHz mono 16-bit WAV file (its bytes) of `tone_audio(rng, tones)`; the tone
+    question builder shares it, so both data sets sound alike."""
+    wav = io.BytesIO()
+    sf.write(wav, tone_audio(rng, tones), SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return wav.getvalue()
+
+
+def tone_audio(rng: np.random.Generator, tones: list[tuple[str, str]]) -> np.ndarray:
+    """int16 samples: the (length, pitch) tones in order with short gaps, a little onset
+    and noise; the exact frequency and duration of each tone are drawn from `rng` within
+    its pitch band and length range."""
     pieces = [np.zeros(int(rng.uniform(0.01, 0.05) * SAMPLE_RATE))]
     for length, pitch in tones:
         seconds = rng.uniform(*LENGTHS_S[length])

@@ -6,16 +6,12 @@ A `PlaitError` prints one clear line and exits 2, as every `plait` command does.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-EXIT_ERROR = 2  # a PlaitError: nothing (or nothing complete) was written
-console = Console(stderr=True)
+from plait.utils.commands import console, run_command
 
 
 def export_command(
@@ -54,15 +50,13 @@ def export_command(
 
     Example: [bold]plait export runs/demo/model --format onnx --out runs/demo/onnx[/]
     """
-    from plait.errors import PlaitError
+    from plait.export.parity import Tolerance
+    from plait.export.report import parity_table
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+    def action() -> Any:
         from plait.export.api import export
-        from plait.export.parity import Tolerance
-        from plait.export.report import parity_table
 
-        result = export(
+        return export(
             model,
             out,
             format,
@@ -70,9 +64,8 @@ def export_command(
             exporter=exporter,
             tolerance=Tolerance(max_abs=max_abs, min_cosine=min_cosine),
         )
-    except PlaitError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=EXIT_ERROR) from None
+
+    result = run_command(action)
     from plait.utils.tables import print_table
 
     print_table(parity_table(result))

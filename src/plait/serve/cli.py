@@ -5,11 +5,12 @@ Registered in `plait.cli`; everything heavy is imported inside the command.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from plait.utils.commands import run_command
 
 
 def serve_command(
@@ -103,25 +104,7 @@ def serve_command(
         )
         uvicorn.Server(config).run()
 
-    _run(action)
-
-
-def _run(action: Callable[[], None]) -> None:
-    """As `plait.cli._run` (not imported: `plait.cli` imports this module): a
-    PlaitError prints one clear line and exits 2, no traceback."""
-    import logging
-
-    from rich.console import Console
-    from rich.markup import escape
-
-    from plait.errors import PlaitError
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        action()
-    except PlaitError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=2) from None
+    run_command(action)
 
 
 def _log_config() -> dict:

@@ -2,7 +2,9 @@
 
 The feature map is pooled to a small fixed grid (`pool_side` x `pool_side`, adaptive
 average) and flattened, so where things are survives (the Sort-of-CLEVR CNN+MLP flattens
-its whole map); `pool_side: 0` takes the global max instead. That vector and the pooled
+its whole map); `pool_side: 0` takes the global max instead. A right- or bottom-padded map
+(sounds of different lengths in one batch) is pooled over its real cells only, so a sound
+answers the same alone and in a batch. That vector and the pooled
 question meet in any fusion of the registry (`plait.fusion.FUSIONS`: concat, gated,
 cross_attention, ...), then an MLP gives the answer logits. Fusions that attend over
 positions (`cross_attention`, `attention`) also see every map cell and every word.
@@ -98,7 +100,9 @@ class FusionHead(VqaHead):
             filled = grid.masked_fill(~grid_mask.unsqueeze(1), lowest)
             return filled.flatten(2).amax(2)  # [B, C]
         side = self.pool_side
-        return nn.functional.adaptive_avg_pool2d(grid, (side, side)).flatten(1)  # [B, C*s*s]
+        if grid_mask is None or bool(grid_mask.all()):
+            return nn.functional.adaptive_avg_pool2d(grid, (side, side)).flatten(1)  # [B, C*s*s]
+        return pool_real_extent(grid, grid_mask, side)  # [B, C*s*s]
 
     def forward(
         self,
@@ -122,3 +126,21 @@ class FusionHead(VqaHead):
         fused = self.fusion(features, {CONTEXT: present, QUESTION: present})  # [B, D]
         logits: Tensor = self.mlp(fused)  # [B, A]
         return logits
+
+
+def pool_real_extent(grid: Tensor, grid_mask: Tensor, side: int) -> Tensor:
+    """grid [B, C, H, W] whose real cells are the top-left (h_b x w_b) block of each row's
+    mask [B, H, W] -> [B, C * side * side]: each row adaptive-average-pooled over its own
+    block, as it would be alone. Rows sharing an extent are pooled together (a batch of
+    clips has a few distinct lengths), so it costs a handful of pooling calls."""
+    heights = grid_mask.any(dim=2).sum(dim=1).clamp(min=1)  # [B] rows holding a real cell
+    widths = grid_mask.any(dim=1).sum(dim=1).clamp(min=1)  # [B] columns holding a real cell
+    extents, group = torch.unique(torch.stack([heights, widths], 1), dim=0, return_inverse=True)
+    pieces, order = [], []
+    for g, (height, width) in enumerate(extents.tolist()):
+        rows = (group == g).nonzero().squeeze(1)  # [b] the rows of this extent
+        cropped = grid[rows, :, :height, :width]  # [b, C, h, w]
+        pieces.append(nn.functional.adaptive_avg_pool2d(cropped, (side, side)).flatten(1))
+        order.append(rows)
+    pooled = torch.cat(pieces)  # [B, C*s*s], rows grouped by extent
+    return pooled[torch.argsort(torch.cat(order))]  # [B, C*s*s], rows in batch order
