@@ -125,9 +125,13 @@ def data_vqa_command(
     valid: Annotated[int, typer.Option(min=0, help="Validation scenes.")] = 200,
     test: Annotated[int, typer.Option(min=0, help="Test scenes.")] = 200,
     questions: Annotated[
-        int,
-        typer.Option(min=1, help="Questions per scene (36: every type about every colour once)."),
-    ] = 36,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Questions per scene (default: reasoning 36, every type about every colour "
+            "once; tones 6).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Same seed, same files.")] = 0,
 ) -> None:
     """Generate question-answering data: pictures of six coloured shapes with questions
@@ -147,7 +151,8 @@ def data_vqa_command(
         from plait.datasets.tone_questions import generate_tone_questions as build
 
     try:
-        paths = build(out, train, valid, test, seed=seed, questions=questions, progress=True)
+        asked = {} if questions is None else {"questions": questions}  # else the builder's
+        paths = build(out, train, valid, test, seed=seed, progress=True, **asked)
     except (ValueError, OSError) as exc:
         raise _fail(str(exc)) from None
     for split, path in paths.items():
