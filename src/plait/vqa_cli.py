@@ -8,23 +8,14 @@ rows that could not be read exit 3 (their answers are empty, listed beside the o
 
 from __future__ import annotations
 
-import logging
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-EXIT_ERROR = 2  # a PlaitError: nothing was written
-EXIT_SKIPPED = 3  # some rows could not be read: their answers are empty
-console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code=EXIT_ERROR)
+from plait.utils.commands import EXIT_SKIPPED, console, fail, run_command
 
 
 def ask_command(
@@ -60,12 +51,12 @@ def ask_command(
     """
     from plait.errors import PlaitError
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if data is None and (file is None or question is None):
-        raise _fail("give FILE and QUESTION, or --data TABLE")
+        fail("give FILE and QUESTION, or --data TABLE")
     if data is not None and (file is not None or question is not None):
-        raise _fail("give FILE and QUESTION, or --data TABLE, not both")
-    try:
+        fail("give FILE and QUESTION, or --data TABLE, not both")
+
+    def action() -> tuple[Any, Any]:
         from plait.api import ask
         from plait.tasks import load
 
@@ -73,13 +64,14 @@ def ask_command(
         if data is None:
             assert file is not None and question is not None
             if not file.is_file():
-                raise _fail(f"{file}: no such file")
+                raise PlaitError(f"{file}: no such file")
             frame = ask(predictor, [file], [question], output=out, top_k=top_k,
                         batch_size=batch_size)  # fmt: skip
         else:
             frame = ask(predictor, data=data, output=out, top_k=top_k, batch_size=batch_size)
-    except PlaitError as exc:
-        raise _fail(str(exc)) from None
+        return predictor, frame
+
+    predictor, frame = run_command(action)
     _print_answers(frame)
     if out is not None:
         console.print(f"wrote {len(frame)} answers to {escape(str(out))}", soft_wrap=True)
@@ -144,16 +136,20 @@ def data_vqa_command(
     test.csv and reasoning/images/; [bold]plait data vqa tone-questions --kind tones[/]
     writes tone-questions/train.csv, ... and tone-questions/audio/.
     """
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from plait.errors import PlaitError
+
     if kind is VqaData.reasoning:
         from plait.datasets.reasoning import generate_reasoning as build
     else:
         from plait.datasets.tone_questions import generate_tone_questions as build
 
-    try:
+    def action() -> dict[str, Path]:
         asked = {} if questions is None else {"questions": questions}  # else the builder's
-        paths = build(out, train, valid, test, seed=seed, progress=True, **asked)
-    except (ValueError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        try:
+            return build(out, train, valid, test, seed=seed, progress=True, **asked)
+        except (ValueError, OSError) as exc:
+            raise PlaitError(str(exc)) from None
+
+    paths = run_command(action)
     for split, path in paths.items():
         console.print(f"{split}: {path}")
