@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ import soundfile as sf
 from PIL import Image, ImageDraw
 
 from plait.utils.io import atomic_write_text
+from plait.utils.progress import progress_bar
 
 __all__ = [
     "AMBIGUITY",
@@ -53,6 +55,7 @@ __all__ = [
     "SPLIT_CODES",
     "check_counts",
     "csv_text",
+    "write_splits",
     "generate_demo",
     "label_factors",
     "noisy_pcm16",
@@ -439,6 +442,33 @@ def csv_text(columns: tuple[str, ...], rows: list[list[str]]) -> str:
     writer.writerow(columns)
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def write_splits(
+    out: Path,
+    sizes: dict[str, int],
+    columns: tuple[str, ...],
+    rows_of: Callable[[str, int, int], list[list[str]]],
+    *,
+    progress: bool,
+    description: str,
+) -> dict[str, Path]:
+    """The question builders' split loop: item `index` of each split gets a `number`
+    counted from 1 across the splits in order; `rows_of(split, index, number)` writes its
+    media and returns its manifest rows; each `<split>.csv` is written atomically once
+    its items exist. Returns {split: manifest path}."""
+    paths: dict[str, Path] = {}
+    first = 1
+    with progress_bar(progress, description, sum(sizes.values()), min_total=50) as advance:
+        for split, n in sizes.items():
+            rows: list[list[str]] = []
+            for i in range(int(n)):
+                rows.extend(rows_of(split, i, first + i))
+                advance()
+            paths[split] = out / f"{split}.csv"
+            atomic_write_text(paths[split], csv_text(columns, rows))
+            first += int(n)
+    return paths
 
 
 def _readme(n_train: int, n_test: int, seed: int, missing_rate: float) -> str:

@@ -30,10 +30,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from plait.datasets.demo import check_counts, csv_text, row_rng
+from plait.datasets.demo import check_counts, row_rng, write_splits
 from plait.datasets.scenes import COLOURS, Scene, SceneObject, place_box, render_scene
 from plait.utils.io import atomic_write_text
-from plait.utils.progress import progress_bar
 
 __all__ = [
     "ANSWERS",
@@ -102,27 +101,20 @@ def generate_reasoning(
     for stale in image_dir.glob("scene-*.png"):
         stale.unlink()
 
-    paths: dict[str, Path] = {}
-    first = 1
-    with progress_bar(progress, "drawing scenes", sum(sizes.values()), min_total=50) as advance:
-        for split, n in sizes.items():
-            rows: list[list[str]] = []
-            for i in range(int(n)):
-                scene_id = f"scene-{first + i:05d}"
-                scene = reasoning_scene(int(seed), split, i)
-                pixels = render_scene(row_rng(int(seed), split, i, _IMAGE), scene, IMAGE_SIZE)
-                Image.fromarray(pixels).save(image_dir / f"{scene_id}.png", optimize=False)
-                asked = _questions(row_rng(int(seed), split, i, _QUESTIONS), int(questions))
-                for q, (kind, colour) in enumerate(asked):
-                    family = "relational" if kind in RELATIONAL else "non-relational"
-                    rows.append([
-                        f"{scene_id}-q{q}", f"images/{scene_id}.png", question_text(kind, colour),
-                        answer(scene, kind, colour), kind, family, scene_id, scene.describe(),
-                    ])  # fmt: skip
-                advance()
-            paths[split] = out / f"{split}.csv"
-            atomic_write_text(paths[split], csv_text(COLUMNS, rows))
-            first += int(n)
+    def rows_of(split: str, i: int, number: int) -> list[list[str]]:
+        scene_id = f"scene-{number:05d}"
+        scene = reasoning_scene(int(seed), split, i)
+        pixels = render_scene(row_rng(int(seed), split, i, _IMAGE), scene, IMAGE_SIZE)
+        Image.fromarray(pixels).save(image_dir / f"{scene_id}.png", optimize=False)
+        asked = _questions(row_rng(int(seed), split, i, _QUESTIONS), int(questions))
+        return [
+            [f"{scene_id}-q{q}", f"images/{scene_id}.png", question_text(kind, colour),
+             answer(scene, kind, colour), kind, _family(kind), scene_id, scene.describe()]
+            for q, (kind, colour) in enumerate(asked)
+        ]  # fmt: skip
+
+    paths = write_splits(out, sizes, COLUMNS, rows_of, progress=progress,
+                         description="drawing scenes")  # fmt: skip
     atomic_write_text(out / "README.md", _readme(sizes, int(seed), int(questions)))
     return paths
 
@@ -197,9 +189,14 @@ def answer(scene: Scene, kind: str, colour: str) -> str:
     raise ValueError(f"unknown question type {kind!r}; types: {', '.join(QUESTION_TYPES)}")
 
 
+def _family(kind: str) -> str:
+    """The `relation` column of a question type."""
+    return "relational" if kind in RELATIONAL else "non-relational"
+
+
 def _readme(sizes: dict[str, int], seed: int, questions: int) -> str:
     counts = ", ".join(f"`n_{s}={n}`" for s, n in sizes.items())
-    kinds = "\n".join(f"| `{k}` | {'relational' if k in RELATIONAL else 'non-relational'} | "
+    kinds = "\n".join(f"| `{k}` | {_family(k)} | "
                       f"{_TEMPLATES[k].format('red')} |" for k in QUESTION_TYPES)  # fmt: skip
     return f"""# Plait visual reasoning scenes
 

@@ -32,10 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from plait.datasets.demo import check_counts, csv_text, row_rng
+from plait.datasets.demo import check_counts, row_rng, write_splits
 from plait.datasets.tone_captions import LENGTHS_S, PITCHES_HZ, SAMPLE_RATE, tone_wav
 from plait.utils.io import atomic_write_text
-from plait.utils.progress import progress_bar
 
 __all__ = [
     "ANSWERS",
@@ -107,29 +106,21 @@ def generate_tone_questions(
     for stale in audio_dir.glob("clip-*.wav"):
         stale.unlink()
 
-    paths: dict[str, Path] = {}
-    first = 1
-    with progress_bar(progress, "synthesising clips", sum(sizes.values()), min_total=50) as advance:
-        for split, n in sizes.items():
-            rows: list[list[str]] = []
-            for i in range(int(n)):
-                clip_id = f"clip-{first + i:05d}"
-                tones = clip_tones(int(seed), split, i)
-                wav = tone_wav(row_rng(int(seed), split, i, _AUDIO), tones)
-                (audio_dir / f"{clip_id}.wav").write_bytes(wav)  # manifests last, atomically
-                listed = ";".join(f"{length} {pitch}" for length, pitch in tones)
-                rng = row_rng(int(seed), split, i, _QUESTIONS)
-                for q, (kind, a, b) in enumerate(_questions(rng, tones, int(questions))):
-                    family = "relational" if kind in RELATIONAL else "non-relational"
-                    rows.append([
-                        f"{clip_id}-q{q}", f"audio/{clip_id}.wav",
-                        question_text(kind, len(tones), a, b), answer(tones, kind, a, b),
-                        kind, family, clip_id, listed,
-                    ])  # fmt: skip
-                advance()
-            paths[split] = out / f"{split}.csv"
-            atomic_write_text(paths[split], csv_text(COLUMNS, rows))
-            first += int(n)
+    def rows_of(split: str, i: int, number: int) -> list[list[str]]:
+        clip_id = f"clip-{number:05d}"
+        tones = clip_tones(int(seed), split, i)
+        wav = tone_wav(row_rng(int(seed), split, i, _AUDIO), tones)
+        (audio_dir / f"{clip_id}.wav").write_bytes(wav)  # manifests last, atomically
+        listed = ";".join(f"{length} {pitch}" for length, pitch in tones)
+        asked = _questions(row_rng(int(seed), split, i, _QUESTIONS), tones, int(questions))
+        return [
+            [f"{clip_id}-q{q}", f"audio/{clip_id}.wav", question_text(kind, len(tones), a, b),
+             answer(tones, kind, a, b), kind, _family(kind), clip_id, listed]
+            for q, (kind, a, b) in enumerate(asked)
+        ]  # fmt: skip
+
+    paths = write_splits(out, sizes, COLUMNS, rows_of, progress=progress,
+                         description="synthesising clips")  # fmt: skip
     atomic_write_text(out / "README.md", _readme(sizes, int(seed), int(questions)))
     return paths
 
@@ -208,12 +199,16 @@ def answer(tones: list[Tone], kind: str, a: int, b: int) -> str:
     raise ValueError(f"unknown question type {kind!r}; types: {', '.join(QUESTION_TYPES)}")
 
 
+def _family(kind: str) -> str:
+    """The `relation` column of a question type."""
+    return "relational" if kind in RELATIONAL else "non-relational"
+
+
 def _readme(sizes: dict[str, int], seed: int, questions: int) -> str:
     counts = ", ".join(f"`n_{s}={n}`" for s, n in sizes.items())
     example = [("short", "low"), ("long", "high"), ("short", "low")]
     kinds = "\n".join(
-        f"| `{k}` | {'relational' if k in RELATIONAL else 'non-relational'} | "
-        f"{question_text(k, 3, 0, 2)} | {answer(example, k, 0, 2)} |"
+        f"| `{k}` | {_family(k)} | {question_text(k, 3, 0, 2)} | {answer(example, k, 0, 2)} |"
         for k in QUESTION_TYPES
     )
     bands = ", ".join(f"{p} {lo:.0f}-{hi:.0f} Hz" for p, (lo, hi) in PITCHES_HZ.items())
