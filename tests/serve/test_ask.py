@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from tests.vqa.conftest import vqa_config
 
 import plait
 from plait.config import PlaitConfig
@@ -32,28 +33,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def answerer(scenes: Path, tmp_path_factory: pytest.TempPathFactory):
     """A tiny untrained question answerer, saved and loaded back as `plait serve` does."""
     out = tmp_path_factory.mktemp("ask-model")
-    raw = {
-        "name": "ask",
-        "output_dir": str(out),
-        "data": {"train": str(scenes / "train.csv"), "id": "id", "label": "answer"},
-        "modalities": {
-            "image": {
-                "kind": "image",
-                "column": "image",
-                "size": 32,
-                "augment": False,
-                "encoder": {"type": "image_cnn", "dim": 16, "layers": 2},
-            },
-            "question": {
-                "kind": "text",
-                "column": "question",
-                "max_length": 16,
-                "encoder": {"type": "text_gru", "dim": 16, "layers": 1},
-            },
-        },  # fmt: skip
-        "vqa": {"head": "fusion", "head_options": {"dim": 16, "hidden": 16, "pool_side": 2}},
-        "training": {"progress": False, "tensorboard": False, "threads": 1},
-    }
+    raw = vqa_config(scenes, out)
     torch.manual_seed(0)
     config = PlaitConfig.from_dict(raw)
     task = task_of(config)
